@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench lock clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH" >&2; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the project installed (.venv/bin/liquidity)
+
+run: setup  ## start the system on embedded defaults (SQLite, folders under var/)
+	$(BIN)/python -m liquidity_core.run_local
+
+test: setup  ## the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python -m bench
+
+lock:  ## regenerate the pinned lock from requirements.in
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

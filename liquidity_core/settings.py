@@ -1,0 +1,116 @@
+"""The one module that reads settings from the environment.
+
+``load_settings()`` returns a frozen :class:`Settings`; DAGs, the CLI and the web app take
+it as input. Nothing here does I/O at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+#: The repository root (the package is installed in editable mode from it).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings.
+
+    Attributes
+    ----------
+    database_url : str
+        SQLAlchemy URL of the liquidity database (``LIQUIDITY_DATABASE_URL``).
+    ingest_dir : Path
+        Folder where CSV drops land (``LIQUIDITY_INGEST_DIR``).
+    model_dir : Path
+        Shared model folder: ``versions/<v>/`` and ``current.json`` (``LIQUIDITY_MODEL_DIR``).
+    var_dir : Path
+        Root of the embedded defaults (``LIQUIDITY_VAR_DIR``).
+    cv_splits : int
+        Number of time-ordered CV folds in the grid search (``LIQUIDITY_CV_SPLITS``).
+    holdout_snapshots : int
+        Newest snapshots kept aside as the holdout (``LIQUIDITY_HOLDOUT_SNAPSHOTS``).
+    promotion_margin : float
+        Holdout R² by which a challenger must beat the champion (``LIQUIDITY_PROMOTION_MARGIN``).
+    max_train_rows_per_tree : int
+        ``max_samples`` cap for each forest tree (``LIQUIDITY_MAX_SAMPLES``).
+    n_jobs : int
+        Parallel jobs for training (``LIQUIDITY_N_JOBS``).
+    random_seed : int
+        Seed for every random choice in training (``LIQUIDITY_SEED``).
+    file_settle_seconds : float
+        A file modified more recently than this is still being written
+        (``LIQUIDITY_FILE_SETTLE_SECONDS``).
+    """
+
+    database_url: str
+    ingest_dir: Path
+    model_dir: Path
+    var_dir: Path
+    cv_splits: int = 3
+    holdout_snapshots: int = 3
+    promotion_margin: float = 0.0
+    max_train_rows_per_tree: int = 20_000
+    n_jobs: int = 2
+    random_seed: int = 42
+    file_settle_seconds: float = 5.0
+
+    def with_overrides(self, **changes) -> Settings:
+        """Return a copy with some fields changed (used by tests and the CLI)."""
+        return replace(self, **changes)
+
+
+_ENV_NAMES = {
+    "cv_splits": ("LIQUIDITY_CV_SPLITS", int),
+    "holdout_snapshots": ("LIQUIDITY_HOLDOUT_SNAPSHOTS", int),
+    "promotion_margin": ("LIQUIDITY_PROMOTION_MARGIN", float),
+    "max_train_rows_per_tree": ("LIQUIDITY_MAX_SAMPLES", int),
+    "n_jobs": ("LIQUIDITY_N_JOBS", int),
+    "random_seed": ("LIQUIDITY_SEED", int),
+    "file_settle_seconds": ("LIQUIDITY_FILE_SETTLE_SECONDS", float),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: ``os.environ``).
+
+    Parameters
+    ----------
+    env : mapping, default=None
+        Environment to read; ``None`` means the process environment.
+
+    Returns
+    -------
+    Settings
+
+    Raises
+    ------
+    ConfigError
+        When a numeric setting does not parse; the message names the variable.
+    """
+    env = os.environ if env is None else env
+    var_dir = Path(env.get("LIQUIDITY_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+    database_url = env.get("LIQUIDITY_DATABASE_URL") or f"sqlite:///{var_dir / 'liquidity.db'}"
+    values: dict = {}
+    defaults = {f.name: f.default for f in fields(Settings)}
+    for name, (var, kind) in _ENV_NAMES.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            values[name] = defaults[name]
+            continue
+        try:
+            values[name] = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+    return Settings(
+        database_url=database_url,
+        ingest_dir=Path(env.get("LIQUIDITY_INGEST_DIR") or var_dir / "ingest").resolve(),
+        model_dir=Path(env.get("LIQUIDITY_MODEL_DIR") or var_dir / "models").resolve(),
+        var_dir=var_dir,
+        **values,
+    )
