@@ -8,8 +8,13 @@ PostgreSQL half is skipped; ``.ci/run`` always sets it.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -82,3 +87,96 @@ def sample_files():
     files = sorted(SHARED_DATA.glob("*.csv"))
     assert files, f"no sample CSVs found in {SHARED_DATA}"
     return files
+
+
+# --- Airflow: run DAGs for real -------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class DagRunResult:
+    """The outcome of one ``dag.test()`` run."""
+
+    state: str
+    tasks: dict
+    log: str
+
+
+def airflow_env(home: Path, settings=None) -> dict:
+    """Environment for an Airflow process with its own home and this repo's DAGs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIQUIDITY_"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
+    )
+    if settings is not None:
+        env.update(
+            LIQUIDITY_DATABASE_URL=settings.database_url,
+            LIQUIDITY_INGEST_DIR=str(settings.ingest_dir),
+            LIQUIDITY_MODEL_DIR=str(settings.model_dir),
+            LIQUIDITY_VAR_DIR=str(settings.var_dir),
+            LIQUIDITY_FILE_SETTLE_SECONDS=str(settings.file_settle_seconds),
+            LIQUIDITY_N_JOBS=str(settings.n_jobs),
+            LIQUIDITY_CV_SPLITS=str(settings.cv_splits),
+            LIQUIDITY_HOLDOUT_SNAPSHOTS=str(settings.holdout_snapshots),
+            LIQUIDITY_PROMOTION_MARGIN=str(settings.promotion_margin),
+            LIQUIDITY_MAX_SAMPLES=str(settings.max_train_rows_per_tree),
+            LIQUIDITY_SEED=str(settings.random_seed),
+        )
+    return env
+
+
+@pytest.fixture(scope="session")
+def airflow_home_template(tmp_path_factory):
+    """An AIRFLOW_HOME whose metadata DB was migrated once (``airflow db migrate``)."""
+    home = tmp_path_factory.mktemp("airflow_template")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=airflow_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return home
+
+
+@pytest.fixture
+def airflow_home(airflow_home_template, tmp_path):
+    """A per-test copy of the migrated AIRFLOW_HOME."""
+    home = tmp_path / "airflow"
+    shutil.copytree(airflow_home_template, home)
+    return home
+
+
+@pytest.fixture
+def run_dag(airflow_home):
+    """Run a DAG of ``dags/`` with ``dag.test()`` against ``settings``; returns DagRunResult."""
+
+    def run(dag_id: str, settings, conf: dict | None = None, timeout: float = 600) -> DagRunResult:
+        cmd = [sys.executable, str(REPO / "tests" / "dag_runner.py"), dag_id]
+        if conf is not None:
+            cmd.append(json.dumps(conf))
+        proc = subprocess.run(
+            cmd,
+            env=airflow_env(airflow_home, settings),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(airflow_home),
+        )
+        log = proc.stdout + proc.stderr
+        marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAG_RESULT ")]
+        if not marker:
+            raise AssertionError(
+                f"dag {dag_id} did not finish (exit {proc.returncode}):\n{log[-6000:]}"
+            )
+        outcome = json.loads(marker[-1][len("DAG_RESULT "):])
+        return DagRunResult(state=outcome["state"], tasks=outcome["tasks"], log=log)
+
+    return run
