@@ -1,0 +1,176 @@
+"""``make run``: the whole system on one machine with embedded defaults.
+
+Starts ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer; SQLite
+metadata under ``var/airflow``) with this repo's ``dags/`` and ``plugins/``, the web app
+under gunicorn, drops demo data into the ingest folder, triggers one retrain once the
+drops are loaded, and prints the URLs and the Airflow login. Ctrl-C (SIGINT) or SIGTERM
+stops every process it started.
+
+Ports: ``LIQUIDITY_AIRFLOW_PORT`` (default 8080), ``LIQUIDITY_WEB_PORT`` (default 8000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from . import db
+from .settings import PROJECT_ROOT, Settings, load_settings
+
+BIN = Path(sys.executable).parent
+
+
+def _say(message: str) -> None:
+    print(f"[make run] {message}", flush=True)
+
+
+def airflow_environment(settings: Settings, port: int) -> dict:
+    """Environment for ``airflow standalone`` serving this repo's DAGs and plugins."""
+    home = settings.var_dir / "airflow"
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="15",
+        AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="15",
+        LIQUIDITY_DATABASE_URL=settings.database_url,
+        LIQUIDITY_INGEST_DIR=str(settings.ingest_dir),
+        LIQUIDITY_MODEL_DIR=str(settings.model_dir),
+        LIQUIDITY_VAR_DIR=str(settings.var_dir),
+    )
+    return env
+
+
+def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+    return subprocess.Popen(
+        cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _rows_loaded(settings: Settings) -> int:
+    import sqlalchemy as sa
+
+    with db.transaction(db.get_engine(settings.database_url)) as conn:
+        return conn.execute(sa.text("SELECT COUNT(*) FROM market_snapshots")).scalar_one()
+
+
+def stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
+    """Interrupt each process group, then terminate and kill what is still running."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        alive = [p for p in processes if p.poll() is None]
+        if not alive:
+            return
+        for p in alive:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(p.poll() is None for p in alive):
+            time.sleep(0.2)
+
+
+def main() -> int:
+    settings = load_settings()
+    airflow_port = int(os.environ.get("LIQUIDITY_AIRFLOW_PORT", "8080"))
+    web_port = int(os.environ.get("LIQUIDITY_WEB_PORT", "8000"))
+    logs = settings.var_dir / "logs"
+    for folder in (settings.ingest_dir, settings.model_dir, logs):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    applied = db.upgrade(db.get_engine(settings.database_url))
+    _say(f"database {settings.database_url}: applied {', '.join(applied) or 'nothing new'}")
+
+    env = airflow_environment(settings, airflow_port)
+    processes = [
+        _start([str(BIN / "airflow"), "standalone"], env, logs / "airflow.log"),
+        _start(
+            [
+                str(BIN / "gunicorn"),
+                "--bind", f"127.0.0.1:{web_port}",
+                "--workers", "2",
+                "--access-logfile", "-",
+                "webapp:create_app()",
+            ],
+            env,
+            logs / "webapp.log",
+        ),
+    ]
+
+    stopping = False
+
+    def _on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    try:
+        if _rows_loaded(settings) == 0 and not any(settings.ingest_dir.glob("*.csv")):
+            from .demo import write_demo_drops
+
+            files = write_demo_drops(settings.ingest_dir, coins=60, snapshots=60, seed=7,
+                                     start="2024-01-01")
+            _say(f"dropped {len(files)} demo CSV files into {settings.ingest_dir}")
+
+        home = settings.var_dir / "airflow"
+        password_file = home / "simple_auth_manager_passwords.json.generated"
+        triggered = False
+        announced = False
+        return_code = 0
+        while not stopping:
+            if any(p.poll() is not None for p in processes):
+                _say(f"a component exited; see {logs}/ — stopping")
+                return_code = 1
+                break
+            if not announced and _http_ok(f"http://127.0.0.1:{airflow_port}/api/v2/version"):
+                login = "see " + str(password_file)
+                if password_file.exists():
+                    users = json.loads(password_file.read_text())
+                    login = ", ".join(f"user {u} / password {p}" for u, p in users.items())
+                _say(f"Airflow UI:  http://127.0.0.1:{airflow_port}  ({login})")
+                _say(f"Web app:     http://127.0.0.1:{web_port}  (models: /models, API: /api/v1)")
+                _say(f"Drop CSVs into {settings.ingest_dir}; logs in {logs}/; Ctrl-C stops.")
+                announced = True
+            pending = any(settings.ingest_dir.glob("*.csv"))
+            if announced and not triggered and not pending and _rows_loaded(settings) > 0:
+                subprocess.run(
+                    [str(BIN / "airflow"), "dags", "trigger", "liquidity_retrain"],
+                    env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+                _say("market data loaded; triggered one liquidity_retrain run")
+                triggered = True
+            time.sleep(2)
+    finally:
+        _say("stopping…")
+        stop(processes)
+        _say("stopped")
+    return return_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
