@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from .conftest import REPO, airflow_env
+from conftest import REPO, airflow_env
 
 EXPECTED = {
     "liquidity_ingest": "dags/liquidity_ingest.py",
