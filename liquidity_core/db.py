@@ -35,7 +35,8 @@ _DIALECT_TOKENS = {
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
-def _host_of(url: str) -> str:
+def describe_url(url: str) -> str:
+    """Where a database URL points, without user or password (for messages)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return f"sqlite file {parsed.database or ':memory:'}"
@@ -91,7 +92,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     except sa.exc.OperationalError as exc:
         if _is_connection_error(exc):
             raise DatabaseUnavailable(
-                f"cannot reach the database at {_host_of(str(engine.url))}: "
+                f"cannot reach the database at {describe_url(str(engine.url))}: "
                 f"{str(exc.orig).strip().splitlines()[0]}"
             ) from None
         raise
@@ -199,6 +200,6 @@ def require_schema(engine: Engine) -> None:
         inspector = sa.inspect(conn)
         if not inspector.has_table("market_snapshots"):
             raise LiquidityError(
-                f"the database at {_host_of(str(engine.url))} has no schema: "
+                f"the database at {describe_url(str(engine.url))} has no schema: "
                 "run `liquidity db upgrade` first"
             )
