@@ -77,6 +77,15 @@ def _rows_loaded(settings: Settings) -> int:
         return conn.execute(sa.text("SELECT COUNT(*) FROM market_snapshots")).scalar_one()
 
 
+def _trigger(dag_id: str, env: dict) -> bool:
+    """Trigger one run of ``dag_id``; False while the DAG is not parsed yet."""
+    proc = subprocess.run(
+        [str(BIN / "airflow"), "dags", "trigger", dag_id],
+        env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return proc.returncode == 0
+
+
 def stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
     """Interrupt each process group, then terminate and kill what is still running."""
     for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
@@ -139,15 +148,14 @@ def main() -> int:
 
         home = settings.var_dir / "airflow"
         password_file = home / "simple_auth_manager_passwords.json.generated"
-        triggered = False
-        announced = False
+        ingest_triggered = retrain_triggered = announced = False
         return_code = 0
         while not stopping:
             if any(p.poll() is not None for p in processes):
                 _say(f"a component exited; see {logs}/ — stopping")
                 return_code = 1
                 break
-            if not announced and _http_ok(f"http://127.0.0.1:{airflow_port}/api/v2/version"):
+            if not announced and _http_ok(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health"):
                 login = "see " + str(password_file)
                 if password_file.exists():
                     users = json.loads(password_file.read_text())
@@ -156,14 +164,14 @@ def main() -> int:
                 _say(f"Web app:     http://127.0.0.1:{web_port}  (models: /models, API: /api/v1)")
                 _say(f"Drop CSVs into {settings.ingest_dir}; logs in {logs}/; Ctrl-C stops.")
                 announced = True
-            pending = any(settings.ingest_dir.glob("*.csv"))
-            if announced and not triggered and not pending and _rows_loaded(settings) > 0:
-                subprocess.run(
-                    [str(BIN / "airflow"), "dags", "trigger", "liquidity_retrain"],
-                    env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
-                _say("market data loaded; triggered one liquidity_retrain run")
-                triggered = True
+            if announced and not ingest_triggered:
+                # The ingest DAG also runs every few minutes; trigger it now to start at once.
+                ingest_triggered = _trigger("liquidity_ingest", env)
+            drops_loaded = not any(settings.ingest_dir.glob("*.csv")) and _rows_loaded(settings)
+            if ingest_triggered and not retrain_triggered and drops_loaded:
+                retrain_triggered = _trigger("liquidity_retrain", env)
+                if retrain_triggered:
+                    _say("market data loaded; triggered one liquidity_retrain run")
             time.sleep(2)
     finally:
         _say("stopping…")
