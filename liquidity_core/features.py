@@ -1,0 +1,230 @@
+"""Leak-free features and the forecast target for a panel of market snapshots.
+
+The target of a row (coin *c*, snapshot *t*) is the log turnover
+(``log(volume_24h / market_cap)``) of coin *c* at the next distinct snapshot time of the
+panel, NaN when the coin is absent there. Every feature of that row uses only what was
+known at *t* and before: the row itself, the coin's earlier rows, and the other coins at
+the same snapshot (for the market-cap rank). Everything is vectorized over the whole
+panel (no per-coin Python loops), so a 1,000,000-row panel takes seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+#: Columns every panel must have (see ``snapshots.load_snapshots``).
+PANEL_COLUMNS = (
+    "coin_id",
+    "snapshot_ts",
+    "price",
+    "change_1h",
+    "change_24h",
+    "change_7d",
+    "volume_24h",
+    "market_cap",
+)
+
+#: Windows (in the coin's own snapshots, current one included) of the mean log turnover.
+MEAN_WINDOWS = (3, 7, 30)
+#: Window of the return volatility (standard deviation of log price changes).
+VOL_WINDOW = 7
+#: The most history any feature looks at; predicting needs this many past rows per coin.
+HISTORY_ROWS = max(*MEAN_WINDOWS, VOL_WINDOW + 1)
+
+#: Turnover below this is floored before the log, so a zero volume stays finite.
+TURNOVER_FLOOR = 1e-9
+
+BASE_FEATURES = [
+    "log_price",
+    "change_1h",
+    "change_24h",
+    "change_7d",
+    "log_volume",
+    "log_market_cap",
+    "log_turnover",
+    "log_turnover_diff",
+    *[f"log_turnover_mean_{w}" for w in MEAN_WINDOWS],
+    "return_1",
+    f"volatility_{VOL_WINDOW}",
+    "mcap_rank",
+    "snapshots_seen",
+]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The output of :func:`build_features`; unpacks as ``X, y, meta``.
+
+    Attributes
+    ----------
+    X : pandas.DataFrame
+        One row per panel row, columns ``feature_names``.
+    y : pandas.Series
+        Target: log turnover at the coin's next panel snapshot (NaN when absent).
+    meta : pandas.DataFrame
+        Aligned with ``X``: ``coin_id``, ``symbol``, ``coin_name``, ``snapshot_ts``,
+        ``t`` (integer code of the snapshot time, 0 = oldest) and ``target_ts``.
+    """
+
+    X: pd.DataFrame
+    y: pd.Series
+    meta: pd.DataFrame
+
+    def __iter__(self):
+        return iter((self.X, self.y, self.meta))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.X.columns)
+
+
+def log_turnover(volume, market_cap) -> np.ndarray:
+    """``log(volume / market_cap)`` with a floor; NaN where the market cap is not positive."""
+    volume = np.asarray(volume, dtype=float)
+    market_cap = np.asarray(market_cap, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        turnover = np.where(market_cap > 0, volume / market_cap, np.nan)
+        return np.log(np.maximum(turnover, TURNOVER_FLOOR))
+
+
+def _safe_log(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log(values), np.nan)
+
+
+def _window_sums(values: np.ndarray, pos: np.ndarray, window: int):
+    """Sum, sum of squares and count of the finite values among each row's last ``window``
+    rows of the same coin (the row itself included). Rows are sorted by coin, then time;
+    ``pos`` is the row's position within its coin."""
+    finite = np.isfinite(values)
+    v = np.where(finite, values, 0.0)
+    zero = np.zeros(1)
+    cs = np.concatenate([zero, np.cumsum(v)])
+    cs2 = np.concatenate([zero, np.cumsum(v * v)])
+    cn = np.concatenate([zero, np.cumsum(finite)])
+    idx = np.arange(len(values))
+    lo = idx + 1 - np.minimum(window, pos + 1)
+    hi = idx + 1
+    return cs[hi] - cs[lo], cs2[hi] - cs2[lo], cn[hi] - cn[lo]
+
+
+def build_features(panel: pd.DataFrame) -> FeatureSet:
+    """Compute features and target for every row of a snapshot panel.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Canonical snapshot rows (as returned by ``snapshots.load_snapshots``): at least
+        ``coin_id``, ``snapshot_ts``, ``price``, ``change_1h``, ``change_24h``,
+        ``change_7d``, ``volume_24h``, ``market_cap``; optional ``symbol``,
+        ``coin_name`` and extra numeric ``x_*`` columns, which become features as they are.
+        Any row order; one row per (coin_id, snapshot_ts).
+
+    Returns
+    -------
+    FeatureSet
+        ``X, y, meta = build_features(panel)``; rows sorted by (snapshot_ts, coin_id).
+
+    Raises
+    ------
+    InputError
+        When a required column is missing or a (coin_id, snapshot_ts) pair repeats.
+
+    Notes
+    -----
+    History windows count the coin's own snapshots (the current one included), so a coin
+    missing from some snapshots uses its most recent rows. Missing history is NaN.
+    """
+    missing = [c for c in PANEL_COLUMNS if c not in panel.columns]
+    if missing:
+        raise InputError(f"panel lacks column(s) {missing}; it has {list(panel.columns)}")
+    extras = sorted(c for c in panel.columns if c.startswith("x_"))
+    keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in panel.columns], *extras]
+    df = panel[keep].copy()
+    df["snapshot_ts"] = pd.to_datetime(df["snapshot_ts"], utc=True)
+    t_code, times = pd.factorize(df["snapshot_ts"], sort=True)
+    times = pd.DatetimeIndex(times)
+    df["t"] = t_code
+    # Work in coin-then-time order for the per-coin windows.
+    df = df.sort_values(["coin_id", "t"], kind="mergesort").reset_index(drop=True)
+    coin = df["coin_id"].to_numpy()
+    t = df["t"].to_numpy()
+    new_coin = np.ones(len(df), dtype=bool)
+    new_coin[1:] = coin[1:] != coin[:-1]
+    if len(df) > 1 and np.any((~new_coin[1:]) & (t[1:] == t[:-1])):
+        dup = np.flatnonzero((~new_coin[1:]) & (t[1:] == t[:-1]))[0] + 1
+        raise InputError(
+            f"panel has more than one row for coin_id={coin[dup]!r} at snapshot_ts={times[t[dup]]}"
+        )
+    start = np.maximum.accumulate(np.where(new_coin, np.arange(len(df)), 0))
+    pos = np.arange(len(df)) - start
+
+    lt = log_turnover(df["volume_24h"], df["market_cap"])
+    log_price = _safe_log(df["price"])
+    prev_lt = np.where(new_coin, np.nan, np.roll(lt, 1))
+    prev_lp = np.where(new_coin, np.nan, np.roll(log_price, 1))
+    ret = log_price - prev_lp
+
+    feats = {
+        "log_price": log_price,
+        "change_1h": df["change_1h"].to_numpy(dtype=float),
+        "change_24h": df["change_24h"].to_numpy(dtype=float),
+        "change_7d": df["change_7d"].to_numpy(dtype=float),
+        "log_volume": _safe_log(df["volume_24h"]),
+        "log_market_cap": _safe_log(df["market_cap"]),
+        "log_turnover": lt,
+        "log_turnover_diff": lt - prev_lt,
+    }
+    for w in MEAN_WINDOWS:
+        s, _s2, n = _window_sums(lt, pos, w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            feats[f"log_turnover_mean_{w}"] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    feats["return_1"] = ret
+    s, s2, n = _window_sums(ret, pos, VOL_WINDOW)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s * s / np.maximum(n, 1)) / np.maximum(n - 1, 1)
+    feats[f"volatility_{VOL_WINDOW}"] = np.where(n >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    feats["snapshots_seen"] = (pos + 1).astype(float)
+
+    # Target: the same coin's log turnover at the next distinct panel time.
+    next_same_coin = np.zeros(len(df), dtype=bool)
+    next_same_coin[:-1] = ~new_coin[1:]
+    next_t = np.roll(t, -1)
+    has_next = next_same_coin & (next_t == t + 1)
+    y = np.where(has_next, np.roll(lt, -1), np.nan)
+
+    out = pd.DataFrame(feats)
+    # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
+    out["mcap_rank"] = (
+        pd.Series(df["market_cap"].to_numpy(dtype=float))
+        .groupby(t)
+        .rank(ascending=False, method="min")
+        .to_numpy()
+    )
+    for c in extras:
+        out[c] = pd.to_numeric(df[c], errors="coerce").astype(float).to_numpy()
+    out = out[[*BASE_FEATURES, *extras]]
+
+    meta = pd.DataFrame(
+        {
+            "coin_id": df["coin_id"].to_numpy(),
+            "symbol": df["symbol"].to_numpy() if "symbol" in df else None,
+            "coin_name": df["coin_name"].to_numpy() if "coin_name" in df else None,
+            "snapshot_ts": times.take(t),
+            "t": t,
+        }
+    )
+    nxt = times.take(np.minimum(t + 1, max(len(times) - 1, 0))) if len(df) else times
+    meta["target_ts"] = pd.Series(nxt).where(pd.Series(has_next))
+    # Back to time-then-coin order, the order of load_snapshots.
+    order = np.argsort(t, kind="stable")
+    out = out.iloc[order].reset_index(drop=True)
+    meta = meta.iloc[order].reset_index(drop=True)
+    y = pd.Series(y[order], name="target_log_turnover")
+    return FeatureSet(out, y, meta)
