@@ -38,7 +38,7 @@ class PanelTimeSeriesSplit:
     >>> import numpy as np
     >>> times = np.repeat(np.arange(6), 2)  # 6 snapshots of 2 coins
     >>> for train, test in PanelTimeSeriesSplit(n_splits=2, gap=1).split(times, groups=times):
-    ...     print(sorted(set(times[train])), sorted(set(times[test])))
+    ...     print(sorted(set(times[train].tolist())), sorted(set(times[test].tolist())))
     [0] [2, 3]
     [0, 1, 2] [4, 5]
     """
