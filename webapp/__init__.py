@@ -1,0 +1,76 @@
+"""The liquidity web app: a prediction form, the model history and a JSON API.
+
+``create_app()`` builds the Flask app from :func:`liquidity_core.settings.load_settings`;
+gunicorn serves it as ``gunicorn 'webapp:create_app()'``. The app only reads: models from
+``MODEL_DIR`` (hot-reloaded by :class:`liquidity_core.serving.ModelHolder`) and the
+database through ``liquidity_core``; it never writes either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from liquidity_core.settings import Settings, load_settings
+
+#: Defaults; each can be overridden with an environment variable
+#: ``LIQUIDITY_WEB_<NAME>`` (JSON-parsed, e.g. ``LIQUIDITY_WEB_MAX_BATCH_ROWS=2000``) or by
+#: ``test_config``.
+DEFAULTS: dict[str, Any] = {
+    # Largest request body accepted, in bytes; bigger bodies get a 413 JSON error.
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    # Most rows one POST /api/v1/predict may carry.
+    "MAX_BATCH_ROWS": 5000,
+    # Seconds between two cheap stat() checks of MODEL_DIR/current.json.
+    "MODEL_CHECK_INTERVAL": 2.0,
+    # Seconds before a pointer that failed to load is tried again unchanged.
+    "MODEL_RETRY_INTERVAL": 30.0,
+    # Form fields are short; no page needs more than this many of them.
+    "MAX_FORM_PARTS": 100,
+    "JSON_SORT_KEYS": False,
+}
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the web app.
+
+    Parameters
+    ----------
+    test_config : mapping, default=None
+        Config values that override the defaults and the environment. The key
+        ``SETTINGS`` may hold a :class:`~liquidity_core.settings.Settings` to use
+        instead of ``load_settings()``.
+
+    Returns
+    -------
+    flask.Flask
+    """
+    from liquidity_core.serving import ModelHolder
+
+    from . import api, errors, views
+
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env(prefix="LIQUIDITY_WEB")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    settings: Settings = app.config.get("SETTINGS") or load_settings()
+    app.config["SETTINGS"] = settings
+    app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
+    app.json.sort_keys = bool(app.config["JSON_SORT_KEYS"])
+
+    app.extensions["liquidity_models"] = ModelHolder(
+        settings,
+        check_interval=float(app.config["MODEL_CHECK_INTERVAL"]),
+        retry_interval=float(app.config["MODEL_RETRY_INTERVAL"]),
+    )
+
+    errors.init_app(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO)
+    return app

@@ -1,0 +1,211 @@
+"""The JSON API (``/api/v1``) and the health probes.
+
+Each route checks the request's shape (JSON, size, row count, JSON types), then calls
+one ``liquidity_core`` function. Row contents (required fields, numbers, signs,
+finiteness) are checked by ``liquidity_core`` itself, whose field errors come back as
+a 422 naming each field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from liquidity_core import db
+
+from .errors import ApiError
+from .openapi import openapi_document
+
+bp = Blueprint("api", __name__)
+
+#: Most keys one input row may have (the formats need about ten).
+MAX_FIELDS_PER_ROW = 64
+
+
+def model_holder():
+    """The app's :class:`~liquidity_core.serving.ModelHolder`."""
+    return current_app.extensions["liquidity_models"]
+
+
+def app_settings():
+    """The app's :class:`~liquidity_core.settings.Settings`."""
+    return current_app.config["SETTINGS"]
+
+
+def app_engine():
+    """The shared engine for the app's database (read only)."""
+    return db.get_engine(app_settings().database_url)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with dates as ISO 8601, numpy scalars as Python and NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return jsonable(value.item())
+    return str(value)
+
+
+def _body_error(status: int, code: str, problem: str, *, index: int | None = None) -> ApiError:
+    item = {"field": "body", "problem": problem}
+    if index is not None:
+        item = {"index": index, **item}
+    return ApiError(status, code, f"request body {problem}", [item])
+
+
+def read_rows() -> tuple[list[dict], bool]:
+    """The JSON body as a list of row objects, and whether it was a single object.
+
+    Raises
+    ------
+    ApiError
+        415 not JSON, 400 malformed JSON, 413 too many rows, 422 not objects or a
+        value of a JSON type no input field has (boolean, object, array).
+    """
+    if not request.is_json:
+        got = request.mimetype or "no Content-Type"
+        raise _body_error(
+            415, "unsupported_media_type", f"is {got}; send application/json"
+        )
+    raw = request.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise _body_error(400, "malformed_json", "is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, over-long integers
+        raise _body_error(400, "malformed_json", f"is not valid JSON: {exc}") from None
+
+    single = isinstance(data, dict)
+    if single:
+        rows = [data]
+    elif isinstance(data, list):
+        rows = data
+    else:
+        raise _body_error(
+            422, "invalid_input",
+            f"is a JSON {_json_type(data)}; send one object or a list of objects",
+        )
+    if not rows:
+        raise _body_error(422, "invalid_input", "is an empty list; send at least one row")
+    limit = int(current_app.config["MAX_BATCH_ROWS"])
+    if len(rows) > limit:
+        raise _body_error(
+            413, "too_many_rows", f"has {len(rows)} rows; at most {limit} are accepted"
+        )
+    problems = []
+    for i, row in enumerate(rows):
+        where = {} if single else {"index": i}
+        if not isinstance(row, dict):
+            problems.append(
+                {**where, "field": "body",
+                 "problem": f"row is a JSON {_json_type(row)}; expected an object"}
+            )
+            continue
+        if len(row) > MAX_FIELDS_PER_ROW:
+            problems.append(
+                {**where, "field": "body",
+                 "problem": f"row has {len(row)} fields; at most {MAX_FIELDS_PER_ROW}"}
+            )
+            continue
+        for key, value in row.items():
+            if isinstance(value, bool | dict | list):
+                problems.append(
+                    {**where, "field": key,
+                     "problem": f"is a JSON {_json_type(value)}; expected a number or a string"}
+                )
+            elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+                problems.append({**where, "field": key, "problem": "is too large a number"})
+    if problems:
+        raise ApiError(422, "invalid_input", _summary(problems), problems[:200])
+    return rows, single
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    return "number"
+
+
+def _summary(problems: list[dict]) -> str:
+    first = problems[0]
+    where = f"row {first['index']}: " if "index" in first else ""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{where}{first['field']} {first['problem']}{more}"
+
+
+@bp.post("/api/v1/predict")
+def predict():
+    """Predict next-snapshot turnover for one row or a list of rows."""
+    rows, single = read_rows()
+    from liquidity_core.predict import predict_liquidity
+
+    model = model_holder().get()  # this request finishes on this model object
+    if single:
+        try:
+            results = predict_liquidity(rows, settings=app_settings(), model=model)
+        except Exception as exc:
+            for item in getattr(exc, "errors", None) or []:
+                if isinstance(item, dict):
+                    item.pop("index", None)
+            raise
+        return jsonify(jsonable(results[0]))
+    results = predict_liquidity(rows, settings=app_settings(), model=model)
+    return jsonify(jsonable({"predictions": results, "model_version": model.version}))
+
+
+@bp.get("/api/v1/coins/<symbol>/prediction")
+def coin_prediction(symbol: str):
+    """Predicted next turnover of a stored coin, from its latest snapshot."""
+    from liquidity_core.predict import predict_for_symbol
+
+    model = model_holder().get()
+    return jsonify(jsonable(predict_for_symbol(symbol, settings=app_settings(), model=model)))
+
+
+@bp.get("/api/v1/models")
+def models():
+    """The model history, newest first."""
+    from liquidity_core.registry import list_versions
+
+    versions = list_versions(app_engine())
+    champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)
+    return jsonify(jsonable({"champion": champion, "versions": versions}))
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(openapi_document(current_app.config))
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is up (no I/O)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """200 when a verified model is loaded and the newest pointer loaded cleanly."""
+    status = model_holder().status()
+    body = {"status": "ready" if status.ready else "not_ready", **status.as_dict()}
+    return jsonify(body), 200 if status.ready else 503

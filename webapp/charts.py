@@ -1,0 +1,168 @@
+"""Server-side charts as inline SVG (no script, no external assets).
+
+The SVG uses presentation attributes only (no ``style``), so the page's
+Content-Security-Policy (``style-src 'self'``) applies to it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from markupsafe import Markup
+
+SERIES = [
+    # key, label, colour, dash
+    ("holdout_r2", "challenger (this run)", "#1f6feb", ""),
+    ("champion_holdout_r2", "champion at the time", "#8250df", "6 4"),
+    ("persistence_r2", "persistence baseline", "#9a6700", "2 4"),
+]
+
+
+def _num(value) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    span = hi - lo or 1.0
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(lo / step) * step
+    ticks = []
+    t = start
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 300) -> Markup:
+    """Holdout R² of each training run, oldest left, with the champion marked.
+
+    Parameters
+    ----------
+    versions : sequence of dict
+        ``model_versions`` rows (any order): ``version``, ``created_at``, ``status``,
+        ``holdout_r2``, ``champion_holdout_r2``, ``persistence_r2``.
+    width, height : int
+        Size of the drawing in SVG user units (it scales with the page).
+
+    Returns
+    -------
+    markupsafe.Markup
+        An ``<svg>`` element, safe to insert in a template.
+    """
+    rows = sorted(versions, key=lambda v: (str(v.get("created_at")), str(v.get("version"))))
+    title = "Holdout R² by training run"
+    if not rows:
+        return Markup(
+            f'<svg class="chart" role="img" viewBox="0 0 {width} 60" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{title}</title>'
+            '<text x="10" y="35" fill="#57606a">No training runs yet.</text></svg>'
+        )
+    values = [_num(r.get(k)) for r in rows for k, *_ in SERIES]
+    finite = [v for v in values if v is not None] or [0.0]
+    lo, hi = min(min(finite), 0.0), max(max(finite), 0.0)
+    if hi - lo < 0.1:
+        hi = lo + 0.1
+    pad = (hi - lo) * 0.08
+    lo, hi = lo - pad, hi + pad
+    left, right, top, bottom = 56, 16, 16, 74
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = len(rows)
+
+    def x_of(i: int) -> float:
+        return left + (plot_w / 2 if n == 1 else i * plot_w / (n - 1))
+
+    def y_of(v: float) -> float:
+        return top + (hi - v) / (hi - lo) * plot_h
+
+    parts = [
+        f'<svg class="chart" role="img" aria-labelledby="r2-title r2-desc" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" '
+        f'font-family="system-ui, sans-serif" font-size="12">',
+        f'<title id="r2-title">{title}</title>',
+        f'<desc id="r2-desc">Holdout R² of {n} training runs; the current champion is '
+        "ringed; hollow points were not promoted.</desc>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#ffffff" '
+        'stroke="#d0d7de"/>',
+    ]
+    for t in _nice_ticks(lo, hi):
+        if not lo <= t <= hi:
+            continue
+        y = y_of(t)
+        colour = "#8c959f" if t == 0 else "#eaeef2"
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="{colour}"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#57606a">'
+            f"{t:g}</text>"
+        )
+    label_every = max(1, math.ceil(n / 8))
+    for i, r in enumerate(rows):
+        if i % label_every == 0 or i == n - 1:
+            x = x_of(i)
+            label = escape(str(r.get("created_at") or "")[:16].replace("T", " "))
+            parts.append(
+                f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="end" '
+                f'transform="rotate(-30 {x:.1f} {top + plot_h + 16})" fill="#57606a">'
+                f"{label}</text>"
+            )
+    for key, _label, colour, dash in SERIES:
+        points = [(x_of(i), _num(r.get(key))) for i, r in enumerate(rows)]
+        segment: list[str] = []
+        paths = []
+        for x, v in points:
+            if v is None:
+                if segment:
+                    paths.append(segment)
+                segment = []
+            else:
+                segment.append(f"{x:.1f},{y_of(v):.1f}")
+        if segment:
+            paths.append(segment)
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        for seg in paths:
+            if len(seg) > 1:
+                parts.append(
+                    f'<polyline class="series-{key}" fill="none" stroke="{colour}" '
+                    f'stroke-width="2"{dash_attr} points="{" ".join(seg)}"/>'
+                )
+    for i, r in enumerate(rows):
+        v = _num(r.get("holdout_r2"))
+        if v is None:
+            continue
+        x, y = x_of(i), y_of(v)
+        promoted = r.get("status") in ("champion", "retired")
+        fill = "#1f6feb" if promoted else "#ffffff"
+        version = escape(str(r.get("version")))
+        parts.append(
+            f'<circle class="run" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" '
+            f'stroke="#1f6feb" stroke-width="2"><title>{version}: R² {v:.3f} '
+            f"({escape(str(r.get('status')))})</title></circle>"
+        )
+        if r.get("status") == "champion":
+            parts.append(
+                f'<circle class="champion-marker" cx="{x:.1f}" cy="{y:.1f}" r="9" '
+                f'fill="none" stroke="#1a7f37" stroke-width="2.5"/>'
+                f'<text x="{x:.1f}" y="{max(y - 13, top + 10):.1f}" text-anchor="middle" '
+                f'fill="#1a7f37" font-weight="600">champion</text>'
+            )
+    legend_y = height - 12
+    x = left
+    for _key, label, colour, dash in SERIES:
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(
+            f'<line x1="{x}" x2="{x + 22}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+            f'stroke="{colour}" stroke-width="2"{dash_attr}/>'
+            f'<text x="{x + 28}" y="{legend_y}" fill="#24292f">{escape(label)}</text>'
+        )
+        x += 28 + 8 * len(label) + 18
+    parts.append("</svg>")
+    return Markup("".join(parts))

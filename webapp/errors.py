@@ -1,0 +1,136 @@
+"""Errors as responses: JSON for the API, an HTML page for the pages.
+
+Every JSON error has one shape::
+
+    {"error": "<code>", "message": "<one line>",
+     "errors": [{"field": "<the client's field name>", "problem": "<what is wrong>",
+                 "index": <row number, for batch input>}]}
+
+``errors`` names each bad field; for problems with the request as a whole (malformed
+JSON, too large a body, too many rows) the field is ``"body"``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from liquidity_core import errors as core
+
+log = logging.getLogger(__name__)
+
+# Project errors -> (HTTP status, error code)
+STATUS = [
+    (core.InputError, 422, "invalid_input"),
+    (core.NotFound, 404, "not_found"),
+    (core.NotEnoughData, 422, "not_enough_data"),
+    (core.ModelError, 503, "model_unavailable"),
+    (core.DatabaseUnavailable, 503, "database_unavailable"),
+    (core.ConfigError, 500, "config_error"),
+    (core.LiquidityError, 400, "bad_request"),
+]
+
+
+class ApiError(Exception):
+    """A request the API refuses; ``errors`` lists ``{"field", "problem"[, "index"]}``."""
+
+    def __init__(self, status: int, code: str, message: str, errors: list[dict] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors or []
+
+
+def wants_json() -> bool:
+    """True for API and probe paths, whose errors are JSON."""
+    path = request.path
+    return path.startswith("/api/") or path in ("/healthz", "/readyz")
+
+
+def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict:
+    """The JSON error body."""
+    return {"error": code, "message": message, "errors": errors or []}
+
+
+def _respond(status: int, code: str, message: str, errors: list[dict] | None = None):
+    if wants_json():
+        response = jsonify(error_body(code, message, errors))
+        response.status_code = status
+        return response
+    page = render_template(
+        "error.html", status=status, code=code, message=message, errors=errors or []
+    )
+    return page, status
+
+
+def _field_errors(exc: Exception) -> list[dict]:
+    found = getattr(exc, "errors", None) or []
+    out = []
+    for item in found:
+        if isinstance(item, dict):
+            out.append({k: v for k, v in item.items() if k in ("index", "field", "problem")})
+    return out
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers and the security headers on ``app``."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return _respond(exc.status, exc.code, exc.message, exc.errors)
+
+    @app.errorhandler(core.LiquidityError)
+    def _liquidity_error(exc: core.LiquidityError):
+        status, code = next((s, c) for kind, s, c in STATUS if isinstance(exc, kind))
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+        return _respond(status, code, str(exc), _field_errors(exc))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        message = f"the request body is larger than the limit of {limit} bytes"
+        return _respond(413, "body_too_large", message, [{"field": "body", "problem": message}])
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = _respond(exc.code or 500, code, exc.description or exc.name)
+        if exc.code == 405 and exc.valid_methods:
+            response = app.make_response(response)
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(sa.exc.SQLAlchemyError)
+    def _database_error(exc):
+        log.error("database error on %s %s: %s", request.method, request.path, exc)
+        return _respond(
+            503, "database_unavailable", "the database cannot answer this request now"
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "internal error; the server log has details")
+
+    @app.after_request
+    def _security_headers(response):
+        h = response.headers
+        h.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if wants_json():
+            h.setdefault("Cache-Control", "no-store")
+        return response

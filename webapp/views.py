@@ -1,0 +1,121 @@
+"""HTML pages: the prediction form, a coin's history, the model history, the report.
+
+Each view calls one ``liquidity_core`` function and renders its result; errors from
+``liquidity_core`` are shown on the page next to the field they name.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+
+from liquidity_core.errors import InputError, ModelError
+
+from .api import app_engine, app_settings, model_holder
+from .charts import r2_history_svg
+
+bp = Blueprint("views", __name__)
+
+#: The form's inputs: (name sent to predict_liquidity, label, hint, required).
+#: Names are the CoinGecko snapshot columns, so field errors come back under them.
+FORM_FIELDS = [
+    ("price", "Price (USD)", "e.g. 40859.46", True),
+    ("1h", "1h change", "fraction: 0.012 = +1.2 %", True),
+    ("24h", "24h change", "fraction: -0.03 = -3 %", True),
+    ("7d", "7d change", "fraction", True),
+    ("24h_volume", "24h volume (USD)", "e.g. 35390763321", True),
+    ("mkt_cap", "Market cap (USD)", "e.g. 770991461396", True),
+    ("coin", "Coin name", "optional", False),
+    ("symbol", "Symbol", "optional", False),
+]
+
+
+@bp.app_context_processor
+def _served_model():
+    def served_version():
+        try:
+            return model_holder().get().version
+        except ModelError:
+            return None
+
+    return {"served_version": served_version}
+
+
+@bp.route("/", methods=["GET", "POST"])
+def index():
+    """The form; on POST, the prediction or the field errors."""
+    values = {name: "" for name, *_ in FORM_FIELDS}
+    result, field_errors, message, status = None, {}, None, 200
+    if request.method == "POST":
+        from liquidity_core.predict import predict_liquidity
+
+        for name, *_ in FORM_FIELDS:
+            values[name] = request.form.get(name, "")[:200]
+        row = {k: v.strip() for k, v in values.items() if v.strip()}
+        try:
+            model = model_holder().get()
+            result = predict_liquidity([row], settings=app_settings(), model=model)[0]
+        except InputError as exc:
+            status = 422
+            message = "Please correct the marked fields."
+            for item in getattr(exc, "errors", None) or []:
+                field_errors.setdefault(item.get("field"), []).append(item.get("problem"))
+            if not field_errors:
+                message = str(exc)
+        except ModelError as exc:
+            status, message = 503, f"No model can serve predictions yet: {exc}"
+    return (
+        render_template(
+            "index.html",
+            fields=FORM_FIELDS,
+            values=values,
+            result=result,
+            field_errors=field_errors,
+            message=message,
+        ),
+        status,
+    )
+
+
+@bp.get("/coins")
+def coin_lookup():
+    """``/coins?symbol=BTC`` redirects to ``/coins/BTC``."""
+    symbol = request.args.get("symbol", "").strip()
+    if not symbol:
+        return redirect(url_for("views.index"))
+    return redirect(url_for("views.coin", symbol=symbol[:40]))
+
+
+@bp.get("/coins/<symbol>")
+def coin(symbol: str):
+    """A coin's stored snapshots and its predicted next turnover."""
+    from liquidity_core.predict import predict_for_symbol
+    from liquidity_core.snapshots import load_snapshots
+
+    prediction = predict_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
+    history = load_snapshots(app_engine(), symbols=[prediction.get("symbol") or symbol])
+    rows = history.sort_values("snapshot_ts", ascending=False).head(200).to_dict("records")
+    return render_template("coin.html", symbol=symbol, prediction=prediction, history=rows)
+
+
+@bp.get("/models")
+def models():
+    """The model history table and the holdout R² chart."""
+    from liquidity_core.registry import list_versions
+
+    versions = list_versions(app_engine())
+    return render_template("models.html", versions=versions, chart=r2_history_svg(versions))
+
+
+@bp.get("/report")
+def report():
+    """The latest ``liquidity report`` output, once it exists."""
+    path = app_settings().var_dir / "report" / "report.html"
+    if not path.is_file():
+        abort(404, "No report yet: run `liquidity report` to write one.")
+    response = send_file(path, mimetype="text/html", max_age=0)
+    # The report carries matplotlib SVG with inline style attributes.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
