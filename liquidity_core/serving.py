@@ -195,6 +195,11 @@ class ModelHolder:
             )
             return False
         try:
+            if self._names_current_model():
+                self._signature = signature
+                self._failed_signature = None
+                self._error = self._failed_at = None
+                return False
             model = self._loader(self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
             reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
@@ -211,6 +216,19 @@ class ModelHolder:
         old = getattr(previous, "version", None)
         log.info("serving model %s (was %s)", getattr(model, "version", "?"), old)
         return True
+
+    def _names_current_model(self) -> bool:
+        """True when the pointer names the version and sha256 already being served."""
+        if self._model is None:
+            return False
+        from .registry import read_current_pointer
+
+        pointer = read_current_pointer(self.settings.model_dir)
+        return (
+            pointer is not None
+            and pointer.get("version") == getattr(self._model, "version", None)
+            and pointer.get("sha256") == getattr(self._model, "sha256", None)
+        )
 
     def _fail(self, signature: tuple | None, now: float, reason: str) -> None:
         if self._model is not None:

@@ -1,0 +1,115 @@
+"""Airflow 3 plugin: a "Model history" view in the Airflow UI.
+
+A small FastAPI app, mounted by Airflow's API server under ``/liquidity`` through the
+plugin's ``fastapi_apps``, renders the ``model_versions`` history (read through
+``liquidity_core.registry.list_versions``) with the holdout R² chart; ``external_views``
+adds a "Model history" entry to the navigation that opens it inside the UI.
+
+``GET /liquidity/models`` is the page, ``GET /liquidity/models.json`` the same data as
+JSON. Nothing runs at import time apart from building the (empty) app object.
+"""
+
+from __future__ import annotations
+
+import html
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+
+URL_PREFIX = "/liquidity"
+
+app = FastAPI(
+    title="crypto-liquidity model history",
+    description="The model_versions history of the liquidity retraining DAG.",
+)
+
+
+def _history() -> list[dict]:
+    from liquidity_core import db
+    from liquidity_core.registry import list_versions
+    from liquidity_core.settings import load_settings
+
+    return list_versions(db.get_engine(load_settings().database_url))
+
+
+def _fmt(value) -> str:
+    try:
+        return f"{float(value):.3f}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Model history</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2328; }}
+table {{ border-collapse: collapse; width: 100%; font-size: .9rem; }}
+th, td {{ padding: .4rem .6rem; border-bottom: 1px solid #d1d9e0; text-align: left; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tr.champion {{ background: #dafbe1; }}
+svg {{ max-width: 760px; width: 100%; height: auto; }}
+</style></head><body>
+<h1>Model history</h1>
+<p>{summary}</p>
+{chart}
+<table id="model-history"><thead><tr><th>Version</th><th>Trained</th><th>R² challenger</th>
+<th>R² champion</th><th>R² persistence</th><th>Status</th><th>Decision</th></tr></thead>
+<tbody>{rows}</tbody></table>
+</body></html>
+"""
+
+
+@app.get("/models", response_class=HTMLResponse)
+def model_history_page() -> HTMLResponse:
+    """The history table and the R² chart."""
+    from webapp.charts import r2_history_svg
+
+    versions = _history()
+    champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)
+    rows = "".join(
+        f'<tr class="{html.escape(str(v.get("status")))}">'
+        f"<td><code>{html.escape(str(v.get('version')))}</code></td>"
+        f"<td>{html.escape(str(v.get('created_at'))[:19])}</td>"
+        f'<td class="num">{_fmt(v.get("holdout_r2"))}</td>'
+        f'<td class="num">{_fmt(v.get("champion_holdout_r2"))}</td>'
+        f'<td class="num">{_fmt(v.get("persistence_r2"))}</td>'
+        f"<td>{html.escape(str(v.get('status')))}</td>"
+        f"<td>{html.escape(str(v.get('reason')))}</td></tr>"
+        for v in versions
+    ) or '<tr><td colspan="7">No model has been trained yet.</td></tr>'
+    summary = (
+        f"{len(versions)} training runs; champion <code>{html.escape(champion)}</code>."
+        if champion
+        else f"{len(versions)} training runs; no champion yet."
+    )
+    return HTMLResponse(
+        _PAGE.format(summary=summary, chart=r2_history_svg(versions), rows=rows)
+    )
+
+
+@app.get("/models.json")
+def model_history_json() -> JSONResponse:
+    """The history as JSON (same rows as ``liquidity models --json``)."""
+    from webapp.api import jsonable
+
+    versions = _history()
+    champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)
+    return JSONResponse(jsonable({"champion": champion, "versions": versions}))
+
+
+class LiquidityPlugin(AirflowPlugin):
+    """Adds "Model history" to the Airflow UI navigation."""
+
+    name = "liquidity"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Liquidity model history"}]
+    external_views = [
+        {
+            "name": "Model history",
+            "href": f"{URL_PREFIX.lstrip('/')}/models",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "liquidity-model-history",
+        }
+    ]
