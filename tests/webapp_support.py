@@ -1,0 +1,220 @@
+"""Helpers for the web app tests: a trained model store, and a real gunicorn.
+
+``trained_store`` builds, under one folder, a database with a small synthetic panel
+ingested and one training cycle run: the state the nightly DAGs leave behind.
+``Gunicorn`` starts the app on a free port of 127.0.0.1 and stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from conftest import PG_URL, REPO, _pg_schema_url
+from liquidity_core import db
+from liquidity_core.settings import Settings, load_settings
+
+# A panel small enough to train in seconds, big enough for the CV and a holdout.
+DEMO = {"coins": 12, "snapshots": 30, "seed": 11, "start": "2024-01-01"}
+
+
+def settings_for(root: Path, database_url: str) -> Settings:
+    """Settings with every folder under ``root``, tuned for tiny, fast training."""
+    env = {
+        "LIQUIDITY_DATABASE_URL": database_url,
+        "LIQUIDITY_VAR_DIR": str(root / "var"),
+        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
+        "LIQUIDITY_MODEL_DIR": str(root / "models"),
+        "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
+        "LIQUIDITY_N_JOBS": "1",
+        "LIQUIDITY_CV_SPLITS": "2",
+        "LIQUIDITY_HOLDOUT_SNAPSHOTS": "3",
+        "LIQUIDITY_MAX_SAMPLES": "2000",
+    }
+    s = load_settings(env)
+    s.ingest_dir.mkdir(parents=True, exist_ok=True)
+    s.model_dir.mkdir(parents=True, exist_ok=True)
+    return s
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The LIQUIDITY_* variables that make ``load_settings()`` return ``settings``."""
+    return {
+        "LIQUIDITY_DATABASE_URL": settings.database_url,
+        "LIQUIDITY_VAR_DIR": str(settings.var_dir),
+        "LIQUIDITY_INGEST_DIR": str(settings.ingest_dir),
+        "LIQUIDITY_MODEL_DIR": str(settings.model_dir),
+        "LIQUIDITY_N_JOBS": str(settings.n_jobs),
+        "LIQUIDITY_CV_SPLITS": str(settings.cv_splits),
+        "LIQUIDITY_HOLDOUT_SNAPSHOTS": str(settings.holdout_snapshots),
+        "LIQUIDITY_MAX_SAMPLES": str(settings.max_train_rows_per_tree),
+        "LIQUIDITY_FILE_SETTLE_SECONDS": str(settings.file_settle_seconds),
+    }
+
+
+def ingest_demo(settings: Settings, *, snapshots: int, **overrides) -> None:
+    """Write demo drops and ingest them (as the ingest DAG would)."""
+    from liquidity_core.demo import write_demo_drops
+    from liquidity_core.ingest import ingest_paths
+
+    params = {**DEMO, "snapshots": snapshots, **overrides}
+    drops = settings.var_dir / f"drops_{uuid.uuid4().hex[:6]}"
+    files = write_demo_drops(drops, **params)
+    results = ingest_paths(files, settings=settings)
+    bad = [r for r in results if r.status not in ("loaded", "duplicate")]
+    assert not bad, [r.as_dict() for r in bad]
+
+
+def trained_store(root: Path, database_url: str) -> Settings:
+    """A migrated database with the demo panel ingested and one trained champion."""
+    from liquidity_core.train import run_training_cycle
+
+    settings = settings_for(root, database_url)
+    db.upgrade(db.get_engine(settings.database_url))
+    ingest_demo(settings, snapshots=DEMO["snapshots"])
+    outcome = run_training_cycle(settings, run_id="test-webapp-1", grid="fast", candidates=False)
+    assert outcome["promoted"], outcome
+    return settings
+
+
+@contextmanager
+def database(kind: str, root: Path) -> Iterator[str]:
+    """A database URL of ``kind`` ("sqlite" or "postgresql") dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{root / 'liquidity.db'}"
+        return
+    import pytest
+
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"w_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = _pg_schema_url(PG_URL, schema)
+    try:
+        yield url
+    finally:
+        db.get_engine(url).dispose()
+        db.get_engine.cache_clear()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def table_counts(settings: Settings) -> dict[str, int]:
+    """Row counts of the stored tables, to show a request changed nothing."""
+    engine = db.get_engine(settings.database_url)
+    out = {}
+    with db.transaction(engine) as conn:
+        for table in ("market_snapshots", "ingest_files", "rejected_rows", "model_versions",
+                      "model_events"):
+            out[table] = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+    return out
+
+
+def model_dir_state(settings: Settings) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file under MODEL_DIR."""
+    return {
+        str(p.relative_to(settings.model_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(settings.model_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body=None, *, timeout: float = 10.0,
+         headers: dict | None = None) -> tuple[int, dict | str, dict]:
+    """One request; returns (status, parsed JSON or text, headers)."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw, got = resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        status, raw, got = exc.code, exc.read(), dict(exc.headers)
+    text = raw.decode("utf-8", "replace")
+    if got.get("Content-Type", "").startswith("application/json"):
+        return status, json.loads(text), got
+    return status, text, got
+
+
+class Gunicorn:
+    """``gunicorn 'webapp:create_app()'`` on 127.0.0.1:<free port>, as a context manager."""
+
+    def __init__(self, settings: Settings, log_path: Path, *, workers: int = 2,
+                 threads: int = 4, extra_env: dict | None = None):
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.workers = workers
+        self.threads = threads
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Gunicorn:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIQUIDITY_")}
+        env.update(env_of(self.settings))
+        env.update(self.extra_env)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers),
+                "--threads", str(self.threads),
+                "--worker-class", "gthread",
+                "--graceful-timeout", "5",
+                "webapp:create_app()",
+            ],
+            cwd=str(REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}: {self.log()}")
+            try:
+                if http("GET", self.url + "/healthz", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"gunicorn did not answer /healthz in 60 s: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
