@@ -2,9 +2,11 @@
 
 :class:`ModelHolder` keeps the model named by ``MODEL_DIR/current.json`` in memory. At
 most every ``check_interval`` seconds a request triggers a cheap ``stat`` of the pointer
-(modification time, size, inode); only when that changes is the pointer read and the
-named version loaded through :func:`liquidity_core.registry.load_verified_model`, which
-checks the artifact's sha256 against its ``model_versions`` row before unpickling.
+(modification time, size, inode); only when that changes (or the pointer was written in
+the last two seconds, when a stat cannot tell two writes apart) is the pointer read;
+when its bytes changed, the named version is loaded through
+:func:`liquidity_core.registry.load_verified_model`, which checks the artifact's sha256
+against its ``model_versions`` row before unpickling.
 
 - One thread loads at a time (a lock); the others keep answering with the model they
   already have, so a reload never stalls or fails a request.
@@ -18,6 +20,7 @@ checks the artifact's sha256 against its ``model_versions`` row before unpicklin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -33,6 +36,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 POINTER_NAME = "current.json"
+#: A pointer modified this recently is read even when its stat looks unchanged.
+RACY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,11 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._model = None
         self._loaded_at: str | None = None
-        self._signature: tuple | None = None  # pointer stat that the current state reflects
         self._next_check = float("-inf")
-        self._failed_signature: tuple | None = None
+        self._stat_key: tuple | None = None  # stat of the pointer when last read
+        self._content: bytes | None = None  # pointer bytes when last read
+        self._loaded_content: bytes | None = None  # pointer bytes of the served model
+        self._failed_content: bytes | None = None  # pointer bytes of the last failed load
         self._retry_at = float("-inf")
         self._error: str | None = None
         self._failed_at: str | None = None
@@ -135,12 +142,29 @@ class ModelHolder:
         """``MODEL_DIR/current.json``."""
         return self.settings.model_dir / POINTER_NAME
 
-    def _stat_signature(self) -> tuple | None:
+    def _read_pointer(self) -> bytes | None:
+        """The pointer's bytes; a ``stat`` only when it is unchanged since the last read.
+
+        The stat key is (mtime, size, inode, device). Like git's "racily clean" check, a
+        pointer modified within the last ``RACY_SECONDS`` is read even when the key is
+        unchanged, since two writes within one timestamp tick can reuse an inode and
+        keep the size.
+        """
+        path = self.pointer_path
         try:
-            st = os.stat(self.pointer_path)
+            st = os.stat(path)
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+        key = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+        racy = time.time() - st.st_mtime < RACY_SECONDS
+        if key == self._stat_key and not racy:
+            return self._content
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        self._stat_key, self._content = key, content
+        return content
 
     def refresh(self, *, force: bool = False) -> bool:
         """Reload the model if the pointer changed since the last look.
@@ -171,45 +195,42 @@ class ModelHolder:
             if not force and now < self._next_check and self._model is not None:
                 return False
             self._next_check = now + self.check_interval
-            signature = self._stat_signature()
-            if signature == self._signature and self._model is not None and not force:
+            content = self._read_pointer()
+            if content is None:
+                self._fail(
+                    None,
+                    now,
+                    f"no model has been published: {self.pointer_path} does not exist "
+                    "(run `liquidity train`)",
+                )
                 return False
-            if (
-                not force
-                and signature is not None
-                and signature == self._failed_signature
-                and now < self._retry_at
-            ):
+            if content == self._loaded_content and self._model is not None:
+                self._error = self._failed_at = None  # back to the pointer being served
+                self._failed_content = None
                 return False
-            return self._load(signature, now)
+            if not force and content == self._failed_content and now < self._retry_at:
+                return False
+            return self._load(content, now)
         finally:
             self._lock.release()
 
-    def _load(self, signature: tuple | None, now: float) -> bool:
-        if signature is None:
-            self._fail(
-                None,
-                now,
-                f"no model has been published: {self.pointer_path} does not exist "
-                "(run `liquidity train`)",
-            )
-            return False
+    def _load(self, content: bytes, now: float) -> bool:
         try:
-            if self._names_current_model():
-                self._signature = signature
-                self._failed_signature = None
+            if self._names_current_model(content):
+                self._loaded_content = content
+                self._failed_content = None
                 self._error = self._failed_at = None
                 return False
             model = self._loader(self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
             reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
-            self._fail(signature, now, reason)
+            self._fail(content, now, reason)
             return False
         previous = self._model
         self._model = model
         self._loaded_at = _now_iso()
-        self._signature = signature
-        self._failed_signature = None
+        self._loaded_content = content
+        self._failed_content = None
         self._error = None
         self._failed_at = None
         self.loads += 1
@@ -217,29 +238,30 @@ class ModelHolder:
         log.info("serving model %s (was %s)", getattr(model, "version", "?"), old)
         return True
 
-    def _names_current_model(self) -> bool:
+    def _names_current_model(self, content: bytes) -> bool:
         """True when the pointer names the version and sha256 already being served."""
         if self._model is None:
             return False
-        from .registry import read_current_pointer
-
-        pointer = read_current_pointer(self.settings.model_dir)
+        try:
+            pointer = json.loads(content)
+        except ValueError:
+            raise ModelError(f"{self.pointer_path} is not valid JSON") from None
         return (
-            pointer is not None
+            isinstance(pointer, dict)
             and pointer.get("version") == getattr(self._model, "version", None)
             and pointer.get("sha256") == getattr(self._model, "sha256", None)
         )
 
-    def _fail(self, signature: tuple | None, now: float, reason: str) -> None:
+    def _fail(self, content: bytes | None, now: float, reason: str) -> None:
         if self._model is not None:
             reason = (
                 f"{reason}; still serving model {getattr(self._model, 'version', '?')}"
             )
         if reason != self._error:
             log.error("model reload failed: %s", reason)
+            self._failed_at = _now_iso()
         self._error = reason
-        self._failed_at = _now_iso()
-        self._failed_signature = signature
+        self._failed_content = content
         self._retry_at = now + self.retry_interval
 
     def get(self):
