@@ -1,0 +1,560 @@
+"""The model registry: version folders, the ``model_versions`` history, ``current.json``.
+
+Layout of ``MODEL_DIR``::
+
+    versions/<version>/model.pkl       the fitted Pipeline, exactly as scored
+    versions/<version>/metadata.json   what the model_versions row says, for humans
+    current.json                       {"version", "sha256", "artifact_path", "updated_at"}
+
+The database is the source of truth: ``model_versions`` has one row per training run
+(status ``champion`` / ``retired`` / ``rejected``; at most one champion, enforced by a
+unique index) and ``model_events`` logs each promotion, retirement, rejection and
+rollback. ``current.json`` is a pointer for readers that do not want to query the
+database; it is always written after the database commit, through a temp file, fsync and
+``os.replace``, and :func:`reconcile_pointer` repairs it when a run died in between.
+Artifacts are only unpickled after their sha256 matches the ``model_versions`` row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import db
+from .errors import InputError, ModelError, NotFound
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+POINTER_NAME = "current.json"
+ARTIFACT_NAME = "model.pkl"
+METADATA_NAME = "metadata.json"
+
+#: model_versions columns stored as JSON text.
+JSON_COLUMNS = (
+    "params",
+    "features",
+    "cv_scores",
+    "holdout_r2_by_snapshot",
+    "candidates",
+    "band_edges",
+    "library_versions",
+)
+TS_COLUMNS = ("created_at", "data_window_start", "data_window_end", "holdout_start", "holdout_end")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, unpickled model version.
+
+    Attributes
+    ----------
+    version : str
+    pipeline : sklearn.pipeline.Pipeline
+        ``Pipeline([("scale", StandardScaler()), ("model", RandomForestRegressor())])``.
+    metadata : dict
+        The version's ``model_versions`` row (JSON columns decoded).
+    sha256 : str
+        Hash of the artifact bytes that were unpickled.
+    """
+
+    version: str
+    pipeline: Any
+    metadata: dict = field(repr=False)
+    sha256: str
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature columns the pipeline expects, in order."""
+        return list(self.metadata["features"])
+
+    @property
+    def band_edges(self) -> list[float]:
+        """Log-turnover edges between Low/Medium and Medium/High."""
+        return [float(v) for v in self.metadata["band_edges"]]
+
+
+def utc_now_iso() -> str:
+    """Now, UTC, ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
+def _decode_row(row) -> dict:
+    out = dict(row._mapping)
+    for col in JSON_COLUMNS:
+        if out.get(col) is not None:
+            out[col] = json.loads(out[col])
+    for col in TS_COLUMNS:
+        if col in out:
+            out[col] = _iso(out[col])
+    if isinstance(out.get("artifact_sha256"), str):
+        out["artifact_sha256"] = out["artifact_sha256"].strip()
+    return out
+
+
+def _encode_row(row: dict) -> dict:
+    out = dict(row)
+    for col in JSON_COLUMNS:
+        if out.get(col) is not None and not isinstance(out[col], str):
+            out[col] = json.dumps(out[col], sort_keys=True, default=str)
+    return out
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def version_dir(model_dir: Path, version: str) -> Path:
+    """``MODEL_DIR/versions/<version>``."""
+    return Path(model_dir) / "versions" / version
+
+
+def read_current_pointer(model_dir: Path) -> dict | None:
+    """Read ``MODEL_DIR/current.json``.
+
+    Returns
+    -------
+    dict or None
+        ``{"version", "sha256", "artifact_path", "updated_at"}``; None when no model
+        has been published.
+
+    Raises
+    ------
+    ModelError
+        When the pointer exists but is not a JSON object naming a version and sha256.
+    """
+    path = Path(model_dir) / POINTER_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not data.get("version") or not data.get("sha256"):
+        raise ModelError(f"{path} does not name a version and its sha256: {text[:200]!r}")
+    return data
+
+
+def write_current_pointer(model_dir: Path, *, version: str, sha256: str, artifact_path: str):
+    """Point ``current.json`` at ``version`` (temp file, fsync, ``os.replace``)."""
+    payload = {
+        "version": version,
+        "sha256": sha256,
+        "artifact_path": artifact_path,
+        "updated_at": utc_now_iso(),
+    }
+    atomic_write_bytes(
+        Path(model_dir) / POINTER_NAME, (json.dumps(payload, indent=2) + "\n").encode()
+    )
+    log.info("current.json now names %s", version)
+    return payload
+
+
+def write_version_files(
+    model_dir: Path, version: str, model_file: Path, metadata: dict
+) -> tuple[str, str, int]:
+    """Move a pickled model into ``versions/<version>/`` and write its metadata.json.
+
+    Returns
+    -------
+    artifact_path, sha256, size : str, str, int
+        The path relative to ``model_dir``, the file's hash and its size in bytes.
+    """
+    target_dir = version_dir(model_dir, version)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / ARTIFACT_NAME
+    if Path(model_file) != target:
+        with open(model_file, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(model_file, target)
+        _fsync_dir(target_dir)
+    sha = sha256_file(target)
+    meta = dict(metadata, artifact_sha256=sha, artifact_path=str(target.relative_to(model_dir)))
+    atomic_write_bytes(
+        target_dir / METADATA_NAME,
+        (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode(),
+    )
+    return str(target.relative_to(model_dir)), sha, target.stat().st_size
+
+
+# --- database ----------------------------------------------------------------------------
+
+
+def get_version(engine, version: str) -> dict:
+    """The ``model_versions`` row of ``version`` (JSON columns decoded).
+
+    Raises
+    ------
+    NotFound
+        When there is no such version.
+    """
+    with db.transaction(engine) as conn:
+        row = conn.execute(db.query("model_get_version"), {"version": version}).first()
+    if row is None:
+        raise NotFound(f"model version {version!r} does not exist")
+    return _decode_row(row)
+
+
+def get_champion(engine) -> dict | None:
+    """The current champion's ``model_versions`` row, or None."""
+    with db.transaction(engine) as conn:
+        row = conn.execute(db.query("model_champion")).first()
+    return _decode_row(row) if row is not None else None
+
+
+def list_versions(engine) -> list[dict]:
+    """Every model version, newest first (JSON columns decoded)."""
+    with db.transaction(engine) as conn:
+        rows = conn.execute(db.query("model_list_versions")).all()
+    return [_decode_row(r) for r in rows]
+
+
+def list_events(engine) -> list[dict]:
+    """The ``model_events`` log, newest first."""
+    with db.transaction(engine) as conn:
+        rows = conn.execute(db.query("model_list_events")).all()
+    return [{**dict(r._mapping), "created_at": _iso(r.created_at)} for r in rows]
+
+
+def _event(conn, version: str, event: str, reason: str, run_id: str | None) -> None:
+    conn.execute(
+        db.query("model_insert_event"),
+        {
+            "version": version,
+            "event": event,
+            "reason": reason,
+            "created_at": utc_now_iso(),
+            "run_id": run_id,
+        },
+    )
+
+
+def record_version(engine, row: dict, *, promote: bool) -> str | None:
+    """Insert a ``model_versions`` row; when ``promote``, make it champion.
+
+    One transaction: the old champion (if any) is retired, the new row inserted with
+    status ``champion`` and the events logged; or the row is inserted as ``rejected``.
+
+    Returns
+    -------
+    str or None
+        The version that was champion before (retired by this call), if any.
+    """
+    row = _encode_row(row)
+    row["status"] = "champion" if promote else "rejected"
+    retired = None
+    with db.transaction(engine) as conn:
+        if promote:
+            old = conn.execute(db.query("model_champion")).first()
+            if old is not None:
+                retired = old.version
+                conn.execute(
+                    db.query("model_set_status"), {"status": "retired", "version": retired}
+                )
+                _event(conn, retired, "retired", f"replaced by {row['version']}", row["run_id"])
+        conn.execute(db.query("model_insert_version"), row)
+        _event(
+            conn,
+            row["version"],
+            "promoted" if promote else "rejected",
+            row["reason"],
+            row["run_id"],
+        )
+    return retired
+
+
+# --- publish, load, reconcile, rollback -----------------------------------------------
+
+
+def publish(
+    settings: Settings, *, row: dict, model_file: Path, metadata: dict, promote: bool
+) -> dict:
+    """Publish one training run: version folder, ``model_versions`` row, pointer.
+
+    Every run is recorded (rejected challengers keep their artifacts for audit). For a
+    promotion the database commit comes first, then ``current.json`` is switched; a
+    crash in between is repaired by :func:`reconcile_pointer`.
+
+    Parameters
+    ----------
+    settings : Settings
+    row : dict
+        The ``model_versions`` columns except ``artifact_*`` and ``status``.
+    model_file : Path
+        The pickled pipeline (moved into the version folder).
+    metadata : dict
+        Written to ``metadata.json`` beside the artifact.
+    promote : bool
+        Make this version the champion.
+
+    Returns
+    -------
+    dict
+        The recorded row (decoded) plus ``retired``: the previous champion, if replaced.
+    """
+    engine = db.get_engine(settings.database_url)
+    rel, sha, size = write_version_files(settings.model_dir, row["version"], model_file, metadata)
+    row = dict(row, artifact_path=rel, artifact_sha256=sha, artifact_bytes=size)
+    retired = record_version(engine, row, promote=promote)
+    if promote:
+        write_current_pointer(
+            settings.model_dir, version=row["version"], sha256=sha, artifact_path=rel
+        )
+    log.info(
+        "recorded %s as %s: %s",
+        row["version"],
+        "champion" if promote else "rejected",
+        row["reason"],
+    )
+    return dict(get_version(engine, row["version"]), retired=retired)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def load_verified_model(settings: Settings, version: str | None = None) -> LoadedModel:
+    """Load a model version after checking its bytes against the database.
+
+    Parameters
+    ----------
+    settings : Settings
+    version : str, default=None
+        The version to load; None means the one ``current.json`` names.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ModelError
+        When there is no published model, the version is unknown, the artifact lies
+        outside ``settings.model_dir``, is missing, or its sha256 differs from the
+        ``model_versions`` row (or from the pointer); nothing is unpickled then.
+    """
+    model_dir = Path(settings.model_dir).resolve()
+    pointer_sha = None
+    if version is None:
+        pointer = read_current_pointer(model_dir)
+        if pointer is None:
+            raise ModelError(
+                f"no model has been published: {model_dir / POINTER_NAME} does not exist "
+                "(run `liquidity train`)"
+            )
+        version, pointer_sha = str(pointer["version"]), str(pointer["sha256"])
+    engine = db.get_engine(settings.database_url)
+    try:
+        row = get_version(engine, version)
+    except NotFound:
+        raise ModelError(f"model version {version!r} is not recorded in model_versions") from None
+    expected = row["artifact_sha256"]
+    if pointer_sha is not None and pointer_sha != expected:
+        raise ModelError(
+            f"current.json names {version} with sha256 {pointer_sha}, but model_versions "
+            f"records {expected}"
+        )
+    path = (model_dir / row["artifact_path"]).resolve()
+    if not _inside(path, model_dir):
+        raise ModelError(f"artifact of {version} at {path} is outside the model folder {model_dir}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"artifact of model {version} cannot be read: {exc}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelError(
+            f"artifact {path} of model {version} has sha256 {actual}, but model_versions "
+            f"records {expected}: it was modified or corrupted; refusing to load it"
+        )
+    try:
+        pipeline = pickle.loads(data)  # noqa: S301 - bytes verified against the registry
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a model error
+        raise ModelError(f"artifact of model {version} does not unpickle: {exc}") from None
+    if not hasattr(pipeline, "predict"):
+        raise ModelError(f"artifact of model {version} is a {type(pipeline).__name__}, not a model")
+    return LoadedModel(version=version, pipeline=pipeline, metadata=row, sha256=actual)
+
+
+def reconcile_pointer(settings: Settings) -> str:
+    """Make ``current.json`` agree with the database champion.
+
+    Run at the start of every training cycle: a run killed between the database commit
+    and the pointer switch left the pointer on the previous champion.
+
+    Returns
+    -------
+    str
+        What was done: ``"ok"``, ``"rewritten"``, ``"removed"`` or ``"none"``.
+
+    Raises
+    ------
+    ModelError
+        When the champion's artifact is missing or does not match its sha256.
+    """
+    engine = db.get_engine(settings.database_url)
+    champion = get_champion(engine)
+    pointer_path = Path(settings.model_dir) / POINTER_NAME
+    try:
+        pointer = read_current_pointer(settings.model_dir)
+    except ModelError as exc:
+        log.warning("replacing a malformed pointer: %s", exc)
+        pointer = {"version": None, "sha256": None}
+    if champion is None:
+        if pointer is not None:
+            log.warning(
+                "current.json names %s but there is no champion; removing it",
+                pointer.get("version"),
+            )
+            pointer_path.unlink(missing_ok=True)
+            return "removed"
+        return "none"
+    if (
+        pointer is not None
+        and pointer.get("version") == champion["version"]
+        and pointer.get("sha256") == champion["artifact_sha256"]
+    ):
+        return "ok"
+    path = Path(settings.model_dir) / champion["artifact_path"]
+    if not path.exists() or sha256_file(path) != champion["artifact_sha256"]:
+        raise ModelError(
+            f"champion {champion['version']} artifact {path} is missing or does not match its "
+            "recorded sha256; current.json left unchanged"
+        )
+    log.warning(
+        "current.json named %s; the database champion is %s: rewriting the pointer",
+        None if pointer is None else pointer.get("version"),
+        champion["version"],
+    )
+    write_current_pointer(
+        settings.model_dir,
+        version=champion["version"],
+        sha256=champion["artifact_sha256"],
+        artifact_path=champion["artifact_path"],
+    )
+    return "rewritten"
+
+
+def rollback(settings: Settings, version: str | None = None, *, run_id: str | None = None) -> dict:
+    """Make an earlier champion the champion again.
+
+    Parameters
+    ----------
+    settings : Settings
+    version : str, default=None
+        The version to restore; None means the champion before the current one.
+    run_id : str, default=None
+        Recorded with the events.
+
+    Returns
+    -------
+    dict
+        ``{"version", "previous", "text"}``.
+
+    Raises
+    ------
+    NotFound
+        When ``version`` does not exist or there is no earlier champion.
+    InputError
+        When ``version`` is already champion or was never champion.
+    ModelError
+        When its artifact fails verification (nothing changes then).
+    """
+    engine = db.get_engine(settings.database_url)
+    champion = get_champion(engine)
+    current = champion["version"] if champion else None
+    with db.transaction(engine) as conn:
+        became = [r.version for r in conn.execute(db.query("model_champion_events")).all()]
+    if version is None:
+        earlier = [v for v in became if v != current]
+        if not earlier:
+            raise NotFound(
+                f"there is no earlier champion to roll back to (current champion: {current})"
+            )
+        version = earlier[0]
+    row = get_version(engine, version)
+    if version == current:
+        raise InputError(f"model version {version!r} is already the champion")
+    if version not in became:
+        raise InputError(
+            f"model version {version!r} was never champion (status {row['status']}); "
+            f"earlier champions: {sorted(set(became) - {current})}"
+        )
+    loaded = load_verified_model(settings, version)  # refuse a broken artifact up front
+    reason = f"rolled back from {current}" if current else "rolled back"
+    with db.transaction(engine) as conn:
+        if current is not None:
+            conn.execute(db.query("model_set_status"), {"status": "retired", "version": current})
+            _event(conn, current, "retired", f"rollback to {version}", run_id)
+        conn.execute(db.query("model_set_status"), {"status": "champion", "version": version})
+        _event(conn, version, "rolled_back", reason, run_id)
+    write_current_pointer(
+        settings.model_dir,
+        version=version,
+        sha256=loaded.sha256,
+        artifact_path=row["artifact_path"],
+    )
+    return {
+        "version": version,
+        "previous": current,
+        "text": f"champion is now {version} (was {current})",
+    }

@@ -1,0 +1,2 @@
+INSERT INTO model_events (version, event, reason, created_at, run_id)
+VALUES (:version, :event, :reason, :created_at, :run_id)

@@ -1,0 +1,159 @@
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liquidity_core import registry
+from liquidity_core.errors import ModelError, NotEnoughData
+from liquidity_core.train import run_training_cycle
+
+
+def make_learnable_panel(
+    coins=40, snapshots=24, seed=0, *, noise=0.05, random_walk=False, sign=1.0
+):
+    """A panel whose next log turnover is a known function of today's features.
+
+    learnable: lt[t+1] = -3 + 0.4 (lt[t] + 3) + 1.5 tanh(12 change_24h[t]) + small noise.
+    random_walk: lt[t+1] = lt[t] + N(0, 0.3), everything else pure noise: nothing beats
+    persistence.
+    """
+    rng = np.random.default_rng(seed)
+    lt = np.empty((snapshots, coins))
+    ch24 = rng.normal(0, 0.08, (snapshots, coins))
+    lt[0] = rng.normal(-3, 0.8, coins)
+    for t in range(1, snapshots):
+        if random_walk:
+            lt[t] = lt[t - 1] + rng.normal(0, 0.3, coins)
+        else:
+            lt[t] = (
+                -3
+                + 0.4 * (lt[t - 1] + 3)
+                + sign * 1.5 * np.tanh(12 * ch24[t - 1])
+                + rng.normal(0, noise, coins)
+            )
+    mcap = np.exp(rng.normal(20, 1.5, coins))[None, :] * np.exp(
+        rng.normal(0, 0.02, (snapshots, coins))
+    )
+    ts = pd.date_range("2024-01-01", periods=snapshots, freq="D", tz="UTC")
+    return pd.DataFrame(
+        {
+            "coin_id": np.tile([f"coin{i:03d}" for i in range(coins)], snapshots),
+            "symbol": np.tile([f"C{i:03d}" for i in range(coins)], snapshots),
+            "coin_name": np.tile([f"Coin {i}" for i in range(coins)], snapshots),
+            "snapshot_ts": np.repeat(ts, coins),
+            "price": np.exp(rng.normal(2, 2, snapshots * coins)),
+            "change_1h": rng.normal(0, 0.01, snapshots * coins),
+            "change_24h": ch24.ravel(),
+            "change_7d": rng.normal(0, 0.1, snapshots * coins),
+            "volume_24h": (np.exp(lt) * mcap).ravel(),
+            "market_cap": mcap.ravel(),
+        }
+    )
+
+
+FAST = {"grid": "fast", "candidates": False}
+
+
+def test_learnable_panel_is_learned_and_promoted(settings, engine, caplog):
+    caplog.set_level(logging.INFO, logger="liquidity_core.train")
+    panel = make_learnable_panel()
+    result = run_training_cycle(settings, panel=panel, run_id="r1", grid="fast")
+    assert result["promoted"] is True, result["reason"]
+    assert result["status"] == "champion"
+    assert result["holdout_r2"] > 0.8
+    assert result["holdout_r2"] > result["persistence_r2"] + 0.2
+    assert result["champion_holdout_r2"] is None
+    assert result["reason"].startswith("promoted: first model")
+    assert set(result["candidates"]) == {
+        "RandomForestRegressor",
+        "HistGradientBoostingRegressor",
+        "SVR",
+    }
+    row = registry.get_version(engine, result["version"])
+    assert row["status"] == "champion" and row["run_id"] == "r1"
+    assert len(row["cv_scores"]) == settings.cv_splits
+    assert len(row["holdout_r2_by_snapshot"]) == settings.holdout_snapshots
+    assert row["band_edges"][0] < row["band_edges"][1]
+    assert row["n_holdout_rows"] == 40 * settings.holdout_snapshots
+    pointer = registry.read_current_pointer(settings.model_dir)
+    assert pointer["version"] == result["version"]
+    path = settings.model_dir / pointer["artifact_path"]
+    assert registry.sha256_file(path) == pointer["sha256"] == row["artifact_sha256"]
+    meta = json.loads((path.parent / "metadata.json").read_text())
+    assert meta["version"] == result["version"] and meta["artifact_sha256"] == pointer["sha256"]
+    assert "fold score" in caplog.text and "candidate SVR" in caplog.text
+    assert not (settings.model_dir / "staging" / "r1").exists()
+
+
+def test_random_walk_panel_is_not_promoted_over_persistence(settings, engine):
+    panel = make_learnable_panel(random_walk=True, seed=4)
+    result = run_training_cycle(settings, panel=panel, **FAST)
+    assert result["promoted"] is False
+    assert result["status"] == "rejected"
+    assert "does not beat persistence" in result["reason"], result["reason"]
+    assert registry.read_current_pointer(settings.model_dir) is None
+    assert (settings.model_dir / result["artifact_path"]).exists()  # kept for audit
+
+
+def test_second_run_without_new_data_records_a_non_promotion(settings, engine):
+    panel = make_learnable_panel()
+    first = run_training_cycle(settings, panel=panel, **FAST)
+    second = run_training_cycle(settings, panel=panel, **FAST)
+    assert first["promoted"] and not second["promoted"]
+    assert second["champion_version"] == first["version"]
+    assert second["champion_holdout_r2"] == pytest.approx(first["holdout_r2"])
+    assert "no new data since the champion was trained" in second["reason"]
+    assert "does not beat champion" in second["reason"]
+    versions = registry.list_versions(engine)
+    assert [v["status"] for v in versions] == ["rejected", "champion"]
+    assert registry.read_current_pointer(settings.model_dir)["version"] == first["version"]
+
+
+def test_better_challenger_replaces_champion(settings, engine):
+    first = run_training_cycle(settings, panel=make_learnable_panel(coins=30), **FAST)
+    # The market changes: price moves now drain turnover instead of adding to it.
+    changed = make_learnable_panel(coins=30, seed=1, sign=-1.0)
+    second = run_training_cycle(settings, panel=changed, **FAST)
+    assert first["promoted"] and second["promoted"], second["reason"]
+    assert second["champion_version"] == first["version"]
+    assert second["holdout_r2"] > second["champion_holdout_r2"]
+    assert second["reason"].startswith("promoted: holdout R²")
+    statuses = {v["version"]: v["status"] for v in registry.list_versions(engine)}
+    assert statuses == {first["version"]: "retired", second["version"]: "champion"}
+    events = [(e["version"], e["event"]) for e in registry.list_events(engine)]
+    assert events == [
+        (second["version"], "promoted"),
+        (first["version"], "retired"),
+        (first["version"], "promoted"),
+    ]
+    assert registry.read_current_pointer(settings.model_dir)["version"] == second["version"]
+
+
+def test_no_promote_records_rejection(settings, engine):
+    result = run_training_cycle(settings, panel=make_learnable_panel(), promote=False, **FAST)
+    assert result["promoted"] is False and result["status"] == "rejected"
+    assert result["reason"].startswith("not promoted (promotion disabled)")
+    assert registry.get_champion(engine) is None
+
+
+def test_corrupt_champion_fails_loudly_and_is_kept(settings, engine):
+    panel = make_learnable_panel()
+    first = run_training_cycle(settings, panel=panel, **FAST)
+    artifact = settings.model_dir / first["artifact_path"]
+    artifact.write_bytes(artifact.read_bytes()[:-10] + b"tampered!!")
+    with pytest.raises(ModelError, match=rf"champion {first['version']} failed verification"):
+        run_training_cycle(settings, panel=panel, **FAST)
+    champion = registry.get_champion(engine)
+    assert champion["version"] == first["version"]
+    rejected = [v for v in registry.list_versions(engine) if v["status"] == "rejected"]
+    assert len(rejected) == 1 and "could not be re-scored" in rejected[0]["reason"]
+    assert registry.read_current_pointer(settings.model_dir)["version"] == first["version"]
+
+
+def test_too_few_snapshots_names_the_counts(settings, engine):
+    panel = make_learnable_panel(snapshots=6)
+    with pytest.raises(NotEnoughData, match=r"240 rows, 6 snapshots .*needs at least 9"):
+        run_training_cycle(settings, panel=panel, **FAST)
+    assert registry.list_versions(engine) == []
