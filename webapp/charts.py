@@ -73,12 +73,14 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
         hi = lo + 0.1
     pad = (hi - lo) * 0.08
     lo, hi = lo - pad, hi + pad
-    left, right, top, bottom = 56, 16, 16, 74
+    left, right, top, bottom = 64, 16, 36, 64
+    inset = 24  # keeps the first and last points off the frame
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(rows)
 
     def x_of(i: int) -> float:
-        return left + (plot_w / 2 if n == 1 else i * plot_w / (n - 1))
+        inner = plot_w - 2 * inset
+        return left + inset + (inner / 2 if n == 1 else i * inner / (n - 1))
 
     def y_of(v: float) -> float:
         return top + (hi - v) / (hi - lo) * plot_h
@@ -108,7 +110,7 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
     for i, r in enumerate(rows):
         if i % label_every == 0 or i == n - 1:
             x = x_of(i)
-            label = escape(str(r.get("created_at") or "")[:16].replace("T", " "))
+            label = escape(str(r.get("created_at") or "")[:10])
             parts.append(
                 f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="end" '
                 f'transform="rotate(-30 {x:.1f} {top + plot_h + 16})" fill="#57606a">'
@@ -148,13 +150,15 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
             f"({escape(str(r.get('status')))})</title></circle>"
         )
         if r.get("status") == "champion":
+            anchor = "end" if x > left + plot_w * 0.8 else "middle"
             parts.append(
                 f'<circle class="champion-marker" cx="{x:.1f}" cy="{y:.1f}" r="9" '
                 f'fill="none" stroke="#1a7f37" stroke-width="2.5"/>'
-                f'<text x="{x:.1f}" y="{max(y - 13, top + 10):.1f}" text-anchor="middle" '
+                f'<text x="{x + (0 if anchor == "middle" else 9):.1f}" '
+                f'y="{y - 14 if y - 14 > top + 12 else y + 24:.1f}" text-anchor="{anchor}" '
                 f'fill="#1a7f37" font-weight="600">champion</text>'
             )
-    legend_y = height - 12
+    legend_y = 18
     x = left
     for _key, label, colour, dash in SERIES:
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
