@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, add_arguments, _run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        add_arguments(p)
+        # INGEST engineer fix: `run.arguments` is assigned after @command ran, so look it up
+        # here (otherwise no command got its options).
+        getattr(_run, "arguments", add_arguments)(p)
     return parser
 
 
