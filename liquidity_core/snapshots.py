@@ -1,0 +1,111 @@
+"""Reading stored market snapshots back as a pandas panel."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import db
+from .errors import InputError
+
+#: Columns of :func:`load_snapshots` before any ``x_*`` extras.
+SNAPSHOT_COLUMNS = (
+    "coin_id", "snapshot_ts", "coin_name", "symbol", "price", "change_1h", "change_24h",
+    "change_7d", "volume_24h", "market_cap",
+)
+_FLOATS = ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap")
+
+
+def to_utc(value, *, name: str = "time") -> pd.Timestamp:
+    """A UTC timestamp from a string, datetime or Timestamp (naive means UTC).
+
+    Raises
+    ------
+    InputError
+        When ``value`` is not a time.
+    """
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InputError(f"{name}={value!r} is not a time (expected ISO 8601)") from None
+    if ts is pd.NaT:
+        raise InputError(f"{name}={value!r} is not a time (expected ISO 8601)")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def format_ts(ts: pd.Timestamp) -> str:
+    """The stored text form of a time: ``YYYY-MM-DDTHH:MM:SS+00:00``."""
+    return ts.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def load_snapshots(
+    engine: Engine,
+    *,
+    until=None,
+    coin_ids=None,
+    symbols=None,
+) -> pd.DataFrame:
+    """Load stored snapshots as a panel.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        A migrated liquidity database.
+    until : str or datetime-like, default=None
+        Only snapshots at or before this time (naive = UTC).
+    coin_ids : iterable of str, default=None
+        Only these coins (``coin_id`` slugs).
+    symbols : iterable of str, default=None
+        Only these symbols (case-insensitive).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SNAPSHOT_COLUMNS` (``snapshot_ts`` as UTC datetimes, changes as
+        fractions) plus one float column ``x_<name>`` per extra numeric column found,
+        sorted by ``(snapshot_ts, coin_id)``.
+
+    Raises
+    ------
+    InputError
+        When ``until`` is not a time.
+    DatabaseUnavailable
+        When the database cannot be reached.
+    """
+    params = {
+        "until": None if until is None else format_ts(to_utc(until, name="until")),
+        "all_coins": 1 if coin_ids is None else 0,
+        "coin_ids": [] if coin_ids is None else [str(c) for c in coin_ids],
+        "all_symbols": 1 if symbols is None else 0,
+        "symbols": [] if symbols is None else [str(s).strip().upper() for s in symbols],
+    }
+    stmt = db.query("ingest_load_snapshots").bindparams(
+        sa.bindparam("coin_ids", expanding=True, type_=sa.String()),
+        sa.bindparam("symbols", expanding=True, type_=sa.String()),
+    )
+    with db.transaction(engine) as conn:
+        result = conn.execute(stmt, params)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return _shape(frame)
+
+
+def _shape(frame: pd.DataFrame) -> pd.DataFrame:
+    extras = frame.pop("extras") if "extras" in frame else pd.Series(dtype=object)
+    frame["snapshot_ts"] = pd.to_datetime(frame["snapshot_ts"], utc=True, format="ISO8601")
+    for col in _FLOATS:
+        frame[col] = pd.to_numeric(frame[col]).astype(float)
+    for col in ("coin_id", "coin_name", "symbol"):
+        frame[col] = frame[col].astype(str)
+    given = extras.dropna()
+    given = given[given != ""]
+    if len(given):
+        parsed = pd.DataFrame.from_records([json.loads(v) for v in given], index=given.index)
+        parsed = parsed.reindex(frame.index).astype(float).sort_index(axis=1)
+        for col in parsed.columns:
+            frame[f"x_{col}"] = parsed[col].to_numpy(dtype=float, na_value=np.nan)
+    frame = frame.sort_values(["snapshot_ts", "coin_id"], kind="stable")
+    return frame.reset_index(drop=True)
