@@ -115,6 +115,24 @@ def database(kind: str, root: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def copy_store(settings: Settings, root: Path) -> Settings:
+    """A private copy of a SQLite store (database via the backup API, and MODEL_DIR)."""
+    import shutil
+    import sqlite3
+
+    copy = settings_for(root, f"sqlite:///{root / 'liquidity.db'}")
+    src = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+    dst = sqlite3.connect(root / "liquidity.db")
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    shutil.rmtree(copy.model_dir)
+    shutil.copytree(settings.model_dir, copy.model_dir)
+    return copy
+
+
 def table_counts(settings: Settings) -> dict[str, int]:
     """Row counts of the stored tables, to show a request changed nothing."""
     engine = db.get_engine(settings.database_url)
