@@ -129,6 +129,13 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
                 segment.append(f"{x:.1f},{y_of(v):.1f}")
         if segment:
             paths.append(segment)
+        if key != "holdout_r2":  # small marks, so a single run still shows its baselines
+            for x, v in points:
+                if v is not None:
+                    parts.append(
+                        f'<rect class="mark-{key}" x="{x - 3:.1f}" y="{y_of(v) - 3:.1f}" '
+                        f'width="6" height="6" fill="{colour}"/>'
+                    )
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         for seg in paths:
             if len(seg) > 1:
