@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg2
 import redis
 
-from conftest import airflow_env
+from conftest import REPO, airflow_env
 
 BIN = Path(sys.executable).parent
 #: Server-level connection used to create and drop the test databases.
@@ -171,13 +171,12 @@ class CeleryCluster:
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.username = "operator"
         self.password = secrets.token_urlsafe(18)
-        passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({self.username: self.password}))
-        passwords.chmod(0o600)
+        passwords = self.home / "passwords.json"  # written by deploy/airflow-apiserver.sh
         broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
         env = airflow_env(self.home)
         env.update(extra_env or {})
         env.update(
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
             AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
             AIRFLOW__CORE__PARALLELISM="4",
@@ -196,6 +195,7 @@ class CeleryCluster:
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{self.username}:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
@@ -223,15 +223,23 @@ class CeleryCluster:
             cwd=self.home,
         )
         assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        airflow = str(BIN / "airflow")
         commands = {
-            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port)],
-            "scheduler": ["scheduler"],
-            "dag-processor": ["dag-processor"],
-            "worker": ["celery", "worker", "--concurrency", "2",
+            # The api-server starts as in compose: deploy/airflow-apiserver.sh writes the
+            # login from AIRFLOW_ADMIN_USERNAME/PASSWORD, then execs `airflow api-server`.
+            "api-server": ["bash", str(REPO / "deploy" / "airflow-apiserver.sh"),
+                           "--host", "127.0.0.1", "--port", str(self.port)],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+            "worker": [airflow, "celery", "worker", "--concurrency", "2",
                        "--celery-hostname", f"dist-{secrets.token_hex(3)}@%h"],
         }
-        for name, args in commands.items():
-            self._spawn(name, [str(BIN / "airflow"), *args])
+        for name, cmd in commands.items():
+            env = self.env
+            if name == "api-server":
+                env = {**env, "AIRFLOW_ADMIN_USERNAME": self.username,
+                       "AIRFLOW_ADMIN_PASSWORD": self.password}
+            self._spawn(name, cmd, env)
         deadline.wait_for(
             "the api-server to answer",
             lambda: self._check_alive() or _http_status(f"{self.api_url}/api/v2/version") == 200,
@@ -239,11 +247,11 @@ class CeleryCluster:
             on_timeout=self.log_tails,
         )
 
-    def _spawn(self, name: str, cmd: list[str]) -> None:
+    def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
         with open(self.logs / f"{name}.log", "ab") as out:
             self.processes[name] = subprocess.Popen(
                 cmd,
-                env=self.env,
+                env=env,
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
