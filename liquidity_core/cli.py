@@ -23,12 +23,14 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable]
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, help: str):
-    """Register ``run`` as ``liquidity <name>``; the decorated function's ``arguments``
-    attribute (optional) adds its options."""
+def command(name: str, help: str, *, arguments: Callable | None = None):
+    """Register the decorated ``run(args, settings)`` as ``liquidity <name>``.
+
+    ``arguments(parser)``, when given, adds the command's options.
+    """
 
     def wrap(run):
-        COMMANDS[name] = (help, getattr(run, "arguments", lambda p: None), run)
+        COMMANDS[name] = (help, arguments or (lambda p: None), run)
         return run
 
     return wrap
@@ -51,16 +53,13 @@ def _db_args(p):
     p.add_argument("action", choices=["upgrade"], help="upgrade: apply pending sql/ migrations")
 
 
-@command("db", "database schema: `liquidity db upgrade`")
+@command("db", "database schema: `liquidity db upgrade`", arguments=_db_args)
 def _db(args, settings: Settings):
     from . import db
 
     applied = db.upgrade(db.get_engine(settings.database_url))
     text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
     return {"applied": applied, "text": text}, 0
-
-
-_db.arguments = _db_args
 
 
 # --- ingest ------------------------------------------------------------------------------
@@ -75,7 +74,7 @@ def _ingest_args(p):
     )
 
 
-@command("ingest", "load CSV files or folders into market_snapshots")
+@command("ingest", "load CSV files or folders into market_snapshots", arguments=_ingest_args)
 def _ingest(args, settings: Settings):
     from .ingest import ingest_paths
 
@@ -84,9 +83,6 @@ def _ingest(args, settings: Settings):
     lines = [r.summary_line() for r in results] or ["no CSV files found"]
     payload = {"files": [r.as_dict() for r in results], "ok": ok, "text": "\n".join(lines)}
     return payload, 0 if ok and results else 1
-
-
-_ingest.arguments = _ingest_args
 
 
 # --- demo-data ---------------------------------------------------------------------------
@@ -100,7 +96,7 @@ def _demo_args(p):
     p.add_argument("--start", default="2024-01-01", help="first snapshot date (UTC)")
 
 
-@command("demo-data", "write synthetic CoinGecko-format drops, one file per snapshot")
+@command("demo-data", "write synthetic CoinGecko-format drops", arguments=_demo_args)
 def _demo(args, settings: Settings):
     from .demo import write_demo_drops
 
@@ -110,7 +106,19 @@ def _demo(args, settings: Settings):
     return {"files": [str(f) for f in files], "text": f"wrote {len(files)} files to {args.out}"}, 0
 
 
-_demo.arguments = _demo_args
+# --- report ------------------------------------------------------------------------------
+
+
+def _report_args(p):
+    p.add_argument("--out", type=Path, default=None, help="folder for report.html (var/report)")
+
+
+@command("report", "write the EDA and model report (one HTML file)", arguments=_report_args)
+def _report(args, settings: Settings):
+    from .report import build_report
+
+    path = build_report(settings, out_dir=args.out)
+    return {"path": str(path), "text": f"wrote {path}"}, 0
 
 
 # --- entry point -------------------------------------------------------------------------
@@ -123,9 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, add_arguments, _run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        # INGEST engineer fix: `run.arguments` is assigned after @command ran, so look it up
-        # here (otherwise no command got its options).
-        getattr(_run, "arguments", add_arguments)(p)
+        add_arguments(p)
     return parser
 
 

@@ -1,0 +1,300 @@
+"""``liquidity report``: one self-contained HTML file with the EDA and the model report.
+
+Plots are drawn with matplotlib (Agg) and embedded as inline SVG, so the file opens with
+no network. Sections:
+
+- Data: rows, coins and snapshots; missing values and ranges per column; distributions
+  of volume, market cap and turnover; correlations; turnover over time for the largest
+  coins.
+- Models: holdout R² and skill over versions with the champion marked; predicted against
+  actual on the champion's holdout; residuals by market-cap bucket; feature importances;
+  how the other candidates compared in cross-validation.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import db
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+NUMERIC = ["price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap"]
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(width: float = 7.0, height: float = 3.6):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def _table(frame: pd.DataFrame, *, float_format: str = "{:.4g}") -> str:
+    def cell(value) -> str:
+        if isinstance(value, float | np.floating):
+            return "" if pd.isna(value) else float_format.format(value)
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
+    """HTML for the EDA part and the ids of the plots it holds."""
+    plots: list[str] = []
+    if panel.empty:
+        return "<p>No market data has been ingested yet.</p>", plots
+    turnover = panel["volume_24h"] / panel["market_cap"].where(panel["market_cap"] > 0)
+    numeric = panel[[c for c in panel.columns if c in NUMERIC or c.startswith("x_")]].copy()
+    numeric["turnover"] = turnover
+    summary = pd.DataFrame(
+        {
+            "column": numeric.columns,
+            "missing": [int(numeric[c].isna().sum()) for c in numeric.columns],
+            "missing %": [100 * numeric[c].isna().mean() for c in numeric.columns],
+            "min": [numeric[c].min() for c in numeric.columns],
+            "median": [numeric[c].median() for c in numeric.columns],
+            "max": [numeric[c].max() for c in numeric.columns],
+        }
+    )
+    parts = [
+        f"<p>{len(panel):,} rows, {panel['coin_id'].nunique():,} coins, "
+        f"{panel['snapshot_ts'].nunique():,} snapshots "
+        f"from {panel['snapshot_ts'].min():%Y-%m-%d %H:%M} "
+        f"to {panel['snapshot_ts'].max():%Y-%m-%d %H:%M} UTC.</p>",
+        "<h3>Missing values and ranges</h3>",
+        _table(summary),
+    ]
+
+    fig, axes = _figure(10, 3.2)
+    fig.clf()
+    for i, (name, values) in enumerate(
+        [("24h volume", panel["volume_24h"]), ("market cap", panel["market_cap"]),
+         ("turnover", turnover)]
+    ):
+        ax = fig.add_subplot(1, 3, i + 1)
+        positive = values[(values > 0) & np.isfinite(values)]
+        ax.hist(np.log10(positive), bins=40, color="#3b6ea5")
+        ax.set_title(f"log10 {name}")
+    parts += ["<h3 id='distributions'>Distributions</h3>", _svg(fig)]
+    plots.append("distributions")
+
+    corr = numeric.assign(
+        log_volume=np.log10(panel["volume_24h"].where(panel["volume_24h"] > 0)),
+        log_market_cap=np.log10(panel["market_cap"].where(panel["market_cap"] > 0)),
+        log_turnover=np.log10(turnover.where(turnover > 0)),
+    ).drop(columns=["volume_24h", "market_cap", "turnover"]).corr()
+    fig, ax = _figure(6, 5)
+    im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(corr)), corr.columns, rotation=60, ha="right")
+    ax.set_yticks(range(len(corr)), corr.columns)
+    fig.colorbar(im, ax=ax)
+    parts += ["<h3 id='correlations'>Correlations</h3>", _svg(fig)]
+    plots.append("correlations")
+
+    latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
+    largest = latest.nlargest(8, "market_cap")["coin_id"]
+    fig, ax = _figure(9, 3.8)
+    for coin in largest:
+        rows = panel[panel["coin_id"] == coin].sort_values("snapshot_ts")
+        ax.plot(rows["snapshot_ts"], rows["volume_24h"] / rows["market_cap"], label=coin)
+    ax.set_yscale("log")
+    ax.set_ylabel("turnover (volume / market cap)")
+    ax.legend(fontsize=7, ncol=4)
+    parts += ["<h3 id='turnover-over-time'>Turnover over time, largest coins</h3>", _svg(fig)]
+    plots.append("turnover-over-time")
+    return "\n".join(parts), plots
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>crypto-liquidity report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
+       padding: 0 1rem; color: #1d2733; }}
+table {{ border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1.5rem; }}
+table {{ display: block; overflow-x: auto; max-width: 100%; }}
+th, td {{ border: 1px solid #d5dbe3; padding: .25rem .5rem; text-align: right; }}
+td:first-child, td:last-child {{ text-align: left; }}
+th {{ background: #eef2f7; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head>
+<body>
+<h1>crypto-liquidity report</h1>
+<p>Generated {generated} UTC from {database}.</p>
+<h2>Data</h2>
+{data}
+<h2>Models</h2>
+{models}
+<script type="application/json" id="report-plots">{plots}</script>
+</body></html>
+"""
+
+
+def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
+    """Write ``report.html`` and return its path.
+
+    Parameters
+    ----------
+    settings : Settings
+    out_dir : Path, default=None
+        Folder for the file; default ``<var_dir>/report``.
+
+    Returns
+    -------
+    Path
+        The written HTML file (written to a temp name and renamed into place).
+    """
+    from .snapshots import load_snapshots
+
+    engine = db.get_engine(settings.database_url)
+    db.require_schema(engine)
+    panel = load_snapshots(engine)
+    data_html, plots = data_section(panel)
+    models_html, model_plots = model_section(settings, engine, panel)
+    out_dir = Path(out_dir) if out_dir is not None else settings.var_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "report.html"
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(
+        PAGE.format(
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+            database=html.escape(db.describe_url(settings.database_url)),
+            data=data_html,
+            models=models_html,
+            plots=json.dumps(plots + model_plots),
+        ),
+        encoding="utf-8",
+    )
+    tmp.replace(target)
+    return target
+
+
+def _history_plot(history: pd.DataFrame) -> str:
+    fig, ax = _figure(9, 3.6)
+    x = pd.to_datetime(history["created_at"], utc=True)
+    ax.plot(x, history["holdout_r2"], "o-", label="challenger holdout R²")
+    ax.plot(x, history["persistence_r2"], "s--", label="persistence R²", alpha=0.7)
+    if "holdout_skill" in history:
+        ax.plot(x, history["holdout_skill"], "^:", label="skill vs persistence", alpha=0.7)
+    champ = history["status"] == "champion"
+    ax.scatter(x[champ], history.loc[champ, "holdout_r2"], s=160, facecolors="none",
+               edgecolors="#c0392b", linewidths=2, label="current champion", zorder=5)
+    ax.set_ylabel("holdout R² / skill")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
+def _champion_holdout(settings: Settings, panel: pd.DataFrame):
+    """Predictions of the verified champion on its own holdout rows, with the rows."""
+    from .features import build_features
+    from .registry import load_verified_model
+
+    model = load_verified_model(settings)
+    start = pd.Timestamp(model.metadata["holdout_start"])
+    end = pd.Timestamp(model.metadata["holdout_end"])
+    X, y, meta = build_features(panel)
+    rows = (meta["snapshot_ts"] >= start) & (meta["snapshot_ts"] <= end) & np.isfinite(y)
+    X_hold = X.loc[rows].reindex(columns=model.feature_names)
+    pred = model.pipeline.predict(X_hold)
+    cap = panel.set_index(["coin_id", "snapshot_ts"])["market_cap"]
+    market_cap = cap.reindex(pd.MultiIndex.from_frame(meta.loc[rows, ["coin_id", "snapshot_ts"]]))
+    return model, y[rows].to_numpy(), pred, market_cap.to_numpy()
+
+
+def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str, list[str]]:
+    """HTML for the model part and the ids of the plots it holds."""
+    from .registry import list_versions
+
+    versions = list_versions(engine)
+    if not versions:
+        return "<p>No model has been trained yet.</p>", []
+    history = pd.DataFrame(versions).sort_values("created_at")
+    cols = ["version", "created_at", "status", "holdout_r2", "champion_holdout_r2",
+            "persistence_r2", "recent_mean_r2", "holdout_skill", "reason"]
+    parts = [
+        "<h3 id='model-history'>Holdout R² and skill over versions</h3>",
+        _history_plot(history),
+        _table(history[[c for c in cols if c in history]].iloc[::-1]),
+    ]
+    plots = ["model-history"]
+    if not (history["status"] == "champion").any():
+        parts.append("<p>No model has been promoted yet.</p>")
+        return "\n".join(parts), plots
+
+    model, actual, pred, market_cap = _champion_holdout(settings, panel)
+    parts.append(f"<p>Champion: <b>{html.escape(model.version)}</b> "
+                 f"({len(actual):,} holdout rows).</p>")
+
+    fig, ax = _figure(5, 5)
+    ax.scatter(actual, pred, s=6, alpha=0.4)
+    lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("actual log turnover (next snapshot)")
+    ax.set_ylabel("predicted log turnover")
+    parts += ["<h3 id='predicted-vs-actual'>Predicted against actual, champion holdout</h3>",
+              _svg(fig)]
+    plots.append("predicted-vs-actual")
+
+    residual = pred - actual
+    buckets = pd.qcut(np.log10(market_cap), q=min(5, max(1, len(actual) // 20)),
+                      duplicates="drop")
+    groups = pd.Series(residual).groupby(np.asarray(buckets), observed=True)
+    fig, ax = _figure(8, 3.6)
+    labels = [f"{iv.left:.1f}–{iv.right:.1f}" for iv in groups.groups]
+    ax.boxplot([g.to_numpy() for _, g in groups], showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xlabel("log10 market cap bucket")
+    ax.set_ylabel("residual (predicted − actual)")
+    parts += ["<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>",
+              _svg(fig)]
+    plots.append("residuals-by-market-cap")
+
+    forest = model.pipeline[-1]
+    importances = pd.Series(forest.feature_importances_, index=model.feature_names)
+    importances = importances.sort_values()
+    fig, ax = _figure(7, max(2.5, 0.25 * len(importances)))
+    ax.barh(importances.index, importances.to_numpy(), color="#3b6ea5")
+    ax.set_xlabel("impurity importance")
+    parts += ["<h3 id='feature-importances'>Feature importances</h3>", _svg(fig)]
+    plots.append("feature-importances")
+
+    champion_row = history[history["status"] == "champion"].iloc[-1]
+    candidates = champion_row.get("candidates") or {}
+    table = pd.DataFrame(
+        [{"candidate": "random forest (published)", "cv R² mean": champion_row["cv_r2_mean"],
+          "holdout R²": champion_row["holdout_r2"]}]
+        + [{"candidate": name, "cv R² mean": c.get("cv_r2_mean"),
+            "holdout R²": c.get("holdout_r2")} for name, c in candidates.items()]
+    )
+    parts += ["<h3 id='candidates'>How the other candidates compared</h3>", _table(table)]
+    plots.append("candidates")
+    return "\n".join(parts), plots
