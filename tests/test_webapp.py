@@ -232,6 +232,9 @@ BAD_ROWS = [
     ("missing-price", _without("price"), "price"),
     ("missing-volume", _without("24h_volume"), "24h_volume"),
     ("missing-mkt-cap", _without("mkt_cap"), "mkt_cap"),
+    ("change-too-large", {**ROW, "7d": 1.7e308}, "7d"),
+    ("cap-too-small", {**ROW, "mkt_cap": 1e-300, "24h_volume": 1e15}, "mkt_cap"),
+    ("volume-too-large-string", {**ROW, "24h_volume": "1e300"}, "24h_volume"),
     ("cmc-bad-percent", {**CMC_ROW, "% 24h": "lots"}, "% 24h"),
     ("cmc-missing-cap", {k: v for k, v in CMC_ROW.items() if k != "Market Cap"}, "Market Cap"),
 ]
@@ -338,6 +341,14 @@ def test_index_form_field_errors(client):
     assert 'id="e-price"' in html and 'id="e-mkt_cap"' in html
     assert 'id="result"' not in html
     assert 'value="-3"' in html  # the user's input is kept
+
+
+def test_index_form_out_of_range(client):
+    form = {**{k: str(v) for k, v in ROW.items()}, "mkt_cap": "1e-300", "7d": "1e300"}
+    resp = client.post("/", data=form)
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    assert 'id="e-mkt_cap"' in html and 'id="e-7d"' in html
 
 
 def test_models_page(client, champion):

@@ -23,6 +23,9 @@ bp = Blueprint("api", __name__)
 
 #: Most keys one input row may have (the formats need about ten).
 MAX_FIELDS_PER_ROW = 64
+#: Magnitudes a number may have (or be 0). Real prices, volumes, caps and changes sit far
+#: inside; beyond them the model's ratios and float32 inputs overflow.
+MAGNITUDE_RANGE = (1e-30, 1e18)
 
 
 def model_holder():
@@ -118,17 +121,48 @@ def read_rows() -> tuple[list[dict], bool]:
                  "problem": f"row has {len(row)} fields; at most {MAX_FIELDS_PER_ROW}"}
             )
             continue
-        for key, value in row.items():
-            if isinstance(value, bool | dict | list):
-                problems.append(
-                    {**where, "field": key,
-                     "problem": f"is a JSON {_json_type(value)}; expected a number or a string"}
-                )
-            elif isinstance(value, int) and not -(2**63) <= value < 2**63:
-                problems.append({**where, "field": key, "problem": "is too large a number"})
+        problems.extend({**where, **p} for p in value_problems(row))
     if problems:
         raise ApiError(422, "invalid_input", _summary(problems), problems[:200])
     return rows, single
+
+
+def value_problems(row: dict) -> list[dict]:
+    """``{"field", "problem"}`` for values of the wrong JSON type or out of range."""
+    problems = []
+    for key, value in row.items():
+        if isinstance(value, bool | dict | list):
+            problems.append(
+                {"field": key,
+                 "problem": f"is a JSON {_json_type(value)}; expected a number or a string"}
+            )
+        else:
+            problem = _out_of_range(value)
+            if problem:
+                problems.append({"field": key, "problem": problem})
+    return problems
+
+
+def _out_of_range(value: Any) -> str | None:
+    """Why a finite number (or numeric text) is outside :data:`MAGNITUDE_RANGE`."""
+    if isinstance(value, str):
+        text = value.strip().replace("$", "").replace(",", "").replace("%", "")
+        if len(text) > 64:
+            return None  # not a number the formats accept; they say why
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    try:
+        size = abs(float(value))
+    except OverflowError:
+        size = math.inf
+    low, high = MAGNITUDE_RANGE
+    if size == 0 or not math.isfinite(size) or low <= size <= high:
+        return None  # non-finite values are refused, by name, by liquidity_core
+    return f"{value!r} is out of range: a number must be 0 or between {low:g} and {high:g} in size"
 
 
 def _json_type(value: Any) -> str:
@@ -152,23 +186,38 @@ def _summary(problems: list[dict]) -> str:
     return f"{where}{first['field']} {first['problem']}{more}"
 
 
+def predict_rows(rows: list[dict], model) -> list[dict]:
+    """``predict_liquidity`` on ``model``; overflowing inputs become a 422."""
+    from liquidity_core.predict import predict_liquidity
+
+    try:
+        return predict_liquidity(rows, settings=app_settings(), model=model)
+    except ValueError as exc:
+        # Safety net: finite inputs whose derived features overflow (a ratio of extreme
+        # values) reach scikit-learn as infinities; that is bad input, not a crash.
+        if "infinity or a value too large" not in str(exc):
+            raise
+        raise _body_error(
+            422, "invalid_input",
+            "has values whose derived features overflow; check the sizes of the numbers",
+        ) from None
+
+
 @bp.post("/api/v1/predict")
 def predict():
     """Predict next-snapshot turnover for one row or a list of rows."""
     rows, single = read_rows()
-    from liquidity_core.predict import predict_liquidity
-
     model = model_holder().get()  # this request finishes on this model object
     if single:
         try:
-            results = predict_liquidity(rows, settings=app_settings(), model=model)
+            results = predict_rows(rows, model)
         except Exception as exc:
             for item in getattr(exc, "errors", None) or []:
                 if isinstance(item, dict):
                     item.pop("index", None)
             raise
         return jsonify(jsonable(results[0]))
-    results = predict_liquidity(rows, settings=app_settings(), model=model)
+    results = predict_rows(rows, model)
     return jsonify(jsonable({"predictions": results, "model_version": model.version}))
 
 

@@ -8,10 +8,12 @@ from typing import Any
 import liquidity_core
 
 _NONNEG = {
-    "oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "maxLength": 64}],
+    "oneOf": [{"type": "number", "minimum": 0, "maximum": 1e18},
+              {"type": "string", "maxLength": 64}],
 }
 _CHANGE = {
-    "oneOf": [{"type": "number", "minimum": -1}, {"type": "string", "maxLength": 64}],
+    "oneOf": [{"type": "number", "minimum": -1, "maximum": 1e18},
+              {"type": "string", "maxLength": 64}],
 }
 
 
@@ -58,8 +60,9 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
             "(`price`, `1h`, `24h`, `7d` as fractions, `24h_volume`, `mkt_cap`), "
             "CoinMarketCap (`Price`, `% 1h`, `% 24h`, `% 7d` in percent, `Volume (24h)`, "
             "`Market Cap`; `$` and `,` allowed) or OHLCV history. Coin, symbol and date "
-            "are optional. Extra numeric columns are kept. Numbers must be finite; "
-            "price, volume and market cap must not be negative."
+            "are optional. Extra numeric columns are kept. Numbers must be finite, and 0 "
+            "or between 1e-30 and 1e18 in size; price, volume and market cap must not be "
+            "negative."
         ),
         "properties": {
             "coin": {"type": "string", "maxLength": 200},

@@ -10,8 +10,9 @@ from flask import Blueprint, abort, redirect, render_template, request, send_fil
 
 from liquidity_core.errors import InputError, ModelError
 
-from .api import app_engine, app_settings, model_holder
+from .api import app_engine, app_settings, model_holder, predict_rows, value_problems
 from .charts import r2_history_svg
+from .errors import ApiError
 
 bp = Blueprint("views", __name__)
 
@@ -46,15 +47,15 @@ def index():
     values = {name: "" for name, *_ in FORM_FIELDS}
     result, field_errors, message, status = None, {}, None, 200
     if request.method == "POST":
-        from liquidity_core.predict import predict_liquidity
-
         for name, *_ in FORM_FIELDS:
             values[name] = request.form.get(name, "")[:200]
         row = {k: v.strip() for k, v in values.items() if v.strip()}
         try:
-            model = model_holder().get()
-            result = predict_liquidity([row], settings=app_settings(), model=model)[0]
-        except InputError as exc:
+            problems = value_problems(row)
+            if problems:
+                raise ApiError(422, "invalid_input", "bad fields", problems)
+            result = predict_rows([row], model_holder().get())[0]
+        except (InputError, ApiError) as exc:
             status = 422
             message = "Please correct the marked fields."
             for item in getattr(exc, "errors", None) or []:
