@@ -190,7 +190,9 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s * s / np.maximum(n, 1)) / np.maximum(n - 1, 1)
     feats[f"volatility_{VOL_WINDOW}"] = np.where(n >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
-    feats["snapshots_seen"] = (pos + 1).astype(float)
+    # Capped so that prediction, which reads only the newest HISTORY_ROWS snapshots,
+    # computes it exactly as training did.
+    feats["snapshots_seen"] = np.minimum(pos + 1, HISTORY_ROWS).astype(float)
 
     # Target: the same coin's log turnover at the next distinct panel time.
     next_same_coin = np.zeros(len(df), dtype=bool)

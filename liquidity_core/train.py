@@ -494,11 +494,17 @@ def train_challenger(
         }
     }
     if candidates:
-        cands.update(
-            _score_candidates(
-                settings, CANDIDATE_OPTIONS[grid], X_tune, y_tune, t_tune, X_hold, y_hold, cv
+        from threadpoolctl import threadpool_limits
+
+        # HistGradientBoosting uses OpenMP threads: cap them at n_jobs like the forest,
+        # and at one on small data, where spinning threads cost more than they give.
+        threads = 1 if len(tuning) < 50_000 else max(1, settings.n_jobs)
+        with threadpool_limits(limits=threads):
+            cands.update(
+                _score_candidates(
+                    settings, CANDIDATE_OPTIONS[grid], X_tune, y_tune, t_tune, X_hold, y_hold, cv
+                )
             )
-        )
 
     version = new_version_id()
     model_path = stage / MODEL_FILE

@@ -1,0 +1,156 @@
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liquidity_core import registry
+from liquidity_core.demo import write_demo_drops
+from liquidity_core.errors import InputError, ModelError, NotFound
+from liquidity_core.features import build_features
+from liquidity_core.ingest import ingest_paths
+from liquidity_core.predict import LEVELS, predict_for_symbol, predict_liquidity
+from liquidity_core.snapshots import load_snapshots
+from liquidity_core.train import run_training_cycle
+
+
+def train_on_demo(settings, tmp_path, *, coins=30, snapshots=24, seed=5):
+    """Ingest demo drops and train a champion on them (fast grid)."""
+    drops = tmp_path / "drops"
+    write_demo_drops(drops, coins=coins, snapshots=snapshots, seed=seed, start="2024-01-01")
+    results = ingest_paths([drops], settings=settings)
+    assert all(r.status == "loaded" for r in results)
+    result = run_training_cycle(settings, grid="fast", candidates=False)
+    assert result["promoted"], result["reason"]
+    return result
+
+
+@pytest.fixture
+def champion(settings, engine, tmp_path):
+    return train_on_demo(settings, tmp_path)
+
+
+def test_predicts_rows_in_every_format(settings, champion, engine):
+    panel = load_snapshots(engine)
+    known = panel.iloc[-1]
+    rows = [
+        {  # CoinGecko names, a known coin
+            "coin": known["coin_name"],
+            "symbol": known["symbol"],
+            "price": 1.5,
+            "1h": 0.01,
+            "24h": -0.02,
+            "7d": 0.1,
+            "24h_volume": 2e6,
+            "mkt_cap": 9e7,
+        },
+        {  # CoinMarketCap names, percent and $ formatting, unknown coin
+            "Name": "Brand New",
+            "Symbol": "BNEW",
+            "Price": "$1,000.50",
+            "Volume (24h)": "$5,000,000",
+            "Market Cap": "$250,000,000",
+            "% 24h": "2.5",
+        },
+        {"Close": 3.0, "Volume": 1e5, "Marketcap": 1e7},  # OHLCV names, no identity at all
+    ]
+    out = predict_liquidity(rows, settings=settings)
+    assert len(out) == 3
+    for r in out:
+        assert set(r) >= {
+            "predicted_turnover",
+            "liquidity_level",
+            "interval",
+            "model_version",
+            "history_snapshots",
+        }
+        assert r["predicted_turnover"] > 0
+        assert r["liquidity_level"] in LEVELS
+        assert 0 < r["interval"]["low"] <= r["interval"]["high"]
+        assert r["model_version"] == champion["version"]
+    assert out[0]["history_snapshots"] > 0 and out[0]["symbol"] == known["symbol"]
+    assert out[1]["history_snapshots"] == 0 and out[2]["history_snapshots"] == 0
+    frame_out = predict_liquidity(pd.DataFrame(rows[:1]), settings=settings)
+    assert frame_out[0]["predicted_turnover"] == pytest.approx(out[0]["predicted_turnover"])
+
+
+def test_symbol_forecast_matches_training_features(settings, champion, engine):
+    panel = load_snapshots(engine)
+    fs = build_features(panel)
+    model = registry.load_verified_model(settings)
+    coin = panel.iloc[-1]
+    last = fs.meta.index[(fs.meta["coin_id"] == coin["coin_id"])][-1]
+    expected = float(model.pipeline.predict(fs.X.loc[[last], model.feature_names])[0])
+    got = predict_for_symbol(coin["symbol"].lower(), settings=settings, model=model)
+    assert got["predicted_log_turnover"] == pytest.approx(expected, rel=1e-9)
+    assert got["coin_id"] == coin["coin_id"]
+    assert got["as_of"].startswith(str(panel["snapshot_ts"].max().date()))
+    # The same snapshot given as a new row (its stored time) gives the same forecast.
+    row = {
+        "coin": coin["coin_name"],
+        "symbol": coin["symbol"],
+        "price": coin["price"],
+        "1h": coin["change_1h"],
+        "24h": coin["change_24h"],
+        "7d": coin["change_7d"],
+        "24h_volume": coin["volume_24h"],
+        "mkt_cap": coin["market_cap"],
+        "date": coin["snapshot_ts"].isoformat(),
+    }
+    again = predict_liquidity([row], settings=settings, model=model)[0]
+    assert again["predicted_log_turnover"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_unknown_symbol_is_not_found(settings, champion):
+    with pytest.raises(NotFound, match="'NOPE'"):
+        predict_for_symbol("NOPE", settings=settings)
+
+
+def test_bad_rows_name_index_field_and_problem(settings, champion):
+    rows = [
+        {"price": 1, "24h_volume": 10, "mkt_cap": 100},
+        {"price": "abc", "24h_volume": -5, "mkt_cap": 100},
+        {"price": 1, "mkt_cap": 100},
+    ]
+    with pytest.raises(InputError) as info:
+        predict_liquidity(rows, settings=settings)
+    errors = info.value.errors
+    fields = {(e["index"], e["field"]) for e in errors}
+    assert {(1, "price"), (1, "24h_volume"), (2, "24h_volume")} <= fields, errors
+    assert all(e["problem"] for e in errors)
+    assert "row 1 field 'price'" in str(info.value)
+
+
+def test_no_model_is_a_model_error(settings, engine):
+    with pytest.raises(ModelError, match="no model has been published"):
+        predict_liquidity([{"price": 1, "24h_volume": 10, "mkt_cap": 100}], settings=settings)
+
+
+def test_thousand_rows_fast(settings, champion, engine):
+    panel = load_snapshots(engine)
+    symbols = panel["symbol"].unique()
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "symbol": str(symbols[i % len(symbols)]) if i % 2 else f"UNK{i}",
+            "price": float(rng.lognormal()),
+            "24h": float(rng.normal(0, 0.05)),
+            "24h_volume": float(rng.lognormal(14)),
+            "mkt_cap": float(rng.lognormal(18)),
+        }
+        for i in range(1000)
+    ]
+    model = registry.load_verified_model(settings)
+    predict_liquidity(rows[:10], settings=settings, model=model)  # warm up
+    best = min(
+        _timed(lambda: predict_liquidity(rows, settings=settings, model=model)) for _ in range(3)
+    )
+    out = predict_liquidity(rows, settings=settings, model=model)
+    assert len(out) == 1000
+    assert best < 0.5, f"1000 rows took {best:.3f}s"
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
