@@ -1,5 +1,181 @@
-"""``liquidity`` commands for models: train, models, rollback, predict, report.
+"""``liquidity`` commands for models: train, models, rollback, predict.
 
 Kept apart from ``cli.py`` so the ingestion and model sides grow without touching each
 other; importing this module registers the commands.
 """
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .cli import command
+from .errors import InputError
+from .settings import Settings
+
+# --- train -------------------------------------------------------------------------------
+
+
+def _train_args(p):
+    p.add_argument(
+        "--no-promote",
+        action="store_true",
+        help="train and record the challenger, but never make it champion",
+    )
+    p.add_argument(
+        "--grid",
+        choices=["default", "fast"],
+        default="default",
+        help="forest parameter grid (fast: a tiny grid for demos and tests)",
+    )
+    p.add_argument(
+        "--no-candidates",
+        action="store_true",
+        help="skip scoring the other algorithms (gradient boosting, SVR)",
+    )
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+@command("train", "one full retraining cycle, as the nightly DAG runs it", arguments=_train_args)
+def _train(args, settings: Settings):
+    from .train import run_training_cycle
+
+    result = run_training_cycle(
+        settings,
+        promote=not args.no_promote,
+        grid=args.grid,
+        candidates=not args.no_candidates,
+    )
+    result["text"] = (
+        f"{result['version']}: {'PROMOTED' if result['promoted'] else 'not promoted'}\n"
+        f"  holdout R² {_fmt(result['holdout_r2'])}, champion {_fmt(result['champion_holdout_r2'])}"
+        f", persistence {_fmt(result['persistence_r2'])}, skill {_fmt(result['holdout_skill'])}\n"
+        f"  {result['reason']}"
+    )
+    return result, 0
+
+
+# --- models ------------------------------------------------------------------------------
+
+_LIST_KEYS = (
+    "version",
+    "created_at",
+    "status",
+    "holdout_r2",
+    "champion_version",
+    "champion_holdout_r2",
+    "persistence_r2",
+    "recent_mean_r2",
+    "holdout_skill",
+    "cv_r2_mean",
+    "n_train_rows",
+    "n_holdout_rows",
+    "data_window_start",
+    "data_window_end",
+    "holdout_start",
+    "holdout_end",
+    "artifact_path",
+    "artifact_sha256",
+    "artifact_bytes",
+    "train_seconds",
+    "params",
+    "candidates",
+    "band_edges",
+    "reason",
+    "run_id",
+)
+
+
+@command("models", "the model history, newest first")
+def _models(args, settings: Settings):
+    from . import db
+    from .registry import list_versions, read_current_pointer
+
+    versions = list_versions(db.get_engine(settings.database_url))
+    pointer = read_current_pointer(settings.model_dir)
+    lines = [
+        f"{v['version']}  {v['status']:<8}  R² {_fmt(v['holdout_r2'])}  "
+        f"persistence {_fmt(v['persistence_r2'])}  {v['reason']}"
+        for v in versions
+    ] or ["no model has been trained yet (run `liquidity train`)"]
+    return {
+        "versions": [{k: v.get(k) for k in _LIST_KEYS} for v in versions],
+        "current": pointer,
+        "text": "\n".join(lines),
+    }, 0
+
+
+# --- rollback ----------------------------------------------------------------------------
+
+
+def _rollback_args(p):
+    p.add_argument("version", nargs="?", help="version to restore (default: the previous champion)")
+
+
+@command("rollback", "make an earlier champion the champion again", arguments=_rollback_args)
+def _rollback(args, settings: Settings):
+    from .registry import rollback
+
+    return rollback(settings, args.version), 0
+
+
+# --- predict -----------------------------------------------------------------------------
+
+
+def _predict_args(p):
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--symbol", help="forecast a stored coin's next snapshot")
+    which.add_argument(
+        "--input",
+        type=Path,
+        help="JSON file: one row object or a list of them, in any input format's names",
+    )
+
+
+def _read_rows(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not isinstance(rows, list):
+        raise InputError(f"{path} must hold a JSON object or a list of objects")
+    return rows
+
+
+def _line(r: dict) -> str:
+    who = r.get("symbol") or r.get("coin_name") or "row"
+    return (
+        f"{who}: turnover {r['predicted_turnover']:.4g} ({r['liquidity_level']}), "
+        f"80% interval {r['interval']['low']:.4g} .. {r['interval']['high']:.4g}, "
+        f"model {r['model_version']}"
+    )
+
+
+@command(
+    "predict",
+    "forecast turnover for a stored coin or for rows in a JSON file",
+    arguments=_predict_args,
+)
+def _predict(args, settings: Settings):
+    from .predict import predict_for_symbol, predict_liquidity
+
+    if args.symbol:
+        result = predict_for_symbol(args.symbol, settings=settings)
+        return dict(result, text=_line(result)), 0
+    try:
+        results = predict_liquidity(_read_rows(args.input), settings=settings)
+    except InputError as exc:
+        errors = getattr(exc, "errors", None)
+        if errors:
+            raise InputError(f"{exc}; errors: {json.dumps(errors)}") from None
+        raise
+    return {"predictions": results, "text": "\n".join(_line(r) for r in results)}, 0

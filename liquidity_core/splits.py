@@ -137,10 +137,10 @@ def holdout_split(
     if len(target_times) < need:
         n_times = len(np.unique(t))
         raise NotEnoughData(
-            f"{n_times} snapshot time(s), {len(target_times)} with a next snapshot to "
-            f"forecast; training needs at least {need} with a next snapshot ({need + 1} "
-            f"snapshots in all): {holdout_snapshots} holdout (holdout_snapshots), "
-            f"gap={gap}, and {need_tuning} for cv_splits={n_splits}"
+            f"{len(target_times)} of {n_times} snapshot time(s) have a next snapshot to "
+            f"forecast; training needs at least {need} ({need + 1} snapshots in all): "
+            f"{need_tuning} for cv_splits={n_splits} with gap={gap}, a gap of {gap}, and "
+            f"{holdout_snapshots} for holdout_snapshots={holdout_snapshots}"
         )
     holdout_times = target_times[-holdout_snapshots:]
     first_holdout = holdout_times[0]

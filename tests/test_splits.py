@@ -51,5 +51,5 @@ def test_holdout_is_newest_target_times_separated_by_gap():
     tuning, holdout = holdout_split(t, has_target, holdout_snapshots=3, gap=1, n_splits=3)
     assert sorted(set(t[holdout])) == [8, 9, 10]
     assert max(t[tuning]) == 6  # its target (t=7) is before the holdout
-    with pytest.raises(NotEnoughData, match=r"2 snapshot time\(s\), 1 with a next snapshot"):
+    with pytest.raises(NotEnoughData, match=r"1 of 2 snapshot time\(s\) have a next snapshot"):
         holdout_split(np.repeat([0, 1], 5), np.repeat([True, False], 5), holdout_snapshots=3)
