@@ -25,6 +25,27 @@ app = FastAPI(
 )
 
 
+@app.exception_handler(Exception)
+def _unavailable(request, exc: Exception):
+    """Database or registry trouble: a 503 naming the problem, never a traceback."""
+    from liquidity_core.errors import LiquidityError
+
+    if isinstance(exc, LiquidityError):
+        message = str(exc)
+    else:
+        message = (
+            f"the liquidity database cannot answer ({type(exc).__name__}); "
+            "has `liquidity db upgrade` been run?"
+        )
+    if request.url.path.endswith(".json"):
+        return JSONResponse({"error": "unavailable", "message": message}, status_code=503)
+    return HTMLResponse(
+        f"<!doctype html><title>Model history</title><h1>Model history</h1>"
+        f"<p>{html.escape(message)}</p>",
+        status_code=503,
+    )
+
+
 def _history() -> list[dict]:
     from liquidity_core import db
     from liquidity_core.registry import list_versions

@@ -37,30 +37,51 @@ def test_airflow_lists_the_plugin(tmp_path):
     assert view["href"] == "liquidity/models" and view["url_route"]
 
 
-def test_plugin_view_answers_with_history(store, tmp_path):
-    """Import the plugin in a fresh Airflow process and call its FastAPI app."""
+def _through_airflow(store, tmp_path, paths: list[str], *, mounted: bool = True) -> list[dict]:
+    """GET ``paths`` from Airflow's own API server app (or, with ``mounted=False``, from
+    the plugin's app alone), in a fresh process."""
+    if mounted:
+        make_app = "from airflow.api_fastapi.app import create_app; app = create_app()"
+    else:
+        make_app = (f"import sys; sys.path.insert(0, {str(REPO / 'plugins')!r}); "
+                    "from liquidity_plugin import app")
     script = f"""
-import json, sys
-sys.path.insert(0, {str(REPO / 'plugins')!r})
+import json
 from fastapi.testclient import TestClient
-import liquidity_plugin
-client = TestClient(liquidity_plugin.app)
-page = client.get("/models")
-data = client.get("/models.json")
-print("RESULT " + json.dumps({{"page_status": page.status_code, "page": page.text,
-                              "json_status": data.status_code, "json": data.json()}}))
+{make_app}
+client = TestClient(app, raise_server_exceptions=False)
+out = []
+for path in {paths!r}:
+    r = client.get(path)
+    out.append({{"status": r.status_code, "text": r.text}})
+print("RESULT " + json.dumps(out))
 """
     env = airflow_env(tmp_path / "airflow_home", store)
     env.update(env_of(store))
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=180, cwd=str(tmp_path))
+                          text=True, timeout=240, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
-    assert result["json_status"] == 200
-    (version,) = result["json"]["versions"]
-    assert result["json"]["champion"] == version["version"]
-    assert result["page_status"] == 200
-    page = result["page"]
-    assert "Model history" in page and version["version"] in page
-    assert "<svg" in page and "champion-marker" in page
+    return json.loads(line[len("RESULT "):])
+
+
+def test_plugin_view_answers_with_history(store, tmp_path):
+    """Airflow's API server mounts the plugin app under /liquidity."""
+    page, data = _through_airflow(store, tmp_path, ["/liquidity/models",
+                                                    "/liquidity/models.json"])
+    assert data["status"] == 200, data["text"][:500]
+    body = json.loads(data["text"])
+    (version,) = body["versions"]
+    assert body["champion"] == version["version"] and version["status"] == "champion"
+    assert page["status"] == 200
+    assert "Model history" in page["text"] and version["version"] in page["text"]
+    assert "<svg" in page["text"] and "champion-marker" in page["text"]
+
+
+def test_plugin_view_without_schema_is_503(tmp_path):
+    from webapp_support import settings_for
+
+    empty = settings_for(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    page, data = _through_airflow(empty, tmp_path, ["/models", "/models.json"], mounted=False)
+    assert page["status"] == 503 and "liquidity db upgrade" in page["text"]
+    assert data["status"] == 503 and json.loads(data["text"])["error"] == "unavailable"
