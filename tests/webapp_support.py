@@ -206,6 +206,7 @@ class Gunicorn:
                 "--threads", str(self.threads),
                 "--worker-class", "gthread",
                 "--graceful-timeout", "5",
+                "--no-control-socket",  # gunicorn 27 otherwise shares ~/.gunicorn/gunicorn.ctl
                 "webapp:create_app()",
             ],
             cwd=str(REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT,
