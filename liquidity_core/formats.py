@@ -229,12 +229,6 @@ def coin_slug(name: str) -> str:
     return slug
 
 
-def _slug_series(names: pd.Series) -> pd.Series:
-    codes, uniques = pd.factorize(names)
-    slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(slugs[codes], index=names.index, dtype=object)
-
-
 def extra_name(column: str) -> str:
     """Canonical name of an extra numeric column: ``"Sentiment Score"`` -> ``x_sentiment_score``."""
     folded = unicodedata.normalize("NFKD", str(column)).encode("ascii", "ignore").decode()
@@ -282,6 +276,24 @@ def _as_text(s: pd.Series) -> pd.Series:
     if pd.api.types.is_string_dtype(s) and s.dtype != object:
         return s
     return s.astype("string")
+
+
+def _clean_text(s: pd.Series, *, upper: bool = False):
+    """Stripped text (object dtype, None when empty), the empty mask, codes and uniques.
+
+    The string work runs once per distinct value, so a million rows of a few thousand
+    coin names cost little more than the hashing. ``uniques[codes]`` gives the cleaned
+    text back (code -1 for NA).
+    """
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    u = pd.Series(np.asarray(uniques, dtype=object), dtype=object).map(str).str.strip()
+    if upper:
+        u = u.str.upper()
+    u_empty = np.append((u == "").to_numpy(bool), True)  # code -1 (NA) is empty
+    values = np.append(u.to_numpy(dtype=object), None)[codes]
+    empty = u_empty[codes]
+    values[empty] = None
+    return pd.Series(values, index=s.index, dtype=object), empty, codes, u
 
 
 def _numbers(s: pd.Series, *, money: bool) -> tuple[np.ndarray, np.ndarray, pd.Series | None]:
@@ -362,15 +374,20 @@ def check_frame(
     for canon in ("coin_name", "symbol"):
         user = user_of.get(canon, spec.user_name(canon))
         if canon in user_of:
-            text = _as_text(raw[user_of[canon]]).str.strip()
-            empty = (text.isna() | (text == "")).to_numpy(bool)
+            text, empty, codes, uniques = _clean_text(raw[user_of[canon]],
+                                                      upper=canon == "symbol")
+            if canon == "coin_name":
+                slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
+                coin_ids = slugs[codes]
+                coin_ids[empty] = None
         else:
-            text = pd.Series(pd.NA, index=index, dtype="string")
+            text = pd.Series(None, index=index, dtype=object)
             empty = np.ones(n, dtype=bool)
+            if canon == "coin_name":
+                coin_ids = np.full(n, None, dtype=object)
         if require_identity:
             probs.add(empty, user, "missing")
-        text = text.where(pd.Series(~empty, index=index))
-        out[canon] = text.str.upper() if canon == "symbol" else text
+        out[canon] = text
 
     # Numbers.
     for canon in NUMERIC_FIELDS:
@@ -418,8 +435,7 @@ def check_frame(
         out["snapshot_ts"] = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
 
     frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
-    names = frame["coin_name"]
-    frame.insert(0, "coin_id", _slug_series(names.astype(object).where(names.notna(), None)))
+    frame.insert(0, "coin_id", pd.Series(coin_ids, index=index, dtype=object))
 
     # Extra columns: numeric ones are kept as x_<name>; others are ignored.
     extras, ignored = [], []
@@ -453,10 +469,8 @@ def check_frame(
 
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
-    text = _as_text(s).str.strip()
-    missing = (text.isna() | (text == "")).to_numpy(bool)
-    codes, uniques = pd.factorize(text.where(pd.Series(~missing, index=s.index)))
-    parsed = pd.to_datetime(pd.Index(np.asarray(uniques, dtype=object), dtype=object),
+    _, missing, codes, uniques = _clean_text(s)
+    parsed = pd.to_datetime(pd.Index(uniques.to_numpy(dtype=object), dtype=object),
                             format="ISO8601", utc=True, errors="coerce")
     parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
     values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
@@ -614,6 +628,7 @@ class ParsedFile:
 
 
 _SKIPPED = re.compile(r"line (\d+): expected (\d+) fields, saw (\d+)")
+_BLANK_LINE = re.compile(r"^[ \t\r\f\v]*$", re.MULTILINE)
 
 
 def decode_csv_bytes(data: bytes) -> str:
@@ -658,11 +673,14 @@ def parse_csv(data: bytes) -> ParsedFile:
         that is not CSV; the message names the problem and what was expected.
     """
     text = decode_csv_bytes(data)
-    if not text.strip():
+    if not text or text.isspace():
         raise FileRejected(f"empty file: no header and no rows; expected one of: "
                            f"{expected_formats_text()}")
+    end = text.find("\n")
+    first = text if end < 0 else text[:end]
     try:
-        header = [h.strip() for h in next(csv.reader(io.StringIO(text)))]
+        source = io.StringIO(text) if first.count('"') % 2 else [first]
+        header = [h.strip() for h in next(csv.reader(source))]
     except (csv.Error, StopIteration) as exc:
         raise FileRejected(f"cannot read the header as CSV: {exc}") from None
     seen: dict[str, str] = {}
@@ -675,8 +693,8 @@ def parse_csv(data: bytes) -> ParsedFile:
     names = [h if h else f"_unnamed_{i}" for i, h in enumerate(header)]
     text_cols = [h for h in names if spec.fields.get(normalize_header(h)) in IDENTITY_FIELDS]
 
-    raw, lines, skipped = _read_rows(text, names, text_cols)
-    blank = _blank_rows(raw)
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    raw, lines, skipped, blank = _read_rows(text, body, names, text_cols)
     if blank.any():
         raw, lines = raw[~blank], lines[~blank]
     rows_in_file = len(raw) + len(skipped)
@@ -728,7 +746,7 @@ def parse_csv(data: bytes) -> ParsedFile:
                       ignored_columns=checked.ignored_columns)
 
 
-def _read_rows(text: str, names: list[str], text_cols: list[str]):
+def _read_rows(text: str, body: bytes, names: list[str], text_cols: list[str]):
     """Read the data rows; returns (raw frame, line number per row, skipped lines).
 
     Skipped lines are ``(line, expected fields, seen fields)`` for lines with too many
@@ -739,7 +757,7 @@ def _read_rows(text: str, names: list[str], text_cols: list[str]):
         warnings.simplefilter("always")
         try:
             raw = pd.read_csv(
-                io.StringIO(text), header=0, names=names, index_col=False,
+                io.BytesIO(body), encoding="utf-8", header=0, names=names, index_col=False,
                 dtype={h: str for h in text_cols}, keep_default_na=False, na_values=na,
                 skip_blank_lines=False, on_bad_lines="warn", engine="c",
             )
@@ -759,8 +777,19 @@ def _read_rows(text: str, names: list[str], text_cols: list[str]):
         all_lines = np.arange(2, 2 + n_records, dtype=np.int64)
         if skipped:
             all_lines = all_lines[~np.isin(all_lines, [s[0] for s in skipped])]
-        return raw, all_lines, skipped
+        blank = np.isin(all_lines, _blank_line_numbers(text))
+        return raw, all_lines, skipped, blank
     return _read_rows_exact(text, names)
+
+
+def _blank_line_numbers(text: str) -> list[int]:
+    """Numbers of the lines that hold only whitespace (found by one C-level regex scan)."""
+    numbers, line, pos = [], 1, 0
+    for m in _BLANK_LINE.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        numbers.append(line)
+    return numbers
 
 
 def _read_rows_exact(text: str, names: list[str]):
@@ -768,9 +797,11 @@ def _read_rows_exact(text: str, names: list[str]):
     reader = csv.reader(io.StringIO(text))
     try:
         next(reader)
-        rows, lines, skipped = [], [], []
+        rows, lines, skipped, blank_lines = [], [], [], []
         start = reader.line_num + 1
         for record in reader:
+            if len(record) <= 1 and not "".join(record).strip():
+                blank_lines.append(start)
             if len(record) > len(names):
                 skipped.append((start, len(names), len(record)))
             else:
@@ -780,20 +811,8 @@ def _read_rows_exact(text: str, names: list[str]):
     except csv.Error as exc:
         raise FileRejected(f"cannot parse the file as CSV: {exc}") from None
     raw = pd.DataFrame(rows, columns=names, dtype=object).astype("string")
-    return raw, np.array(lines, dtype=np.int64), skipped
-
-
-def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
-    blank = np.ones(len(raw), dtype=bool)
-    for col in raw.columns:
-        s = raw[col]
-        if pd.api.types.is_numeric_dtype(s):
-            blank &= s.isna().to_numpy()
-        else:
-            blank &= (s.isna() | (s.astype("string").str.strip() == "")).to_numpy(bool)
-        if not blank.any():
-            break
-    return blank
+    lines = np.array(lines, dtype=np.int64)
+    return raw, lines, skipped, np.isin(lines, blank_lines)
 
 
 def _reasons(probs: pd.DataFrame, n: int) -> np.ndarray:
