@@ -438,10 +438,33 @@ def _extras_json(rows: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _csv_for_copy(frame: pd.DataFrame) -> str:
+    """CSV text for ``COPY ... (FORMAT csv, NULL 'nan')``, built column by column.
+
+    Text is always quoted (so a quoted ``"nan"`` is text); a missing value is an unquoted
+    ``nan``. Floats are written with ``repr`` (exact round trip). Text columns are quoted
+    once per distinct value. Much faster than ``DataFrame.to_csv`` for a million rows.
+    """
+    columns = []
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype.kind in "iu":
+            columns.append(list(map(str, values.tolist())))
+            continue
+        if values.dtype.kind == "f":
+            columns.append(list(map(repr, values.to_numpy(dtype=float).tolist())))
+            continue
+        codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+        quoted = np.array(['"' + str(u).replace('"', '""') + '"' for u in uniques] + ["nan"],
+                          dtype=object)
+        columns.append(quoted[codes].tolist())
+    if not columns or not len(frame):
+        return ""
+    return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
+
+
 def _copy(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False)
-    buf.seek(0)
+    buf = io.StringIO(_csv_for_copy(frame))
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.copy_expert(sql, buf)
@@ -450,6 +473,7 @@ def _copy(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
 
 
 def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
+    conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     conn.exec_driver_sql(db.query("ingest_stage_create", "postgresql").text)
     _copy(conn, db.query("ingest_stage_copy", "postgresql").text, rows)
     inserted = conn.execute(db.query("ingest_stage_upsert", "postgresql"),
