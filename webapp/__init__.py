@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_CHECK_INTERVAL": 2.0,
     # Seconds before a pointer that failed to load is tried again unchanged.
     "MODEL_RETRY_INTERVAL": 30.0,
+    # Import the model libraries and load the champion when the app is created, so a
+    # worker's first request does not pay for them (a failure is kept for /readyz).
+    "PRELOAD_MODEL": True,
     # Form fields are short; no page needs more than this many of them.
     "MAX_FORM_PARTS": 100,
     "JSON_SORT_KEYS": False,
@@ -62,11 +65,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     app.json.sort_keys = bool(app.config["JSON_SORT_KEYS"])
 
-    app.extensions["liquidity_models"] = ModelHolder(
+    holder = ModelHolder(
         settings,
         check_interval=float(app.config["MODEL_CHECK_INTERVAL"]),
         retry_interval=float(app.config["MODEL_RETRY_INTERVAL"]),
     )
+    app.extensions["liquidity_models"] = holder
+    if app.config["PRELOAD_MODEL"]:
+        import liquidity_core.predict  # noqa: F401 - pandas and scikit-learn, once
+
+        holder.refresh()
 
     errors.init_app(app)
     app.register_blueprint(views.bp)
