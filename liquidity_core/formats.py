@@ -561,7 +561,8 @@ def normalize_records(
                            pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows)))))
     frames = []
     for positions, raw in groups:
-        raw = _coalesce_folded(raw.astype(object), positions, errors)
+        raw = _coalesce_folded(_drop_nested(raw.astype(object), positions, errors),
+                               positions, errors)
         checked = check_frame(raw, _records_spec(list(raw.columns)),
                               require_identity=require_identity)
         p = checked.problems
@@ -576,6 +577,18 @@ def normalize_records(
         return empty.astype({c: float for c in NUMERIC_FIELDS}), errors
     frame = pd.concat(frames).sort_index() if len(frames) > 1 else frames[0]
     return frame.reset_index(drop=True), errors
+
+
+def _drop_nested(raw: pd.DataFrame, positions: np.ndarray, errors: list) -> pd.DataFrame:
+    """A list or object where one value belongs is an error; the value is dropped."""
+    for col in raw.columns:
+        nested = raw[col].map(lambda v: isinstance(v, (list, tuple, dict, set))).to_numpy(bool)
+        if nested.any():
+            errors.extend({"index": int(positions[i]), "field": str(col),
+                           "problem": "must be a single value, not a list or object"}
+                          for i in np.flatnonzero(nested))
+            raw[col] = raw[col].where(~nested, None)
+    return raw
 
 
 def _coalesce_folded(raw: pd.DataFrame, positions: np.ndarray, errors: list) -> pd.DataFrame:

@@ -301,3 +301,14 @@ def test_normalize_records_flags_a_field_given_twice():
     _, errors = normalize_records([{"price": 1, "Price": 2, "24h_volume": 1, "mkt_cap": 1}],
                                   require_identity=False)
     assert errors == [{"index": 0, "field": "Price", "problem": "given twice (also as 'price')"}]
+
+
+def test_normalize_records_rejects_nested_values_without_crashing():
+    frame, errors = normalize_records([{"coin": {"a": 1}, "symbol": ["X"], "price": [1],
+                                        "24h_volume": 1, "mkt_cap": 1, "date": "2022-03-16"}])
+    assert {"index": 0, "field": "coin",
+            "problem": "must be a single value, not a list or object"} in errors
+    assert {"index": 0, "field": "price",
+            "problem": "must be a single value, not a list or object"} in errors
+    assert {"index": 0, "field": "price", "problem": "missing"} in errors
+    assert len(frame) == 1
