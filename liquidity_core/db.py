@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from .errors import DatabaseUnavailable, LiquidityError
+from .errors import DatabaseError, DatabaseUnavailable, LiquidityError
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -83,35 +83,46 @@ def dialect_of(bind: Engine | Connection) -> str:
 def transaction(engine: Engine) -> Iterator[Connection]:
     """Open a transaction: commit on success, roll back on any error.
 
-    Connection failures become :class:`DatabaseUnavailable` naming the host (never the
-    password); project errors pass through unchanged.
+    Storage failures become project errors naming the host (never the password), whether
+    SQLAlchemy wrapped them or a raw driver cursor (COPY, executemany) raised them, and
+    also when the rollback itself fails on a dead connection:
+    :class:`DatabaseUnavailable` when the server cannot be reached or the connection was
+    lost, :class:`DatabaseError` for other operational failures (a full disk, say).
+    Project errors and programming errors pass through unchanged.
     """
+    dbapi = engine.dialect.loaded_dbapi
     try:
         with engine.begin() as conn:
             yield conn
-    except sa.exc.OperationalError as exc:
-        if _is_connection_error(exc):
-            raise DatabaseUnavailable(
-                f"cannot reach the database at {describe_url(str(engine.url))}: "
-                f"{str(exc.orig).strip().splitlines()[0]}"
-            ) from None
-        raise
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise storage_error(engine, exc.orig, invalidated=exc.connection_invalidated) from None
+    except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
+        raise storage_error(engine, exc) from None
 
 
-def _is_connection_error(exc: sa.exc.OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return exc.connection_invalidated or any(
+def storage_error(engine: Engine, exc: BaseException, *, invalidated: bool = False):
+    """The project error for a driver-level failure ``exc`` on ``engine``."""
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else type(exc).__name__
+    where = describe_url(str(engine.url))
+    text = detail.lower()
+    lost = invalidated or any(
         needle in text
         for needle in (
             "could not connect",
             "connection refused",
             "could not translate host",
             "server closed the connection",
+            "connection already closed",
             "unable to open database",
             "terminating connection",
+            "ssl syscall error",
             "does not exist",
         )
     )
+    if lost:
+        return DatabaseUnavailable(f"cannot reach the database at {where}: {detail}")
+    return DatabaseError(f"the database at {where} failed: {detail}")
 
 
 def render_sql(text: str, dialect: str) -> str:

@@ -17,6 +17,10 @@ class DatabaseUnavailable(LiquidityError):
     """The database named by ``LIQUIDITY_DATABASE_URL`` cannot be reached."""
 
 
+class DatabaseError(LiquidityError):
+    """The database answered but failed the operation (a full disk, a lock timeout)."""
+
+
 class InputError(LiquidityError):
     """Input data (a file, a row, a request) is not acceptable; the message names why."""
 
