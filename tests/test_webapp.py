@@ -381,6 +381,17 @@ def test_report_page(client, store):
     assert client.get("/report").status_code == 404
 
 
+def test_report_page_once_written(tmp_path):
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'r.db'}")
+    report = settings.var_dir / "report" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<!doctype html><title>Report</title><h1>Liquidity report</h1>")
+    client = create_app({"SETTINGS": settings, "PRELOAD_MODEL": False}).test_client()
+    resp = client.get("/report")
+    assert resp.status_code == 200 and b"Liquidity report" in resp.data
+    assert "script-src" not in resp.headers["Content-Security-Policy"]  # no scripts run
+
+
 # --- without a model, and with a broken one -------------------------------------------------
 
 

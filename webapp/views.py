@@ -6,7 +6,7 @@ Each view calls one ``liquidity_core`` function and renders its result; errors f
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from liquidity_core.errors import InputError, ModelError
 
@@ -113,7 +113,7 @@ def report():
     path = app_settings().var_dir / "report" / "report.html"
     if not path.is_file():
         abort(404, "No report yet: run `liquidity report` to write one.")
-    response = send_file(path, mimetype="text/html", max_age=0)
+    response = Response(path.read_bytes(), mimetype="text/html")
     # The report carries matplotlib SVG with inline style attributes.
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
