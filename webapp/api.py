@@ -60,10 +60,8 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _body_error(status: int, code: str, problem: str, *, index: int | None = None) -> ApiError:
+def _body_error(status: int, code: str, problem: str) -> ApiError:
     item = {"field": "body", "problem": problem}
-    if index is not None:
-        item = {"index": index, **item}
     return ApiError(status, code, f"request body {problem}", [item])
 
 
