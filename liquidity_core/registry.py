@@ -250,6 +250,13 @@ def get_version(engine, version: str) -> dict:
     return _decode_row(row)
 
 
+def versions_of_run(engine, run_id: str) -> list[dict]:
+    """The versions recorded by one training run (normally one), newest first."""
+    with db.transaction(engine) as conn:
+        rows = conn.execute(db.query("model_by_run"), {"run_id": run_id}).all()
+    return [_decode_row(r) for r in rows]
+
+
 def get_champion(engine) -> dict | None:
     """The current champion's ``model_versions`` row, or None."""
     with db.transaction(engine) as conn:

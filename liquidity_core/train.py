@@ -699,6 +699,11 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
     """
     stage = staging_dir(settings, run_id)
     engine = db.get_engine(settings.database_url)
+    if not (stage / "challenger.json").exists():
+        # A retry after the version was recorded and the staging folder removed.
+        done = registry.versions_of_run(engine, run_id)
+        if done:
+            return _result(done[0])
     challenger = _read_json(stage / "challenger.json")
     decision = _read_json(stage / "decision.json")
     version = challenger["version"]
