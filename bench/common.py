@@ -1,0 +1,342 @@
+"""Shared pieces of the benchmarks: scales, figures, databases, settings, child processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from liquidity_core import db
+from liquidity_core.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one benchmark scale.
+
+    Attributes
+    ----------
+    name : str
+        ``full``, ``small`` or ``tiny``.
+    ingest_coins, ingest_snapshots : int
+        The generated ingest file has ``coins * snapshots`` rows.
+    drop_coins : int
+        Rows of the one-snapshot drop timed for the ingest DAG latency.
+    retrain_sizes : tuple of (coins, snapshots)
+        Panels of the retrain cycle, smallest first.
+    retrain_grid : str
+        ``liquidity_core.train.GRIDS`` key of the timed cycle.
+    naive_mode : str
+        ``measured`` (run the naive GridSearchCV) or ``estimated`` (probe fits).
+    serve_coins, serve_snapshots : int
+        Panel of the serving store.
+    serve_grid : str
+        Grid of the served champion.
+    load_seconds : float
+        Length of the load run.
+    repeats_1, repeats_batch : int
+        Repeats of the in-process and sequential HTTP timings (1 row, 1,000 rows).
+    dag_test : bool
+        Also time a real ``dag.test()`` of the ingest DAG (when it exists).
+    """
+
+    name: str
+    ingest_coins: int
+    ingest_snapshots: int
+    drop_coins: int
+    retrain_sizes: tuple
+    retrain_grid: str
+    naive_mode: str
+    serve_coins: int
+    serve_snapshots: int
+    serve_grid: str
+    load_seconds: float
+    repeats_1: int
+    repeats_batch: int
+    dag_test: bool
+
+    @property
+    def ingest_rows(self) -> int:
+        return self.ingest_coins * self.ingest_snapshots
+
+
+SCALES = {
+    "full": Scale(
+        name="full", ingest_coins=2000, ingest_snapshots=500, drop_coins=2000,
+        retrain_sizes=((2000, 125), (2000, 250), (2000, 500)), retrain_grid="default",
+        naive_mode="estimated", serve_coins=2000, serve_snapshots=60, serve_grid="default",
+        load_seconds=30.0, repeats_1=200, repeats_batch=20, dag_test=True,
+    ),
+    "small": Scale(
+        name="small", ingest_coins=500, ingest_snapshots=100, drop_coins=500,
+        retrain_sizes=((200, 100), (200, 200)), retrain_grid="default",
+        naive_mode="estimated", serve_coins=300, serve_snapshots=40, serve_grid="default",
+        load_seconds=5.0, repeats_1=50, repeats_batch=5, dag_test=False,
+    ),
+    "tiny": Scale(
+        name="tiny", ingest_coins=100, ingest_snapshots=20, drop_coins=50,
+        retrain_sizes=((40, 25), (40, 50)), retrain_grid="fast",
+        naive_mode="measured", serve_coins=40, serve_snapshots=25, serve_grid="fast",
+        load_seconds=4.0, repeats_1=5, repeats_batch=2, dag_test=False,
+    ),
+}
+
+
+def get_scale(name: str | None = None) -> Scale:
+    """The scale named by ``name`` or ``BENCH_SCALE`` (default ``full``)."""
+    name = (name or os.environ.get("BENCH_SCALE") or "full").strip().lower()
+    if name not in SCALES:
+        raise SystemExit(f"BENCH_SCALE={name!r} is not one of {sorted(SCALES)}")
+    return SCALES[name]
+
+
+def rows_label(n: int) -> str:
+    """``250000`` -> ``250k``, ``1000000`` -> ``1m``."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000:
+        return f"{round(n / 1000):g}k"
+    return str(n)
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One measured figure.
+
+    ``ratio`` is ``value / reference value`` when a reference was measured in the same
+    run; ``goal`` is text such as ``">= 0.5"`` applying to the ratio when ``goal_on`` is
+    ``"ratio"``, else to the value.
+    """
+
+    name: str
+    value: float | int | None
+    unit: str
+    ratio: float | None = None
+    reference: str | None = None
+    goal: str | None = None
+    goal_on: str = "value"
+    met: bool | None = None
+    note: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        text = f"{self.name}: {_num(self.value)} {self.unit}".rstrip()
+        if self.ratio is not None:
+            text += f" ({self.ratio:.3g}x vs {self.reference})"
+        if self.goal is not None:
+            what = "ratio " if self.goal_on == "ratio" else ""
+            state = {True: "met", False: "MISSED", None: "not measured"}[self.met]
+            text += f"  [goal {what}{self.goal}: {state}]"
+        if self.note:
+            text += f"  -- {self.note}"
+        return text
+
+
+def _num(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def check_goal(value, goal: str) -> bool | None:
+    """Whether ``value`` meets ``goal`` (``">= 0.5"``, ``"<= 2"``, ``"< 200"``, ``"== 0"``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    op, _, bound = goal.partition(" ")
+    bound = float(bound)
+    return {
+        ">=": value >= bound, "<=": value <= bound, "<": value < bound, ">": value > bound,
+        "==": value == bound,
+    }[op]
+
+
+class Results:
+    """Collects figures, prints each as it comes, and writes them as JSON."""
+
+    def __init__(self, scale: Scale):
+        self.scale = scale
+        self.figures: dict[str, Figure] = {}
+        self.notes: dict[str, str] = {}
+
+    def add(self, name: str, value, unit: str, *, reference: str | None = None,
+            goal: str | None = None, goal_on: str | None = None, note: str | None = None,
+            **extra) -> Figure:
+        """Record a figure; with ``reference`` (a recorded figure's name) add the ratio.
+
+        ``goal_on`` defaults to ``"ratio"`` when a reference is given, else ``"value"``.
+        """
+        ratio = None
+        if reference is not None:
+            ref = self.figures.get(reference)
+            if ref is not None and ref.value and value is not None:
+                ratio = float(value) / float(ref.value)
+            else:
+                reference = None
+        goal_on = goal_on or ("ratio" if reference is not None else "value")
+        fig = Figure(name=name, value=value, unit=unit, ratio=ratio, reference=reference,
+                     goal=goal, goal_on=goal_on, note=note, extra=extra)
+        if goal is not None:
+            fig.met = check_goal(ratio if goal_on == "ratio" else value, goal)
+        self.figures[name] = fig
+        print(fig.line(), flush=True)
+        return fig
+
+    def note(self, area: str, text: str) -> None:
+        """A line of context for an area (printed and stored)."""
+        self.notes.setdefault(area, "")
+        self.notes[area] = (self.notes[area] + "\n" + text).strip()
+        print(f"  ({area}) {text}", flush=True)
+
+    def as_dict(self) -> dict:
+        return {
+            "scale": self.scale.name,
+            "figures": {k: asdict(v) for k, v in self.figures.items()},
+            "notes": self.notes,
+        }
+
+
+# --- databases and settings ----------------------------------------------------------------
+
+
+def pg_base_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+
+
+def schema_url(base: str, schema: str) -> str:
+    """``base`` with ``search_path`` set to ``schema``."""
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@contextmanager
+def pg_schema(prefix: str = "bench") -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL schema, dropped afterwards; yields ``(url, schema)``."""
+    base = pg_base_url()
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = schema_url(base, schema)
+    try:
+        yield url, schema
+    finally:
+        db.get_engine(url).dispose()
+        db.get_engine.cache_clear()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def psql_command(sql_or_meta: str) -> list[str]:
+    """``psql`` arguments for the PostgreSQL server of :func:`pg_base_url`."""
+    url = make_url(pg_base_url())
+    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", url.host or "127.0.0.1",
+           "-p", str(url.port or 5432), "-U", url.username or "postgres",
+           "-d", url.database or "postgres", "-c", sql_or_meta]
+    return cmd
+
+
+def psql_env() -> dict:
+    env = dict(os.environ)
+    url = make_url(pg_base_url())
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    return env
+
+
+def make_settings(root: Path, database_url: str, **env_overrides) -> Settings:
+    """Settings with every folder under ``root`` (created)."""
+    env = {
+        "LIQUIDITY_DATABASE_URL": database_url,
+        "LIQUIDITY_VAR_DIR": str(root / "var"),
+        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
+        "LIQUIDITY_MODEL_DIR": str(root / "models"),
+        "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
+        **{k: str(v) for k, v in env_overrides.items()},
+    }
+    settings = load_settings(env)
+    settings.ingest_dir.mkdir(parents=True, exist_ok=True)
+    settings.model_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The process environment with the LIQUIDITY_* variables of ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIQUIDITY_")}
+    env.update({
+        "LIQUIDITY_DATABASE_URL": settings.database_url,
+        "LIQUIDITY_VAR_DIR": str(settings.var_dir),
+        "LIQUIDITY_INGEST_DIR": str(settings.ingest_dir),
+        "LIQUIDITY_MODEL_DIR": str(settings.model_dir),
+        "LIQUIDITY_FILE_SETTLE_SECONDS": str(settings.file_settle_seconds),
+        "LIQUIDITY_N_JOBS": str(settings.n_jobs),
+        "LIQUIDITY_CV_SPLITS": str(settings.cv_splits),
+        "LIQUIDITY_HOLDOUT_SNAPSHOTS": str(settings.holdout_snapshots),
+        "LIQUIDITY_PROMOTION_MARGIN": str(settings.promotion_margin),
+        "LIQUIDITY_MAX_SAMPLES": str(settings.max_train_rows_per_tree),
+        "LIQUIDITY_SEED": str(settings.random_seed),
+    })
+    return env
+
+
+CHILD_MARK = "BENCH_CHILD "
+
+
+def run_child(module: str, spec: dict, settings: Settings, *, timeout: float) -> dict:
+    """Run ``python -m <module> --child SPEC`` with ``settings``; return its JSON result.
+
+    The child prints one line ``BENCH_CHILD {...}``; its own peak memory is measured
+    there (``getrusage(RUSAGE_SELF)``), so the parent's memory never counts.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--child", json.dumps(spec)],
+        env=env_of(settings), cwd=str(REPO), capture_output=True, text=True, timeout=timeout,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_MARK)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"child {module} {spec.get('mode')} failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return json.loads(lines[-1][len(CHILD_MARK):])
+
+
+def child_report(payload: dict) -> None:
+    """Print a child's result line, with its peak RSS (MiB) added."""
+    import resource
+
+    payload = dict(payload)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    payload["peak_rss_mib"] = usage.ru_maxrss / 1024
+    payload["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    payload["children_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(CHILD_MARK + json.dumps(payload, default=str), flush=True)
+
+
+def machine_note() -> str:
+    """CPU count and load average, to read the figures against."""
+    load = os.getloadavg()
+    return f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"

@@ -1,0 +1,352 @@
+"""Serving: ``predict_liquidity`` in process against ``POST /api/v1/predict`` on gunicorn.
+
+A PostgreSQL store (a schema of its own) gets a demo panel and two trained versions: the
+champion A (the scale's grid) and a rejected challenger B. Then:
+
+- ``predict_inprocess_1row`` / ``predict_inprocess_1000rows``: median wall time of
+  :func:`liquidity_core.predict.predict_liquidity` with the loaded model (as the web app
+  calls it: model already in memory, features from the database).
+- gunicorn with 2 workers (the command of ``make run`` and docker-compose) on a free port
+  of 127.0.0.1:
+  - ``http_1row_median``: one connection, one request at a time (ratio vs in process);
+  - ``http_1000rows_median``: a batch of 1,000 rows (goal < 200 ms);
+  - a closed-loop load of 8 connections for 30 s (small: 5 s) from a Python threaded
+    generator (``http.client``, keep-alive where the server allows it):
+    ``http_load_p50``, ``http_load_p99`` (goal < 50 ms), ``http_load_errors`` (goal 0),
+    ``http_load_rps``;
+  - halfway through the load ``current.json`` is rewritten to name B (an atomic
+    ``os.replace``, as a promotion does): ``http_reload_errors`` counts the failed requests
+    from then on (goal 0) and ``http_reload_seconds`` how long until the first answer
+    from B.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from liquidity_core import db, registry
+from liquidity_core.demo import generate_panel
+from liquidity_core.ingest import ingest_paths
+from liquidity_core.predict import predict_liquidity
+from liquidity_core.train import run_training_cycle
+
+from .common import REPO, Results, Scale, env_of, make_settings, pg_schema
+
+CONNECTIONS = 8
+BATCH = 1000
+INPUT_COLUMNS = ("coin", "symbol", "price", "1h", "24h", "7d", "24h_volume", "mkt_cap")
+
+
+def figure_names(scale: Scale) -> list[str]:
+    """The figures :func:`run` records."""
+    return ["predict_inprocess_1row", "predict_inprocess_1000rows", "http_1row_median",
+            "http_1000rows_median", "http_load_p50", "http_load_p99", "http_load_errors",
+            "http_load_rps", "http_reload_errors", "http_reload_seconds"]
+
+
+def run(scale: Scale, results: Results) -> None:
+    with tempfile.TemporaryDirectory(prefix="liquidity-bench-serving-") as tmp, \
+            pg_schema("bench_serve") as (url, _schema):
+        root = Path(tmp)
+        settings = make_settings(root, url)
+        rows = _store(scale, settings, results)
+        version_a, version_b = _train_two(scale, settings, results)
+        engine = db.get_engine(settings.database_url)
+        row_b = registry.get_version(engine, version_b)
+        _in_process(scale, settings, rows, results)
+        with Gunicorn(settings, root / "gunicorn.log") as server:
+            _warm(server, rows)
+            _sequential(scale, server, rows, results)
+            _load(scale, settings, server, rows, row_b, version_a, results)
+
+
+# --- the store -------------------------------------------------------------------------
+
+
+def _store(scale: Scale, settings, results: Results) -> list[dict]:
+    t0 = time.perf_counter()
+    panel = generate_panel(coins=scale.serve_coins, snapshots=scale.serve_snapshots, seed=99)
+    path = settings.var_dir / "panel.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    panel.to_csv(path, index=False)
+    db.upgrade(db.get_engine(settings.database_url))
+    (outcome,) = ingest_paths([path], settings=settings)
+    if outcome.rows_loaded != len(panel):
+        raise RuntimeError(f"serving store ingest: {outcome.as_dict()}")
+    latest = panel[panel["date"] == panel["date"].max()]
+    rows = [
+        {k: (v if isinstance(v, str) else float(v)) for k, v in rec.items()}
+        for rec in latest[list(INPUT_COLUMNS)].to_dict("records")
+    ]
+    results.note("serving", f"store: {len(panel):,} rows ({scale.serve_coins:,} coins x "
+                 f"{scale.serve_snapshots} snapshots) on PostgreSQL, "
+                 f"{time.perf_counter() - t0:.1f}s")
+    return rows
+
+
+def _train_two(scale: Scale, settings, results: Results) -> tuple[str, str]:
+    t0 = time.perf_counter()
+    a = run_training_cycle(settings, run_id="bench-serve-a", grid=scale.serve_grid,
+                           candidates=False)
+    b = run_training_cycle(settings, run_id="bench-serve-b", grid="fast", candidates=False,
+                           promote=False)
+    pointer = registry.read_current_pointer(settings.model_dir)
+    if pointer is None or pointer["version"] != a["version"]:
+        raise RuntimeError(f"expected {a['version']} to be champion, pointer is {pointer}")
+    size = registry.version_dir(settings.model_dir, a["version"]) / "model.pkl"
+    results.note("serving", f"champion A {a['version']} ({scale.serve_grid} grid, "
+                 f"{size.stat().st_size / 1e6:.1f} MB) and rejected B {b['version']} "
+                 f"trained in {time.perf_counter() - t0:.1f}s")
+    return a["version"], b["version"]
+
+
+def _batch(rows: list[dict], n: int) -> list[dict]:
+    return [rows[i % len(rows)] for i in range(n)]
+
+
+# --- in process ----------------------------------------------------------------------------
+
+
+def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> None:
+    model = registry.load_verified_model(settings)
+    predict_liquidity([rows[0]], settings=settings, model=model)  # warm up
+    times, cpu = [], []
+    for i in range(scale.repeats_1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        predict_liquidity([rows[i % len(rows)]], settings=settings, model=model)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    results.add("predict_inprocess_1row", 1000 * statistics.median(times), "ms",
+                note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms), "
+                     f"model {model.version} in memory",
+                cpu_ms=1000 * statistics.median(cpu))
+    batch = _batch(rows, BATCH)
+    times, cpu = [], []
+    for _ in range(scale.repeats_batch):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = predict_liquidity(batch, settings=settings, model=model)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        assert len(out) == BATCH
+    results.add("predict_inprocess_1000rows", 1000 * statistics.median(times), "ms",
+                note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms)",
+                cpu_ms=1000 * statistics.median(cpu))
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    """``gunicorn --workers 2 'webapp:create_app()'`` on a free port of 127.0.0.1."""
+
+    def __init__(self, settings, log_path: Path, *, workers: int = 2):
+        self.settings = settings
+        self.port = _free_port()
+        self.log_path = log_path
+        self.workers = workers
+        self.proc = None
+
+    def __enter__(self) -> Gunicorn:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(self.workers), "--access-logfile", "-", "webapp:create_app()"],
+            cwd=str(REPO), env=env_of(self.settings), stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}: {self.log()}")
+            try:
+                status, _body = request(self.port, "GET", "/readyz", timeout=5)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"gunicorn was not ready in 120 s: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def workers_cpu(self) -> float:
+        """CPU seconds used so far by the worker processes."""
+        import psutil
+
+        total = 0.0
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                t = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def request(port: int, method: str, path: str, body=None, *, timeout: float = 30,
+            conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    """One request (on ``conn`` when given, else a fresh connection)."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def _warm(server: Gunicorn, rows: list[dict]) -> None:
+    """Every worker loads its model: a burst of concurrent requests."""
+    def hit():
+        for i in range(5):
+            request(server.port, "POST", "/api/v1/predict", rows[i % len(rows)])
+
+    threads = [threading.Thread(target=hit) for _ in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _sequential(scale: Scale, server: Gunicorn, rows: list[dict], results: Results) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    times, bad = [], 0
+    cpu0 = server.workers_cpu()
+    for i in range(scale.repeats_1):
+        t0 = time.perf_counter()
+        status, _ = request(server.port, "POST", "/api/v1/predict", rows[i % len(rows)],
+                            conn=conn)
+        times.append(time.perf_counter() - t0)
+        bad += status != 200
+    server_cpu = 1000 * (server.workers_cpu() - cpu0) / len(times)
+    results.add("http_1row_median", 1000 * statistics.median(times), "ms",
+                reference="predict_inprocess_1row", goal="<= 2",
+                note=f"one connection, {len(times)} sequential requests, {bad} errors; "
+                     f"server CPU {server_cpu:.1f} ms/request",
+                server_cpu_ms=server_cpu)
+    batch = _batch(rows, BATCH)
+    times = []
+    for _ in range(scale.repeats_batch):
+        t0 = time.perf_counter()
+        status, body = request(server.port, "POST", "/api/v1/predict", batch, conn=conn)
+        times.append(time.perf_counter() - t0)
+        if status != 200 or len(json.loads(body)["predictions"]) != BATCH:
+            raise RuntimeError(f"batch of {BATCH}: HTTP {status} {body[:300]!r}")
+    conn.close()
+    results.add("http_1000rows_median", 1000 * statistics.median(times), "ms",
+                reference="predict_inprocess_1000rows", goal="< 200", goal_on="value",
+                note=f"median of {len(times)} sequential batches of {BATCH} rows")
+
+
+class _Loader(threading.Thread):
+    """One closed-loop connection: POST one row, wait, repeat until the deadline."""
+
+    def __init__(self, port: int, rows: list[dict], offset: int, start: float, deadline: float):
+        super().__init__(daemon=True)
+        self.port, self.rows, self.offset = port, rows, offset
+        self.start_at, self.deadline = start, deadline
+        self.samples: list[tuple[float, float, int, str | None]] = []  # (t, latency, status, v)
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        i = self.offset
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= self.deadline:
+                break
+            version = None
+            try:
+                status, body = request(self.port, "POST", "/api/v1/predict",
+                                       self.rows[i % len(self.rows)], conn=conn)
+                if status == 200:
+                    version = json.loads(body).get("model_version")
+            except (OSError, http.client.HTTPException):
+                status = -1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.samples.append((t0 - self.start_at, time.perf_counter() - t0, status, version))
+            i += CONNECTIONS
+        conn.close()
+
+
+def _load(scale: Scale, settings, server: Gunicorn, rows: list[dict], row_b: dict,
+          version_a: str, results: Results) -> None:
+    start = time.perf_counter()
+    cpu0 = time.process_time()
+    server_cpu0 = server.workers_cpu()
+    deadline = start + scale.load_seconds
+    loaders = [_Loader(server.port, rows, k, start, deadline) for k in range(CONNECTIONS)]
+    for t in loaders:
+        t.start()
+    time.sleep(scale.load_seconds / 2)
+    switch_at = time.perf_counter() - start
+    registry.write_current_pointer(settings.model_dir, version=row_b["version"],
+                                   sha256=row_b["artifact_sha256"],
+                                   artifact_path=row_b["artifact_path"])
+    for t in loaders:
+        t.join()
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    server_cpu = server.workers_cpu() - server_cpu0
+    samples = sorted(s for t in loaders for s in t.samples)
+    lat = np.array([s[1] for s in samples]) * 1000
+    ok = np.array([s[2] == 200 for s in samples])
+    errors = int((~ok).sum())
+    after = [s for s in samples if s[0] >= switch_at]
+    first_b = next((s[0] + s[1] for s in after if s[3] == row_b["version"]), None)
+    served = {v: sum(1 for s in samples if s[3] == v) for v in (version_a, row_b["version"])}
+    results.add("http_load_p50", float(np.percentile(lat, 50)), "ms",
+                reference="predict_inprocess_1row", goal="<= 2",
+                note=f"{CONNECTIONS} connections, {elapsed:.1f}s, {len(samples):,} requests")
+    results.add("http_load_p99", float(np.percentile(lat, 99)), "ms", goal="< 50",
+                max_ms=float(lat.max()))
+    results.add("http_load_errors", errors, "errors", goal="== 0",
+                statuses={str(k): int(v) for k, v in
+                          zip(*np.unique([s[2] for s in samples], return_counts=True),
+                              strict=True)})
+    results.add("http_load_rps", len(samples) / elapsed, "req/s",
+                note=f"workers used {server_cpu:.1f}s CPU "
+                     f"({1000 * server_cpu / max(1, len(samples)):.1f} ms/request), the load "
+                     f"generator {cpu:.1f}s, of the same 2 cores",
+                server_cpu_ms=1000 * server_cpu / max(1, len(samples)))
+    results.add("http_reload_errors", int(sum(1 for s in after if s[2] != 200)), "errors",
+                goal="== 0",
+                note=f"current.json switched to {row_b['version']} at {switch_at:.1f}s; "
+                     f"answers by version {served}")
+    results.add("http_reload_seconds", None if first_b is None else first_b - switch_at, "s",
+                note="from the pointer switch to the first answer from the new version "
+                     "(ModelHolder checks at most every 2 s)")
