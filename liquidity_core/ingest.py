@@ -25,8 +25,11 @@ import hashlib
 import io
 import logging
 import os
+import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
-from .errors import InputError
+from .errors import DatabaseUnavailable, InputError, LiquidityError
 from .formats import FileRejected, ParsedFile, parse_csv
 from .settings import Settings
 from .snapshots import format_ts, to_utc
@@ -71,6 +74,9 @@ class IngestResult:
         For a duplicate, the ``ingest_files`` row that loaded these bytes.
     moved_to : str or None
         Where the file was moved (``move=True``).
+    warning : str or None
+        A problem after the file was recorded (it could not be moved, or its reason note
+        could not be written); the ledger is right either way.
     """
 
     path: str
@@ -87,6 +93,7 @@ class IngestResult:
     moved_to: str | None = None
     extra_columns: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    warning: str | None = None
     seconds: float = 0.0
 
     @property
@@ -108,6 +115,8 @@ class IngestResult:
             text = f"{head}: {self.error}"
         if self.moved_to:
             text += f" -> {self.moved_to}"
+        if self.warning:
+            text += f" (warning: {self.warning})"
         return text
 
     def as_dict(self) -> dict:
@@ -253,32 +262,87 @@ def ingest_file(path: Path, *, engine: Engine, settings: Settings, move: bool = 
     base = {"sha256": sha, "file_name": path.name, "started_at": started}
     result = IngestResult(path=str(path), status="", sha256=sha)
 
-    earlier = _find_loaded(engine, sha)
-    if earlier is not None:
-        _record_duplicate(engine, base, result, earlier)
-    else:
-        try:
-            parsed = parse_csv(data)
-        except FileRejected as exc:
-            parsed = None
-            _record_quarantined(engine, base, result, str(exc), file_format=None)
-        if parsed is not None:
-            result.file_format = parsed.spec.name
-            result.rows_in_file = parsed.rows_in_file
-            result.extra_columns = parsed.extra_columns
-            result.ignored_columns = parsed.ignored_columns
-            if len(parsed.rows) == 0:
-                first = parsed.rejected.iloc[0]
-                reason = (f"no valid rows: all {parsed.rows_in_file} rows failed checks "
-                          f"(first: line {int(first['line'])}: {first['reason']})")
-                _record_quarantined(engine, base, result, reason, file_format=parsed.spec.name,
-                                    rejected=parsed.rejected)
-            else:
-                _load_with_retry(engine, base, result, parsed)
+    try:
+        _ingest_bytes(engine, data, base, result)
+    except _db_errors() as exc:
+        mapped = _storage_error(exc, engine, path)
+        if mapped is None:
+            raise
+        raise mapped from None
     if move:
         _move_after(path, result)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
+
+
+def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult) -> None:
+    earlier = _find_loaded(engine, base["sha256"])
+    if earlier is not None:
+        _record_duplicate(engine, base, result, earlier)
+        return
+    try:
+        parsed = parse_csv(data)
+    except FileRejected as exc:
+        _record_quarantined(engine, base, result, str(exc), file_format=None)
+        return
+    result.file_format = parsed.spec.name
+    result.rows_in_file = parsed.rows_in_file
+    result.extra_columns = parsed.extra_columns
+    result.ignored_columns = parsed.ignored_columns
+    if len(parsed.rows) == 0:
+        first = parsed.rejected.iloc[0]
+        reason = (f"no valid rows: all {parsed.rows_in_file} rows failed checks "
+                  f"(first: line {int(first['line'])}: {first['reason']})")
+        _record_quarantined(engine, base, result, reason, file_format=parsed.spec.name,
+                            rejected=parsed.rejected)
+    else:
+        _load_with_retry(engine, base, result, parsed)
+
+
+def _db_errors() -> tuple:
+    """Exception types of the database layer, including raw driver errors (COPY, executemany)."""
+    errors: list = [sa.exc.DBAPIError, sqlite3.Error]
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency
+        pass
+    else:
+        errors.append(psycopg2.Error)
+    return tuple(errors)
+
+
+def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityError | None:
+    """A one-line project error for a database failure in the middle of a load.
+
+    Raw driver errors (from COPY or executemany) and a rollback on a dead connection do
+    not pass through :func:`db.transaction`'s mapping, so they are named here. The
+    transaction was rolled back: nothing of the file is stored.
+    """
+    inner = exc
+    seen = exc
+    while seen is not None:  # the first driver error in the chain says what happened
+        if not isinstance(seen, sa.exc.SQLAlchemyError):
+            inner = seen
+            break
+        seen = getattr(seen, "orig", None) or seen.__context__
+    text = (str(getattr(inner, "orig", inner)).strip().splitlines() or [type(inner).__name__])[0]
+    where = db._host_of(str(engine.url))
+    low = text.lower()
+    if "full" in low or "no space" in low or "could not extend" in low:
+        return DatabaseUnavailable(
+            f"the database at {where} has no room: {text}; nothing from {path.name} was stored"
+        )
+    if getattr(inner, "pgcode", None) in _RETRY_SQLSTATES:
+        return None
+    operational = isinstance(exc, (sa.exc.InterfaceError, sa.exc.OperationalError)) or (
+        type(inner).__name__ in ("OperationalError", "InterfaceError"))
+    if not operational:
+        return None
+    lost = any(k in low for k in ("connection", "server closed", "terminat", "eof", "broken pipe"))
+    what = "lost the database" if lost else "the database failed"
+    return DatabaseUnavailable(
+        f"{what} at {where} while loading {path.name}: {text}; nothing from it was stored"
+    )
 
 
 def _refusal(path: Path, settings: Settings, move: bool) -> str | None:
@@ -464,12 +528,40 @@ def _csv_for_copy(frame: pd.DataFrame) -> str:
 
 
 def _copy(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
-    buf = io.StringIO(_csv_for_copy(frame))
+    # Bytes, in 1 MiB chunks: fewer round trips than the 8 KiB default.
+    buf = io.BytesIO(_csv_for_copy(frame).encode("utf-8"))
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.copy_expert(sql, buf)
+        with _c_stderr_to_log():
+            cursor.copy_expert(sql, buf, size=1 << 20)
     finally:
         cursor.close()
+
+
+@contextmanager
+def _c_stderr_to_log():
+    """Send what C code writes to stderr meanwhile to the log instead.
+
+    When the server ends the connection in the middle of a COPY, psycopg2 prints a
+    ``SystemError`` from its C code straight to stderr before raising the real error
+    (which :func:`_storage_error` turns into one line). The CLI promises one line.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode("utf-8", "replace").strip()
+            if said:
+                log.debug("the database driver printed during COPY: %s", said)
 
 
 def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
@@ -518,11 +610,20 @@ def _move_after(path: Path, result: IngestResult) -> None:
     except FileNotFoundError:
         log.info("%s was already moved (by a concurrent run)", path)
         return
+    except OSError as exc:  # e.g. no room for the folder: the file stays, the ledger is right
+        result.warning = f"could not move the file to {folder}: {exc.strerror or exc}"
+        log.warning("%s: %s", path, result.warning)
+        return
     result.moved_to = str(target)
     if result.status == "quarantined":
         note = (f"{result.error}\n\nfile: {path.name}\nsha256: {result.sha256}\n"
                 f"ingest_files.id: {result.file_id}\n")
-        _write_no_clobber(target.with_name(target.name + ".reason.txt"), note)
+        try:
+            _write_no_clobber(target.with_name(target.name + ".reason.txt"), note)
+        except OSError as exc:
+            result.warning = (f"could not write the reason note ({exc.strerror or exc}); "
+                              f"the reason is in ingest_files.id={result.file_id}")
+            log.warning("%s: %s", path, result.warning)
 
 
 def _candidates(folder: Path, name: str):
@@ -547,7 +648,11 @@ def _move_no_clobber(path: Path, folder: Path) -> Path:
                 continue
             os.rename(path, target)
             return target
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except OSError:
+            os.unlink(target)  # never leave the file in two places
+            raise
         return target
     raise InputError(f"cannot find a free name for {path.name} in {folder}")
 
@@ -555,9 +660,14 @@ def _move_no_clobber(path: Path, folder: Path) -> Path:
 def _write_no_clobber(path: Path, text: str) -> Path:
     for target in _candidates(path.parent, path.name):
         try:
-            with open(target, "x", encoding="utf-8") as fh:
-                fh.write(text)
-            return target
+            fh = open(target, "x", encoding="utf-8")  # noqa: SIM115 - closed below
         except FileExistsError:
             continue
+        try:
+            with fh:
+                fh.write(text)
+        except OSError:
+            target.unlink(missing_ok=True)  # never leave an empty or partial note
+            raise
+        return target
     raise InputError(f"cannot find a free name for {path.name} in {path.parent}")
