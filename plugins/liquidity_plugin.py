@@ -28,9 +28,11 @@ app = FastAPI(
 @app.exception_handler(Exception)
 def _unavailable(request, exc: Exception):
     """Database or registry trouble: a 503 naming the problem, never a traceback."""
-    from liquidity_core.errors import LiquidityError
+    from liquidity_core.errors import DatabaseError, LiquidityError
 
-    if isinstance(exc, LiquidityError):
+    if isinstance(exc, DatabaseError):
+        message = f"{exc} (has `liquidity db upgrade` been run?)"
+    elif isinstance(exc, LiquidityError):
         message = str(exc)
     else:
         message = (

@@ -83,5 +83,6 @@ def test_plugin_view_without_schema_is_503(tmp_path):
 
     empty = settings_for(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
     page, data = _through_airflow(empty, tmp_path, ["/models", "/models.json"], mounted=False)
-    assert page["status"] == 503 and "liquidity db upgrade" in page["text"]
+    assert page["status"] == 503 and "model_versions" in page["text"]
+    assert "liquidity db upgrade" in page["text"]
     assert data["status"] == 503 and json.loads(data["text"])["error"] == "unavailable"

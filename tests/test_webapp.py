@@ -410,6 +410,15 @@ def test_no_model_yet(tmp_path):
     assert "No model has been trained yet" in client.get("/models").get_data(as_text=True)
 
 
+def test_database_without_schema_is_503(tmp_path):
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'bare.db'}")
+    client = create_app({"SETTINGS": settings}).test_client()
+    body = _assert_error(client.get("/api/v1/models"), 503)
+    assert body["error"].startswith("database")
+    assert client.get("/models").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
 def test_corrupt_artifact_keeps_serving_old_model(store, tmp_path, champion):
     """A copy of the store whose pointer is switched to a corrupted artifact."""
     if not store.database_url.startswith("sqlite"):

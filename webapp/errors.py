@@ -29,6 +29,7 @@ STATUS = [
     (core.NotEnoughData, 422, "not_enough_data"),
     (core.ModelError, 503, "model_unavailable"),
     (core.DatabaseUnavailable, 503, "database_unavailable"),
+    (core.DatabaseError, 503, "database_error"),
     (core.ConfigError, 500, "config_error"),
     (core.LiquidityError, 400, "bad_request"),
 ]
