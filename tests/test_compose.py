@@ -174,6 +174,9 @@ def test_healthchecks_probe_the_ports_the_services_listen_on(compose):
     scheduler_env = env_of(services["airflow-scheduler"])
     assert scheduler_env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
     assert "--bind=0.0.0.0:8000" in services["webapp"]["command"]
+    assert services["webapp"]["command"][-1] == "webapp:create_app()"
+    assert services["webapp"]["command"][0] == "gunicorn"
+    assert "--no-control-socket" in services["webapp"]["command"]  # read-only root fs
     assert "http://localhost:8000/healthz" in services["webapp"]["healthcheck"]["test"]
     assert services["webapp"]["ports"][0].endswith(":8000")
     assert "DagProcessorJob" in " ".join(services["airflow-dag-processor"]["healthcheck"]["test"])
