@@ -47,7 +47,7 @@ def server(store, tmp_path_factory):
         yield g
 
 
-def _wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
+def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
