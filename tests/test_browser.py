@@ -47,7 +47,7 @@ def browser(tmp_path_factory):
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(120)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         yield driver
@@ -80,7 +80,7 @@ def test_submit_form_shows_prediction(server, browser):
     assert "How liquid" in browser.find_element(By.TAG_NAME, "h1").text
     _fill(browser, GOOD)
     browser.find_element(By.ID, "predict-button").click()
-    WebDriverWait(browser, 15).until(ec.visibility_of_element_located((By.ID, "result")))
+    WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "result")))
     level = browser.find_element(By.ID, "result-level").text
     assert level.split()[0] in {"Low", "Medium", "High"}
     turnover = float(browser.find_element(By.ID, "result-turnover").text.split()[0])
@@ -100,7 +100,7 @@ def test_form_marks_bad_fields(server, browser):
     browser.get(server.url + "/")
     _fill(browser, {**GOOD, "price": "-5", "mkt_cap": "lots"})
     browser.find_element(By.ID, "predict-button").click()
-    WebDriverWait(browser, 15).until(ec.visibility_of_element_located((By.ID, "form-message")))
+    WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "form-message")))
     assert browser.find_element(By.ID, "e-price").text
     assert browser.find_element(By.ID, "e-mkt_cap").text
     assert browser.find_element(By.ID, "f-price").get_attribute("aria-invalid") == "true"

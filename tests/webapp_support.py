@@ -212,7 +212,7 @@ class Gunicorn:
             cwd=str(REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited {self.proc.returncode}: {self.log()}")
@@ -223,7 +223,7 @@ class Gunicorn:
                 pass
             time.sleep(0.2)
         self.__exit__(None, None, None)
-        raise RuntimeError(f"gunicorn did not answer /healthz in 60 s: {self.log()}")
+        raise RuntimeError(f"gunicorn did not answer /healthz in 120 s: {self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
