@@ -93,7 +93,7 @@ def coin(symbol: str):
     from liquidity_core.snapshots import load_snapshots
 
     prediction = predict_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
-    history = load_snapshots(app_engine(), symbols=[prediction.get("symbol") or symbol])
+    history = load_snapshots(app_engine(), coin_ids=[prediction["coin_id"]])
     rows = history.sort_values("snapshot_ts", ascending=False).head(200).to_dict("records")
     return render_template("coin.html", symbol=symbol, prediction=prediction, history=rows)
 
