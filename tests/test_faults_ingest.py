@@ -249,21 +249,6 @@ def test_database_lost_mid_copy_fails_with_one_line_naming_the_host(lost_mid_cop
     print(f"\nmessage: {line}")
 
 
-def test_database_down_at_start_fails_with_one_line(settings, engine, tmp_path):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("needs PostgreSQL")
-    target = settings.ingest_dir / "drop.csv"
-    _demo_file(target, rows=100)
-    port = Proxy("127.0.0.1", 5432, tmp_path / "unused.log").port  # nobody listens there
-    down = settings.with_overrides(database_url=url_via(settings.database_url, port))
-    proc = run_cli(down, "ingest", "--move", str(target))
-    _count("database down at start")
-    line = _one_line_error(proc.returncode, proc.stderr, f"127.0.0.1:{port}")
-    assert "cannot reach the database" in line, line
-    assert target.exists() and not (settings.ingest_dir / "processed").exists()
-    assert ledger(settings)["files"] == []
-
-
 # --- full disk --------------------------------------------------------------------------------
 
 
