@@ -21,7 +21,8 @@ Each area is a module (:mod:`bench.ingest`, :mod:`bench.retrain`, :mod:`bench.se
 with ``run(scale, out)``; :mod:`bench.common` has the shared pieces.
 """
 
-AREAS = ("ingest", "retrain", "serving")
+#: In the order they run: the longest last.
+AREAS = ("ingest", "serving", "retrain")
 
 
 def expected_figures(scale_name: str, areas=AREAS) -> list[str]:

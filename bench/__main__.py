@@ -36,8 +36,23 @@ def main() -> int:
     results = Results(scale)
     started = datetime.now(UTC)
     print(f"bench scale={scale.name} areas={','.join(areas)} ({machine_note()})", flush=True)
-    failed = []
-    timings = {}
+    failed: list[str] = []
+    timings: dict[str, float] = {}
+
+    def write() -> None:  # after every area, so a stopped run keeps what it measured
+        payload = {
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "areas": areas,
+            "area_seconds": timings,
+            "failed": failed,
+            "machine": machine_note(),
+            "python": sys.version.split()[0],
+            **results.as_dict(),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
     for area in areas:
         t0 = time.perf_counter()
         print(f"--- {area}", flush=True)
@@ -52,18 +67,8 @@ def main() -> int:
             traceback.print_exc()
         timings[area] = round(time.perf_counter() - t0, 1)
         print(f"--- {area} done in {timings[area]:.0f}s ({machine_note()})", flush=True)
-    payload = {
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "areas": areas,
-        "area_seconds": timings,
-        "failed": failed,
-        "machine": machine_note(),
-        "python": sys.version.split()[0],
-        **results.as_dict(),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        write()
+    write()
     print(f"wrote {out}", flush=True)
     return 1 if failed else 0
 

@@ -5,9 +5,11 @@ Figures:
 - ``ingest_psql_copy``: rows/s of ``psql -c "\\copy ..."`` of the file into a table with
   the file's columns and its primary key (coin, date): the floor of what PostgreSQL can
   take, with no checks at all.
+- ``ingest_psql_copy_indexed``: the same into a table that also has the two secondary
+  indexes ``market_snapshots`` has (on the time and on the symbol), for context.
 - ``ingest_postgres``: rows/s of :func:`liquidity_core.ingest.ingest_paths` (what
-  ``liquidity ingest`` runs) on a migrated, empty schema; ratio vs the reference
-  (goal >= 0.5).
+  ``liquidity ingest`` runs) on a migrated, empty schema; ratio vs ``ingest_psql_copy``
+  (goal >= 0.5), and in its note vs ``ingest_psql_copy_indexed``.
 - ``ingest_sqlite``: rows/s of the same call on a fresh SQLite file.
 - ``ingest_dag_latency``: seconds from a one-snapshot drop landing in the ingest folder
   (``os.replace`` of a ``.part`` file) until its rows are queryable from another
@@ -60,7 +62,8 @@ DROPS = 3
 
 def figure_names(scale: Scale) -> list[str]:
     """The figures :func:`run` records (``ingest_dag_test_latency`` only when measured)."""
-    return ["ingest_psql_copy", "ingest_postgres", "ingest_dag_latency", "ingest_sqlite"]
+    return ["ingest_psql_copy", "ingest_psql_copy_indexed", "ingest_postgres",
+            "ingest_dag_latency", "ingest_sqlite"]
 
 
 def write_file(path: Path, *, coins: int, snapshots: int, seed: int = 20240101) -> pd.DataFrame:
@@ -82,10 +85,15 @@ def run(scale: Scale, results: Results) -> None:
                      f"in {time.perf_counter() - t0:.1f}s")
         with pg_schema("bench_ingest") as (url, schema):
             _psql_reference(big, schema, n, results)
+            _psql_reference(big, schema, n, results, indexed=True)
             settings = make_settings(root / "pg", url)
             db.upgrade(db.get_engine(url))
-            _timed_ingest(big, settings, n, "ingest_postgres", results,
-                          reference="ingest_psql_copy", goal=">= 0.5")
+            fig = _timed_ingest(big, settings, n, "ingest_postgres", results,
+                                reference="ingest_psql_copy", goal=">= 0.5")
+            indexed = results.figures["ingest_psql_copy_indexed"].value
+            fig.extra["ratio_vs_indexed"] = fig.value / indexed
+            results.note("ingest", f"ingest_postgres is {fig.value / indexed:.3g}x "
+                         "ingest_psql_copy_indexed")
             _dag_latency(scale, settings, panel, results)
         sqlite = make_settings(root / "sq", f"sqlite:///{root / 'sq' / 'liquidity.db'}")
         db.upgrade(db.get_engine(sqlite.database_url))
@@ -93,27 +101,35 @@ def run(scale: Scale, results: Results) -> None:
         db.get_engine(sqlite.database_url).dispose()
 
 
-def _psql_reference(path: Path, schema: str, n: int, results: Results) -> None:
-    subprocess.run(psql_command(REF_DDL.format(schema=schema, table=REF_TABLE)),
-                   env=psql_env(), check=True, capture_output=True)
-    copy = (f'\\copy "{schema}".{REF_TABLE} FROM \'{path}\' WITH (FORMAT csv, HEADER true)')
+def _psql_reference(path: Path, schema: str, n: int, results: Results, *,
+                    indexed: bool = False) -> None:
+    table = REF_TABLE + ("_indexed" if indexed else "")
+    ddl = REF_DDL.format(schema=schema, table=table)
+    if indexed:
+        ddl += (f'; CREATE INDEX ON "{schema}".{table} (date)'
+                f'; CREATE INDEX ON "{schema}".{table} (symbol)')
+    subprocess.run(psql_command(ddl), env=psql_env(), check=True, capture_output=True)
+    copy = f'\\copy "{schema}".{table} FROM \'{path}\' WITH (FORMAT csv, HEADER true)'
     t0 = time.perf_counter()
     proc = subprocess.run(psql_command(copy), env=psql_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"psql \\copy failed: {proc.stderr.strip()}")
-    results.add("ingest_psql_copy", n / seconds, "rows/s", seconds=round(seconds, 3), rows=n,
-                note=f"{seconds:.2f}s; table with the file's columns and PK (coin, date)")
+    what = "+ indexes on (date) and (symbol)" if indexed else "only"
+    results.add(f"ingest_psql_copy{'_indexed' if indexed else ''}", n / seconds, "rows/s",
+                seconds=round(seconds, 3), rows=n,
+                note=f"{seconds:.2f}s; the file's columns, PK (coin, date) {what}")
 
 
-def _timed_ingest(path: Path, settings, n: int, name: str, results: Results, **kw) -> None:
-    t0 = time.perf_counter()
+def _timed_ingest(path: Path, settings, n: int, name: str, results: Results, **kw):
+    t0, cpu0 = time.perf_counter(), time.process_time()
     (outcome,) = ingest_paths([path], settings=settings)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if outcome.status != "loaded" or outcome.rows_loaded != n:
         raise RuntimeError(f"{name}: expected {n} rows loaded, got {outcome.as_dict()}")
-    results.add(name, n / seconds, "rows/s", seconds=round(seconds, 3), rows=n,
-                note=f"{seconds:.2f}s for {n:,} rows", **kw)
+    return results.add(name, n / seconds, "rows/s", seconds=round(seconds, 3), rows=n,
+                       cpu_seconds=round(cpu, 3),
+                       note=f"{seconds:.2f}s for {n:,} rows (client CPU {cpu:.2f}s)", **kw)
 
 
 def _drop(panel: pd.DataFrame, coins: int, k: int) -> tuple[pd.DataFrame, str]:

@@ -55,6 +55,6 @@ def test_bench_only_picks_areas_and_rejects_unknown_ones():
     from bench.__main__ import selected_areas
 
     assert selected_areas({}) == list(AREAS)
-    assert selected_areas({"BENCH_ONLY": "serving, ingest"}) == ["ingest", "serving"]
+    assert selected_areas({"BENCH_ONLY": "retrain, ingest"}) == ["ingest", "retrain"]
     with pytest.raises(SystemExit, match="unknown areas"):
         selected_areas({"BENCH_ONLY": "ingest,bogus"})
