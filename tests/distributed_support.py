@@ -15,6 +15,7 @@ and only the dedicated Redis database is flushed.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -190,6 +191,8 @@ class CeleryCluster:
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__API__WORKERS="1",
             AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(32),
+            AIRFLOW__CORE__FERNET_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
             AIRFLOW__CORE__AUTH_MANAGER=(
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

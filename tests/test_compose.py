@@ -456,6 +456,38 @@ def test_dockerfile_installs_the_lock_and_the_project():
     assert not SECRET_NAME.search(env_lines.replace("AIRFLOW_UID", "")), "secret in the image"
 
 
+def test_image_paths_match_the_compose_mounts(compose):
+    env = {}
+    for op, rest in _dockerfile_instructions():
+        if op == "ENV":
+            for item in shlex.split(rest):
+                if "=" in item:
+                    name, value = item.split("=", 1)
+                    env[name] = value
+    assert env["LIQUIDITY_MODEL_DIR"] == MODEL_DIR
+    assert env["LIQUIDITY_INGEST_DIR"] == INGEST_DIR
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/liquidity/dags"
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/liquidity/plugins"
+    logs = f"{env['AIRFLOW_HOME']}/logs"
+    for name in AIRFLOW_SERVICES:
+        assert ("airflow-logs", logs, "rw") in mounts(compose["services"][name]), name
+    passwords = env_of(compose["services"]["airflow-apiserver"])[
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert passwords.startswith(env["AIRFLOW_HOME"] + "/")  # writable by the airflow user
+
+
+def test_the_distributed_test_configures_what_compose_configures(raw, tmp_path):
+    """tests/test_distributed.py stands in for compose: it sets every Airflow option compose
+    sets (with local values), so the two cannot drift apart unnoticed."""
+    from distributed_support import CeleryCluster
+
+    cluster = CeleryCluster(tmp_path, tmp_path / "dags")
+    compose_keys = {k for k in env_of(raw["x-airflow-common"]) if k.startswith("AIRFLOW__")}
+    assert compose_keys - set(cluster.env) == set()
+    assert cluster.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert cluster.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+
+
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
     ignored = (REPO / ".dockerignore").read_text().split()
     for entry in (".env", ".git", ".venv", "var"):
