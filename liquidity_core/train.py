@@ -76,6 +76,29 @@ def staging_dir(settings: Settings, run_id: str) -> Path:
     return Path(settings.model_dir) / "staging" / safe
 
 
+#: Staging folders untouched this long belong to runs that died; they are removed.
+STALE_STAGING_SECONDS = 24 * 3600
+
+
+def remove_stale_staging(settings: Settings, *, older_than: float = STALE_STAGING_SECONDS):
+    """Delete staging folders of runs that died (not modified for ``older_than`` s)."""
+    root = Path(settings.model_dir) / "staging"
+    if not root.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for child in root.iterdir():
+        try:
+            if child.is_dir() and now - child.stat().st_mtime > older_than:
+                shutil.rmtree(child, ignore_errors=True)
+                removed.append(child.name)
+        except FileNotFoundError:
+            continue
+    if removed:
+        log.warning("removed stale staging folders of dead runs: %s", removed)
+    return removed
+
+
 def new_version_id(now: datetime | None = None) -> str:
     """A sortable, unique version id such as ``20260101T020000Z-3fa2c1``."""
     now = now or datetime.now(UTC)
@@ -251,6 +274,7 @@ def prepare_data(settings: Settings, *, run_id: str, until=None, panel=None) -> 
     """
     started = time.perf_counter()
     registry.reconcile_pointer(settings)
+    remove_stale_staging(settings)
     if panel is None:
         panel = load_panel(settings, until=until)
     fs, tuning, holdout = check_panel(panel, settings)

@@ -156,3 +156,20 @@ def test_too_few_snapshots_names_the_counts(settings, engine):
     ):
         run_training_cycle(settings, panel=panel, **FAST)
     assert registry.list_versions(engine) == []
+
+
+def test_stale_staging_of_dead_runs_is_removed(settings, engine):
+    import os
+    import time
+
+    from liquidity_core.train import remove_stale_staging, staging_dir
+
+    dead = staging_dir(settings, "manual__dead:run")
+    dead.mkdir(parents=True)
+    (dead / "data.pkl").write_bytes(b"x")
+    fresh = staging_dir(settings, "running")
+    fresh.mkdir(parents=True)
+    old = time.time() - 3 * 24 * 3600
+    os.utime(dead, (old, old))
+    assert remove_stale_staging(settings) == ["manual__dead_run"]
+    assert fresh.exists() and not dead.exists()
