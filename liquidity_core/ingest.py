@@ -429,8 +429,8 @@ def _load_with_retry(engine, base, result, parsed, attempts: int = 4) -> None:
         try:
             _load(engine, base, result, parsed)
             return
-        except sa.exc.DBAPIError as exc:
-            code = getattr(exc.orig, "pgcode", None)
+        except _db_errors() as exc:
+            code = getattr(getattr(exc, "orig", exc), "pgcode", None)
             if code not in _RETRY_SQLSTATES or attempt == attempts:
                 raise
             log.warning("retrying %s after %s (attempt %d)", result.path, code, attempt)
@@ -527,9 +527,38 @@ def _csv_for_copy(frame: pd.DataFrame) -> str:
     return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
 
 
+class _CsvStream(io.RawIOBase):
+    """A readable file of :func:`_csv_for_copy` text, built chunk by chunk as COPY reads.
+
+    PostgreSQL stores one chunk while Python formats the next, so the two overlap.
+    """
+
+    def __init__(self, frame: pd.DataFrame, chunk_rows: int = 50_000):
+        super().__init__()
+        self._chunks = (
+            _csv_for_copy(frame.iloc[i:i + chunk_rows]).encode("utf-8")
+            for i in range(0, len(frame), chunk_rows)
+        )
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not len(self._pending):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
 def _copy(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
-    # Bytes, in 1 MiB chunks: fewer round trips than the 8 KiB default.
-    buf = io.BytesIO(_csv_for_copy(frame).encode("utf-8"))
+    # Bytes, in 1 MiB reads: fewer round trips than the 8 KiB default.
+    buf = _CsvStream(frame)
     cursor = conn.connection.driver_connection.cursor()
     try:
         with _c_stderr_to_log():
@@ -565,13 +594,37 @@ def _c_stderr_to_log():
 
 
 def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
+    """COPY the rows in; returns how many were new.
+
+    Fast path: when nothing is stored in the file's time range (new snapshots, the common
+    case), COPY straight into ``market_snapshots`` inside a savepoint. Otherwise, or when a
+    concurrent load stored some of the same keys meanwhile (unique violation), COPY into
+    a staging table and upsert with ``ON CONFLICT DO NOTHING``.
+    """
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
+    span = {"lo": rows["snapshot_ts"].min(), "hi": rows["snapshot_ts"].max()}
+    if not conn.execute(db.query("ingest_any_stored_between"), span).scalar():
+        savepoint = conn.begin_nested()
+        try:
+            _copy(conn, db.query("ingest_copy_direct", "postgresql").text,
+                  rows.assign(source_file_id=np.int64(file_id)))
+        except _unique_violation():
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+            return len(rows)
     conn.exec_driver_sql(db.query("ingest_stage_create", "postgresql").text)
     _copy(conn, db.query("ingest_stage_copy", "postgresql").text, rows)
     inserted = conn.execute(db.query("ingest_stage_upsert", "postgresql"),
                             {"file_id": file_id}).rowcount
     conn.exec_driver_sql("DROP TABLE ingest_stage")
     return int(inserted)
+
+
+def _unique_violation() -> type[BaseException]:
+    from psycopg2.errors import UniqueViolation
+
+    return UniqueViolation
 
 
 def _upsert_sqlite(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:

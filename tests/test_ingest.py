@@ -355,8 +355,7 @@ def _mid_load(settings, app_name: str):
         wal = Path(settings.database_url.removeprefix("sqlite:///") + "-wal")
         return lambda engine: wal.exists() and wal.stat().st_size > 2_000_000
     sql = ("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = :a "
-           "AND state = 'active' AND (query ILIKE 'COPY ingest_stage%' "
-           "OR query ILIKE '%FROM ingest_stage%')")
+           "AND state = 'active' AND (query ILIKE '%COPY %' OR query ILIKE '%FROM ingest_stage%')")
     return lambda engine: scalar(engine, sql, a=app_name) > 0
 
 
