@@ -12,9 +12,11 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg2
@@ -604,3 +606,83 @@ def test_init_script_makes_the_web_role_read_only(initialised_server):
         _connect(server, "LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD", "AIRFLOW_DB_NAME")
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
         _connect(server, "AIRFLOW_DB_USER", "AIRFLOW_DB_PASSWORD", "LIQUIDITY_DB_NAME")
+
+
+# --- deploy/airflow-init.sh, for real ------------------------------------------------------
+
+
+def test_deploy_scripts_parse():
+    for script in sorted((REPO / "deploy").rglob("*.sh")):
+        proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{script.name}: {proc.stderr}"
+        assert os.access(script, os.X_OK), f"{script.name} is not executable"
+        assert "set -euo pipefail" in script.read_text(), script.name
+
+
+@pytest.mark.slow
+def test_airflow_init_migrates_both_databases_as_a_non_root_user():
+    """The airflow-init service's script, run as uid 65534 in group 0 (as compose runs it):
+    migrates a fresh Airflow metadata DB and the liquidity DB; refuses root; names an
+    unwritable shared folder."""
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    from distributed_support import BIN, create_database, drop_database, pg_url
+
+    tag = secrets.token_hex(4)
+    airflow_db, liquidity_db = f"init_airflow_{tag}", f"init_liquidity_{tag}"
+    root = Path(tempfile.mkdtemp(prefix="airflow_init_"))  # not under pytest's 0700 tmp
+    root.chmod(0o755)
+    for sub in ("airflow", "airflow/logs", "ingest", "models", "var", "var/report"):
+        (root / sub).mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(root / sub, 65534, 0)
+        (root / sub).chmod(0o770)
+    env = {
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        "HOME": str(root / "airflow"),
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(airflow_db),
+        "LIQUIDITY_DATABASE_URL": pg_url(liquidity_db),
+        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
+        "LIQUIDITY_MODEL_DIR": str(root / "models"),
+        "LIQUIDITY_VAR_DIR": str(root / "var"),
+    }
+    script = ["bash", str(REPO / "deploy" / "airflow-init.sh")]
+    as_user = []
+    if os.geteuid() == 0:
+        # uid 65534, gid 0. The one capability kept, read-search, only lets it reach the
+        # interpreter (which may live under /root); it grants no write anywhere.
+        as_user = ["setpriv", "--reuid=65534", "--regid=0", "--clear-groups",
+                   "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    create_database(airflow_db)
+    create_database(liquidity_db)
+    try:
+        if os.geteuid() == 0:
+            proc = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 1 and "refusing to run as root" in proc.stderr
+
+        proc = subprocess.run(as_user + script, env=env, capture_output=True, text=True,
+                              timeout=300, cwd=root)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "airflow-init: done" in proc.stdout
+        with psycopg2.connect(pg_url(airflow_db, driver="postgresql")) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT version_num FROM alembic_version")
+                assert cur.fetchone()
+        with psycopg2.connect(pg_url(liquidity_db, driver="postgresql")) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+                assert [r[0] for r in cur.fetchall()][:2] == ["001_ingest", "002_models"]
+
+        # A shared folder the user cannot write stops the stack with its name.
+        (root / "ingest").chmod(0o550)
+        proc = subprocess.run(as_user + script, env=env, capture_output=True, text=True,
+                              timeout=300, cwd=root)
+        assert proc.returncode == 1
+        assert f"{root / 'ingest'} is not a folder writable by uid" in proc.stderr
+    finally:
+        drop_database(airflow_db)
+        drop_database(liquidity_db)
+        shutil.rmtree(root, ignore_errors=True)
