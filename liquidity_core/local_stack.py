@@ -122,6 +122,7 @@ def main() -> int:
                 "--bind", f"127.0.0.1:{web_port}",
                 "--workers", "2",
                 "--access-logfile", "-",
+                "--no-control-socket",  # gunicorn 27 otherwise shares ~/.gunicorn/gunicorn.ctl
                 "webapp:create_app()",
             ],
             env,
