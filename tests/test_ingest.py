@@ -430,3 +430,32 @@ def test_two_concurrent_runs_on_overlapping_files_store_each_row_once(settings, 
     assert sum(r["rows_loaded"] for r in results) == len(panel)
     assert sum(r["rows_existing"] for r in results) == overlap
     assert n_snapshots(engine) == len(panel)
+
+
+def test_values_round_trip_exactly_through_both_load_paths(settings, engine, tmp_path):
+    # The first file takes the direct path (nothing stored in its time range); the second
+    # overlaps it, so it goes through the staging table and the upsert.
+    header = CG_HEADER + ",score"
+    first = write(tmp_path / "first.csv",
+                  'Café Coin,CAF,0.1,,-0.5,1e-7,12345678901.25,98765432109.5,2022-03-16,0.1',
+                  '"Quote ""Q"", Inc",QQ,3.3333333333333335,0.0,0.0,0.0,1,2,2022-03-16,',
+                  header=header)
+    second = write(tmp_path / "second.csv",
+                   'Café Coin,CAF,9,,,,1,1,2022-03-16,',
+                   'Ünïcode Ω,UNI,0.30000000000000004,,,,5,50,2022-03-16T12:34:56+05:00,-2.5',
+                   header=header)
+    results = ingest.ingest_paths([first, second], settings=settings)
+    assert [(r.rows_loaded, r.rows_existing) for r in results] == [(2, 0), (1, 1)]
+    panel = load_snapshots(engine).set_index("coin_id")
+    cafe, quote, uni = panel.loc["cafe-coin"], panel.loc["quote-q-inc"], panel.loc["unicode"]
+    assert (cafe["coin_name"], cafe["price"], cafe["change_24h"], cafe["change_7d"]) == (
+        "Café Coin", 0.1, -0.5, 1e-7)
+    assert pd.isna(cafe["change_1h"])
+    assert (cafe["volume_24h"], cafe["market_cap"], cafe["x_score"]) == (
+        12345678901.25, 98765432109.5, 0.1)
+    assert quote["coin_name"] == 'Quote "Q", Inc' and quote["price"] == 3.3333333333333335
+    assert pd.isna(quote["x_score"])
+    assert (uni["coin_name"], uni["price"], uni["x_score"]) == ("Ünïcode Ω", 0.30000000000000004,
+                                                                 -2.5)
+    assert uni["snapshot_ts"] == pd.Timestamp("2022-03-16 07:34:56", tz="UTC")
+    assert pd.isna(uni["change_1h"]) and pd.isna(uni["change_7d"])

@@ -1,3 +1,4 @@
-COPY market_snapshots (coin_id, snapshot_ts, coin_name, symbol, price, change_1h, change_24h,
-                       change_7d, volume_24h, market_cap, extras, source_file_id)
-FROM STDIN WITH (FORMAT csv, NULL 'nan')
+-- Binary COPY; the column order is the one liquidity_core.ingest.BINARY_COLUMNS encodes.
+COPY market_snapshots (price, change_1h, change_24h, change_7d, volume_24h, market_cap,
+                       snapshot_ts, source_file_id, coin_id, coin_name, symbol, extras)
+FROM STDIN WITH (FORMAT binary)

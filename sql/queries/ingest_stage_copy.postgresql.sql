@@ -1,2 +1,4 @@
-COPY ingest_stage (coin_id, snapshot_ts, coin_name, symbol, price, change_1h, change_24h,
-                   change_7d, volume_24h, market_cap, extras) FROM STDIN WITH (FORMAT csv)
+-- Binary COPY; the column order is the one liquidity_core.ingest.BINARY_COLUMNS encodes.
+COPY ingest_stage (price, change_1h, change_24h, change_7d, volume_24h, market_cap,
+                   snapshot_ts, coin_id, coin_name, symbol, extras)
+FROM STDIN WITH (FORMAT binary)
