@@ -198,8 +198,9 @@ def rows_added(results: Iterable) -> int:
 def list_ready_files(settings: Settings, *, now: float | None = None) -> list[str]:
     """The ``*.csv`` files in the ingest folder that are ready to load.
 
-    Skips ``*.part`` / ``*.tmp`` (not ``*.csv``), symlinks, sub-folders and files modified
-    within the last ``settings.file_settle_seconds`` (probably still being written).
+    Skips ``*.part`` / ``*.tmp`` (not ``*.csv``), hidden files, symlinks, sub-folders and
+    files modified within the last ``settings.file_settle_seconds`` (probably still being
+    written).
 
     Parameters
     ----------
@@ -218,11 +219,16 @@ def list_ready_files(settings: Settings, *, now: float | None = None) -> list[st
     now = time.time() if now is None else now
     ready = []
     for entry in sorted(folder.iterdir()):
-        if entry.suffix.lower() != ".csv" or entry.is_symlink() or not entry.is_file():
+        if (entry.suffix.lower() != ".csv" or entry.name.startswith(".")
+                or entry.is_symlink() or not entry.is_file()):
             if entry.is_symlink():
                 log.warning("skipping symlink %s: copy the file into the folder instead", entry)
             continue
-        if now - entry.stat().st_mtime < settings.file_settle_seconds:
+        try:
+            modified = entry.stat().st_mtime
+        except FileNotFoundError:  # taken by a concurrent run meanwhile
+            continue
+        if now - modified < settings.file_settle_seconds:
             continue
         ready.append(str(entry))
     return ready

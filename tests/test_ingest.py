@@ -260,6 +260,7 @@ def test_list_ready_files_skips_partial_fresh_and_linked_files(settings, sample_
     write(drop / "fresh.csv", "A,A,1,0,0,0,1,1,2022-03-16")
     write(drop / "half.csv.part", "A")
     write(drop / "half.tmp", "A")
+    write(drop / ".editor-swap.csv", "A")
     (drop / "sub.csv").mkdir()
     (drop / "link.csv").symlink_to(sample_files[0])
     now = time.time()
