@@ -173,3 +173,13 @@ def test_stale_staging_of_dead_runs_is_removed(settings, engine):
     os.utime(dead, (old, old))
     assert remove_stale_staging(settings) == ["manual__dead_run"]
     assert fresh.exists() and not dead.exists()
+
+
+def test_search_on_a_subsample_of_the_tuning_rows(settings, engine):
+    from liquidity_core.train import prepare_data, train_challenger
+
+    prepare_data(settings, run_id="sub", panel=make_learnable_panel())
+    out = train_challenger(settings, run_id="sub", max_search_rows=500, **FAST)
+    stage = json.loads((settings.model_dir / "staging" / "sub" / "challenger.json").read_text())
+    assert stage["n_train_rows"] == 500
+    assert out["holdout_r2"] > out["persistence_r2"]
