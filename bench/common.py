@@ -45,7 +45,7 @@ class Scale:
     serve_coins, serve_snapshots : int
         Panel of the serving store.
     serve_grid : str
-        Grid of the served champion.
+        Grid of the served champion (``heaviest``: see :mod:`bench.serving`).
     load_seconds : float
         Length of the load run.
     repeats_1, repeats_batch : int
@@ -78,13 +78,13 @@ SCALES = {
     "full": Scale(
         name="full", ingest_coins=2000, ingest_snapshots=500, drop_coins=2000,
         retrain_sizes=((2000, 125), (2000, 250), (2000, 500)), retrain_grid="default",
-        naive_mode="estimated", serve_coins=2000, serve_snapshots=60, serve_grid="default",
+        naive_mode="estimated", serve_coins=2000, serve_snapshots=60, serve_grid="heaviest",
         load_seconds=30.0, repeats_1=200, repeats_batch=20, dag_test=True,
     ),
     "small": Scale(
         name="small", ingest_coins=500, ingest_snapshots=100, drop_coins=500,
         retrain_sizes=((200, 100), (200, 200)), retrain_grid="default",
-        naive_mode="estimated", serve_coins=300, serve_snapshots=40, serve_grid="default",
+        naive_mode="estimated", serve_coins=300, serve_snapshots=40, serve_grid="heaviest",
         load_seconds=5.0, repeats_1=50, repeats_batch=5, dag_test=False,
     ),
     "tiny": Scale(
