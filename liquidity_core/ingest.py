@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -747,13 +748,24 @@ def _unique_violation() -> type[BaseException]:
     return UniqueViolation
 
 
-def _upsert_sqlite(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
-    frame = rows.astype(object).where(rows.notna(), None)
-    frame["source_file_id"] = file_id
+def _upsert_sqlite(conn: Connection, rows: pd.DataFrame, file_id: int, *,
+                   chunk_rows: int = 50_000) -> int:
+    """``executemany`` of the upsert, 50k rows at a time (bounded memory); rows inserted."""
+    sql = db.query("ingest_upsert_rows").text
+    names = [*rows.columns, "source_file_id"]
+    inserted = 0
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(db.query("ingest_upsert_rows").text, frame.to_dict("records"))
-        return int(cursor.rowcount)
+        for lo in range(0, len(rows), chunk_rows):
+            chunk = rows.iloc[lo:lo + chunk_rows]
+            columns = [chunk[c].astype(object).where(chunk[c].notna(), None).tolist()
+                       for c in rows.columns]
+            columns.append([file_id] * len(chunk))
+            # map/zip/dict are C builtins: no Python bytecode runs per row.
+            rows_iter = zip(*columns, strict=True)
+            cursor.executemany(sql, map(dict, map(zip, repeat(names), rows_iter)))
+            inserted += cursor.rowcount
+        return inserted
     finally:
         cursor.close()
 
