@@ -35,6 +35,7 @@ def airflow_environment(settings: Settings, port: int) -> dict:
     home = settings.var_dir / "airflow"
     env = dict(os.environ)
     env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # standalone runs `airflow` from PATH
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
         AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
@@ -45,6 +46,8 @@ def airflow_environment(settings: Settings, port: int) -> dict:
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="15",
+        # One machine: a few task processes at a time beat dozens fighting for the cores.
+        AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="15",
         LIQUIDITY_DATABASE_URL=settings.database_url,
         LIQUIDITY_INGEST_DIR=str(settings.ingest_dir),
@@ -143,7 +146,7 @@ def main() -> int:
         if _rows_loaded(settings) == 0 and not any(settings.ingest_dir.glob("*.csv")):
             from .demo import write_demo_drops
 
-            files = write_demo_drops(settings.ingest_dir, coins=60, snapshots=60, seed=7,
+            files = write_demo_drops(settings.ingest_dir, coins=60, snapshots=30, seed=7,
                                      start="2024-01-01")
             _say(f"dropped {len(files)} demo CSV files into {settings.ingest_dir}")
 
