@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psycopg2
 import redis
+from sqlalchemy.engine import make_url
 
 from conftest import REPO, airflow_env
 
@@ -101,6 +102,59 @@ def drop_database(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def init_databases(tag: str) -> dict:
+    """Create the compose stack's roles and databases with ``deploy/postgres/init-databases.sh``.
+
+    Names carry ``tag`` so that runs never collide. Returns the names and the URLs of the
+    Airflow metadata DB (owner ``airflow``), of the liquidity DB as its owner (what tasks
+    use) and as the read-only web role (what the web app uses).
+    """
+    url = make_url(PG_ADMIN_DSN)
+    names = {
+        "AIRFLOW_DB_NAME": f"dist_{tag}_airflow", "AIRFLOW_DB_USER": f"dist_{tag}_airflow",
+        "LIQUIDITY_DB_NAME": f"dist_{tag}_liquidity", "LIQUIDITY_DB_USER": f"dist_{tag}_liquidity",
+        "LIQUIDITY_WEB_DB_USER": f"dist_{tag}_web",
+    }
+    passwords = {
+        "AIRFLOW_DB_PASSWORD": secrets.token_urlsafe(16),
+        "LIQUIDITY_DB_PASSWORD": secrets.token_urlsafe(16),
+        "LIQUIDITY_WEB_DB_PASSWORD": secrets.token_urlsafe(16),
+    }
+    env = {**os.environ, **names, **passwords, "PGHOST": url.host or "127.0.0.1",
+           "PGPORT": str(url.port or 5432), "POSTGRES_USER": url.username or "postgres",
+           "POSTGRES_DB": url.database or "postgres"}
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    proc = subprocess.run(["bash", str(REPO / "deploy" / "postgres" / "init-databases.sh")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    created = {"names": names}
+    if proc.returncode != 0:
+        drop_init_databases(created)
+        raise AssertionError(f"init-databases.sh failed: {proc.stderr[-2000:]}")
+
+    def role_url(user: str, password: str, dbname: str) -> str:
+        host = f"{env['PGHOST']}:{env['PGPORT']}"
+        return f"postgresql+psycopg2://{names[user]}:{passwords[password]}@{host}/{names[dbname]}"
+
+    created.update(
+        airflow_url=role_url("AIRFLOW_DB_USER", "AIRFLOW_DB_PASSWORD", "AIRFLOW_DB_NAME"),
+        owner_url=role_url("LIQUIDITY_DB_USER", "LIQUIDITY_DB_PASSWORD", "LIQUIDITY_DB_NAME"),
+        web_url=role_url("LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD",
+                         "LIQUIDITY_DB_NAME"),
+    )
+    return created
+
+
+def drop_init_databases(created: dict) -> None:
+    """Drop what :func:`init_databases` created."""
+    names = created["names"]
+    drop_database(names["AIRFLOW_DB_NAME"])
+    drop_database(names["LIQUIDITY_DB_NAME"])
+    for role in ("LIQUIDITY_WEB_DB_USER", "LIQUIDITY_DB_USER", "AIRFLOW_DB_USER"):
+        assert names[role].replace("_", "").isalnum(), names[role]
+        _admin(f'DROP ROLE IF EXISTS "{names[role]}"')
+
+
 def _proc_table() -> dict[int, tuple[int, int, bytes]]:
     """pid -> (parent pid, session id, environment) of every live, non-zombie process."""
     table = {}
@@ -160,14 +214,18 @@ class CeleryCluster:
 
     COMPONENTS = ("scheduler", "dag-processor", "worker", "api-server")
 
-    def __init__(self, root: Path, dags_folder: Path, *, extra_env: dict | None = None):
+    def __init__(self, root: Path, dags_folder: Path, *, extra_env: dict | None = None,
+                 metadata_url: str | None = None):
         tag = secrets.token_hex(4)
         self.root = root
         self.home = root / "airflow"
         self.logs = root / "logs"
         self.home.mkdir(parents=True)
         self.logs.mkdir()
-        self.metadata_db = f"airflow_dist_{tag}"
+        # Either a database made for this cluster (created and dropped here) or the
+        # caller's (e.g. made by init_databases, owned by a non-superuser role).
+        self.metadata_db = None if metadata_url else f"airflow_dist_{tag}"
+        self.metadata_url = metadata_url or pg_url(self.metadata_db)
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.username = "operator"
@@ -182,7 +240,7 @@ class CeleryCluster:
             AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
             AIRFLOW__CORE__PARALLELISM="4",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=pg_url(self.metadata_db),
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.metadata_url,
             AIRFLOW__CELERY__BROKER_URL=broker,
             AIRFLOW__CELERY__RESULT_BACKEND=broker,
             AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
@@ -215,8 +273,9 @@ class CeleryCluster:
     def start(self, deadline: Deadline) -> None:
         """Create the metadata DB, migrate it, start the four components, wait for the API."""
         self._redis.flushdb()
-        create_database(self.metadata_db)
-        self._db_created = True
+        if self.metadata_db:
+            create_database(self.metadata_db)
+            self._db_created = True
         migrate = subprocess.run(
             [str(BIN / "airflow"), "db", "migrate"],
             env=self.env,
@@ -250,12 +309,16 @@ class CeleryCluster:
             on_timeout=self.log_tails,
         )
 
-    def _spawn(self, name: str, cmd: list[str], env: dict) -> None:
+    def spawn(self, name: str, cmd: list[str], env: dict, *, cwd: Path | None = None) -> None:
+        """Start one more process of the cluster (stopped and checked with the others)."""
+        self._spawn(name, cmd, env, cwd=cwd)
+
+    def _spawn(self, name: str, cmd: list[str], env: dict, *, cwd: Path | None = None) -> None:
         with open(self.logs / f"{name}.log", "ab") as out:
             self.processes[name] = subprocess.Popen(
                 cmd,
                 env=env,
-                cwd=self.home,
+                cwd=cwd or self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -19,6 +19,8 @@ import secrets
 import subprocess
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,9 @@ from distributed_support import (
     ApiError,
     CeleryCluster,
     Deadline,
-    create_database,
-    drop_database,
-    pg_url,
+    drop_init_databases,
+    free_port,
+    init_databases,
 )
 
 from conftest import REPO
@@ -143,21 +145,22 @@ def topology(tmp_path_factory, deadline):
     for folder in ("ingest", "models", "var"):
         (root / folder).mkdir()
 
-    liquidity_db = f"liquidity_dist_{secrets.token_hex(4)}"
-    create_database(liquidity_db)
-    env = _liquidity_env(root, pg_url(liquidity_db))
-    cluster = CeleryCluster(root, dags, extra_env=env)
+    # Roles and databases as compose makes them: deploy/postgres/init-databases.sh.
+    databases = init_databases(secrets.token_hex(4))
+    env = _liquidity_env(root, databases["owner_url"])
+    cluster = CeleryCluster(root, dags, extra_env=env, metadata_url=databases["airflow_url"])
     try:
         # As airflow-init does in compose: the liquidity schema exists before any task runs.
         engine = db.get_engine(env["LIQUIDITY_DATABASE_URL"])
         db.upgrade(engine)
         engine.dispose()
+        db.get_engine.cache_clear()
         cluster.start(deadline)
         api = AirflowApi(cluster.api_url, cluster.username, cluster.password)
-        yield cluster, api, {**cluster.env}
+        yield cluster, api, {**cluster.env, "DIST_WEB_DATABASE_URL": databases["web_url"]}
     finally:
         leftovers = cluster.stop()
-        drop_database(liquidity_db)
+        drop_init_databases(databases)
         assert not leftovers, f"processes left behind: {leftovers}"
 
 
@@ -261,6 +264,37 @@ def test_ingest_then_retrain_promotes_a_model(topology, deadline):
     finished = [r for r in api.call("GET", "/api/v2/dags/liquidity_retrain/dagRuns")["dag_runs"]
                 if r["state"] == "success"]
     assert len(models["versions"]) >= len(finished)
+
+    # The web app, as compose runs it: gunicorn, the read-only role, the shared model folder.
+    web_url = f"http://127.0.0.1:{free_port()}"
+    web_env = {k: v for k, v in env.items() if not k.startswith("LIQUIDITY_")}
+    web_env.update(LIQUIDITY_DATABASE_URL=env["DIST_WEB_DATABASE_URL"],
+                   LIQUIDITY_MODEL_DIR=str(model_dir), LIQUIDITY_VAR_DIR=env["LIQUIDITY_VAR_DIR"])
+    cluster.spawn("webapp", [
+        str(BIN / "gunicorn"), "--bind", web_url.removeprefix("http://"), "--workers", "1",
+        "--worker-class", "gthread", "--threads", "2", "--no-control-socket",
+        "webapp:create_app()",
+    ], web_env, cwd=REPO)  # as tests/webapp_support.py: the repo's webapp/ package first
+    deadline.wait_for("the web app to be ready", lambda: cluster.check_alive() or _get(
+        f"{web_url}/readyz")[0] == 200, on_timeout=cluster.log_tails)
+    status, body = _get(f"{web_url}/api/v1/models")
+    assert status == 200 and pointer["version"] in json.dumps(body["champion"]), body
+    with engine.connect() as conn:
+        symbol = conn.execute(sa.text("SELECT MIN(symbol) FROM market_snapshots")).scalar_one()
+    engine.dispose()
+    status, body = _get(f"{web_url}/api/v1/coins/{symbol}/prediction")
+    assert status == 200, body
+    assert body["model_version"] == pointer["version"]
+
+
+def _get(url: str) -> tuple[int | None, object]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except OSError as exc:
+        return None, str(exc)
 
 
 def test_teardown_leaves_no_process(topology):
