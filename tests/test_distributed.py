@@ -1,11 +1,14 @@
 """The production topology, run as plain processes: Airflow with the CeleryExecutor.
 
 What ``docker-compose.yml`` runs in containers runs here as processes (see
-``distributed_support``): metadata in a fresh database on the local PostgreSQL, broker and
-result backend on a dedicated database of the local Redis, a scheduler, a dag-processor,
-one Celery worker (concurrency 2) and an api-server on a free port. The tests drive it only
-through the Airflow REST API, as an operator would, then check the results on disk and in
-the liquidity database (a database of its own on the same PostgreSQL, as in compose).
+``distributed_support``). ``deploy/postgres/init-databases.sh`` creates the roles and
+databases on the local PostgreSQL (fresh names per run): the Airflow metadata DB owned by a
+non-superuser role, the liquidity DB owned by the tasks' role, a read-only web role. Broker
+and result backend use a dedicated database of the local Redis. A scheduler, a
+dag-processor, one Celery worker (concurrency 2) and an api-server (started by
+``deploy/airflow-apiserver.sh``) run on free ports. The tests drive Airflow only through
+its REST API, as an operator would, then check the results on disk, in the liquidity
+database, and through the web app under gunicorn connected as the read-only role.
 
 Every wait shares one budget (``DIST_TIMEOUT_S``, default 600 s) and every process is
 stopped at the end; the last test asserts that none is left.
