@@ -29,7 +29,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -620,6 +620,12 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
                          file_id=file_id)
         except _unique_violation():
             savepoint.rollback()
+        except BaseException:
+            # e.g. a deadlock with a concurrent load: leave the savepoint cleanly, then let
+            # _load_with_retry run the whole transaction again.
+            with suppress(Exception):
+                savepoint.rollback()
+            raise
         else:
             savepoint.commit()
             return len(rows)
