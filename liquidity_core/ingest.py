@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
-from .errors import DatabaseUnavailable, InputError, LiquidityError
+from .errors import DatabaseError, DatabaseUnavailable, InputError, LiquidityError
 from .formats import FileRejected, ParsedFile, parse_csv
 from .settings import Settings
 from .snapshots import format_ts, to_utc
@@ -333,7 +333,7 @@ def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityE
             break
         seen = getattr(seen, "orig", None) or seen.__context__
     text = (str(getattr(inner, "orig", inner)).strip().splitlines() or [type(inner).__name__])[0]
-    where = db._host_of(str(engine.url))
+    where = db.describe_url(str(engine.url))
     low = text.lower()
     if "full" in low or "no space" in low or "could not extend" in low:
         return DatabaseUnavailable(
@@ -431,17 +431,41 @@ def _record_quarantined(engine: Engine, base: dict, result: IngestResult, reason
     result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
 
 
-def _load_with_retry(engine, base, result, parsed, attempts: int = 4) -> None:
+class _Conflict(LiquidityError):
+    """A deadlock or serialization failure with a concurrent load: run the file again.
+
+    Raised from inside the transaction body, so that :func:`db.transaction` rolls back and
+    lets it through (it turns driver errors into one-line errors, which hides the SQLSTATE).
+    """
+
+
+def _load_with_retry(engine, base, result, parsed, attempts: int = 5) -> None:
     for attempt in range(1, attempts + 1):
         try:
             _load(engine, base, result, parsed)
             return
-        except _db_errors() as exc:
-            code = getattr(getattr(exc, "orig", exc), "pgcode", None)
-            if code not in _RETRY_SQLSTATES or attempt == attempts:
-                raise
-            log.warning("retrying %s after %s (attempt %d)", result.path, code, attempt)
+        except _Conflict as exc:
+            if attempt == attempts:
+                raise DatabaseError(
+                    f"the database at {db.describe_url(str(engine.url))} kept reporting "
+                    f"'{exc}' while loading {Path(result.path).name} ({attempts} attempts); "
+                    "nothing from it was stored"
+                ) from None
+            log.warning("retrying %s after %s (attempt %d)", result.path, exc, attempt)
             time.sleep(0.2 * attempt)
+
+
+@contextmanager
+def _conflicts_retried():
+    """Turn a deadlock / serialization failure into :class:`_Conflict`."""
+    try:
+        yield
+    except _db_errors() as exc:
+        inner = getattr(exc, "orig", None) or exc
+        if getattr(inner, "pgcode", None) in _RETRY_SQLSTATES:
+            text = (str(inner).strip().splitlines() or ["conflict"])[0]
+            raise _Conflict(text) from exc
+        raise
 
 
 def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) -> None:
@@ -458,12 +482,13 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
             _insert_duplicate(conn, base, result, earlier)
             return
         rows = parsed.rows
-        if dialect == "postgresql":
-            inserted = _upsert_postgres(conn, rows, file_id)
-        else:
-            inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
-        if len(parsed.rejected):
-            _insert_rejected(conn, parsed.rejected, file_id)
+        with _conflicts_retried():
+            if dialect == "postgresql":
+                inserted = _upsert_postgres(conn, rows, file_id)
+            else:
+                inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
+            if len(parsed.rejected):
+                _insert_rejected(conn, parsed.rejected, file_id)
         conn.execute(db.query("ingest_finish_file"), {
             "id": file_id, "rows_loaded": inserted, "rows_existing": len(rows) - inserted,
             "rows_rejected": len(parsed.rejected), "finished_at": _now(),
