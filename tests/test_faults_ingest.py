@@ -136,6 +136,14 @@ def test_kill9_at_random_points_then_rerun_loads_exactly_once(settings, engine, 
 # --- the database goes away ---------------------------------------------------------------
 
 
+def _reap(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        kill9(proc)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+
+
 def _wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,8 +187,7 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
                 _, err = proc.communicate(timeout=120)
             finally:
                 proxy.stop()
-                if proc.poll() is None:
-                    kill9(proc)
+                _reap(proc)
         else:
             app = f"rel_{uuid.uuid4().hex[:10]}"
             via = settings.with_overrides(database_url=real.update_query_dict(
@@ -188,24 +195,26 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
             host = f"{real.host}:{real.port or 5432}"
             admin = sa.create_engine(os.environ["TEST_DATABASE_URL"], poolclass=sa.pool.NullPool)
 
-            def copying():
+            def in_load_transaction():
+                # The file's one transaction has begun once the session holds an xid
+                # (the ledger claim INSERT): terminate it then, mid-load.
                 with admin.connect() as conn:
                     return conn.execute(sa.text(
                         "SELECT pid FROM pg_stat_activity WHERE application_name = :a "
-                        "AND query ILIKE 'COPY%' AND state = 'active'"), {"a": app}).scalar()
+                        "AND backend_xid IS NOT NULL"), {"a": app}).scalar()
 
             proc = start_cli(via, "ingest", "--move", str(target))
             try:
-                pid = _wait(lambda: copying() or proc.poll() is not None, 60, "the COPY")
+                pid = _wait(lambda: in_load_transaction() or proc.poll() is not None, 60,
+                            "the load transaction")
                 assert proc.poll() is None, "the load finished before the backend was ended"
                 with admin.connect() as conn:
                     conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-                _count("backend terminated mid-COPY (server restart)")
+                _count("backend terminated mid-load (server restart)")
                 _, err = proc.communicate(timeout=120)
             finally:
                 admin.dispose()
-                if proc.poll() is None:
-                    kill9(proc)
+                _reap(proc)
         yield {"settings": settings, "target": target, "src": src, "n": n, "host": host,
                "returncode": proc.returncode, "stderr": err, "via": via}
 
@@ -238,11 +247,6 @@ def _one_line_error(returncode: int, stderr: str, host: str) -> str:
     return lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (db.transaction / ingest._copy): a connection lost during the COPY raises a raw "
-    "psycopg2.OperationalError from the driver cursor, then the rollback raises "
-    "sqlalchemy.exc.InterfaceError 'connection already closed'; db.transaction only maps "
-    "sa.exc.OperationalError to DatabaseUnavailable, so the CLI prints a traceback"))
 def test_database_lost_mid_copy_fails_with_one_line_naming_the_host(lost_mid_copy):
     lost = lost_mid_copy
     line = _one_line_error(lost["returncode"], lost["stderr"], lost["host"])
@@ -309,10 +313,6 @@ def test_disk_full_under_the_sqlite_database_loads_nothing(settings, tiny_disk):
     assert state["rows"] == 0 and state["files"] == [], state
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (db.transaction / ingest._upsert_sqlite): sqlite3.OperationalError 'database or "
-    "disk is full' comes from the raw driver cursor (executemany), is not a LiquidityError, "
-    "and the CLI prints a 25-line traceback instead of one line"))
 def test_disk_full_under_the_sqlite_database_says_so_in_one_line(settings, tiny_disk):
     s, target, proc = _sqlite_db_disk_full(settings, tiny_disk)
     assert "Traceback" not in proc.stderr, proc.stderr[-2500:]
@@ -360,10 +360,6 @@ def test_disk_full_under_the_ingest_folder_never_half_moves(settings, engine, ti
     assert ledger(s)["rows"] == n
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (ingest._move_after/_write_no_clobber): when the disk is full the quarantine note "
-    "is created and left EMPTY (open('x') succeeded, the write failed), and ingest_one raises "
-    "a bare OSError after the file was moved and recorded, failing the DAG task"))
 def test_disk_full_under_the_ingest_folder_leaves_no_empty_note(settings, engine, tiny_disk):
     s, bad, good, n, outcomes = _full_ingest_folder(settings, tiny_disk)
     note = tiny_disk / "quarantine" / "bad.csv.reason.txt"
