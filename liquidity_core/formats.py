@@ -641,6 +641,7 @@ class ParsedFile:
 
 
 _SKIPPED = re.compile(r"line (\d+): expected (\d+) fields, saw (\d+)")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BLANK_AFTER = re.compile(r"\n(?=[ \t\r\f\v]*(?:\n|\Z))")
 
 
@@ -689,10 +690,10 @@ def parse_csv(data: bytes) -> ParsedFile:
     if not text or text.isspace():
         raise FileRejected(f"empty file: no header and no rows; expected one of: "
                            f"{expected_formats_text()}")
-    end = text.find("\n")
-    first = text if end < 0 else text[:end]
+    first = _LINE_BREAK.split(text, maxsplit=1)[0]
     try:
-        source = io.StringIO(text) if first.count('"') % 2 else [first]
+        # newline="": the csv module sees \r, \n and \r\n line ends as they are.
+        source = io.StringIO(text if first.count('"') % 2 else first, newline="")
         header = [h.strip() for h in next(csv.reader(source))]
     except (csv.Error, StopIteration) as exc:
         raise FileRejected(f"cannot read the header as CSV: {exc}") from None
@@ -746,8 +747,8 @@ def parse_csv(data: bytes) -> ParsedFile:
     rejected["raw_line"] = raw_lines
     if len(rejected):
         # Name a short line as such: its missing fields are the real problem.
-        counts = np.array([len(next(csv.reader([r]), [])) for r in raw_lines])
-        short = counts < len(names)
+        counts = np.array([_field_count(r) for r in raw_lines])
+        short = (counts < len(names)) & ~rejected["reason"].str.startswith("has ").to_numpy(bool)
         if short.any():
             rejected.loc[short, "reason"] = [
                 f"has {c} fields, expected {len(names)}; {r}"
@@ -813,7 +814,7 @@ def _blank_line_numbers(text: str) -> list[int]:
 
 def _read_rows_exact(text: str, names: list[str]):
     """Slow path for files with quoted line breaks: the csv module knows each record's line."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         next(reader)
         rows, lines, skipped, blank_lines = [], [], [], []
@@ -846,9 +847,17 @@ def _reasons(probs: pd.DataFrame, n: int) -> np.ndarray:
 def _raw_lines(text: str, line_numbers: np.ndarray, limit: int = 2000) -> list[str]:
     if not len(line_numbers):
         return []
-    lines = text.split("\n")
+    lines = _LINE_BREAK.split(text)  # the same line ends as pandas and the csv module
     out = []
     for ln in line_numbers:
-        raw = lines[ln - 1].rstrip("\r") if 0 < ln <= len(lines) else ""
+        raw = lines[ln - 1] if 0 < ln <= len(lines) else ""
         out.append(raw[:limit])
     return out
+
+
+def _field_count(line: str) -> int:
+    """Fields in one raw line (a stray CR or quote cannot make this fail)."""
+    try:
+        return len(next(csv.reader(io.StringIO(line, newline="")), []))
+    except csv.Error:
+        return line.count(",") + 1

@@ -850,7 +850,14 @@ def _candidates(folder: Path, name: str):
 
 
 def _move_no_clobber(path: Path, folder: Path) -> Path:
-    """Move ``path`` into ``folder`` under a name that does not exist there yet."""
+    """Move ``path`` into ``folder`` under a name that does not exist there yet.
+
+    ``folder`` must be a real folder beside the file: a symlink (which could lead out of
+    the ingest folder) is refused.
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise NotADirectoryError(0, f"{folder.name}/ is a symbolic link or not a folder; "
+                                    "refusing to move files through it")
     folder.mkdir(exist_ok=True)
     for target in _candidates(folder, path.name):
         try:

@@ -312,3 +312,17 @@ def test_normalize_records_rejects_nested_values_without_crashing():
             "problem": "must be a single value, not a list or object"} in errors
     assert {"index": 0, "field": "price", "problem": "missing"} in errors
     assert len(frame) == 1
+
+
+def test_cr_line_endings_and_a_stray_cr_are_read_as_line_breaks():
+    data = (b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r"
+            b"Bitcoin,BTC,1,0,0,0,5,10,2022-03-16\r"
+            b"Ether,ETH,abc,0,0,0,5,10,2022-03-16\r")
+    parsed = parse_csv(data)
+    assert parsed.rows["coin_id"].tolist() == ["bitcoin"]
+    assert parsed.rejected[["line", "raw_line"]].values.tolist() == [
+        [3, "Ether,ETH,abc,0,0,0,5,10,2022-03-16"]]
+    stray = parse_csv(cg("A,A,1,0,0,0,1,1,2022-03-16,surplus\rB,B,1,0,0,0,1,1,2022-03-16",
+                         '"C\nCoin",C,1,0,0,0,1,1,2022-03-16'))
+    assert sorted(stray.rows["coin_id"]) == ["b", "c-coin"]
+    assert stray.rejected["reason"].tolist() == ["has 10 fields, expected 9"]

@@ -460,3 +460,20 @@ def test_values_round_trip_exactly_through_both_load_paths(settings, engine, tmp
                                                                  -2.5)
     assert uni["snapshot_ts"] == pd.Timestamp("2022-03-16 07:34:56", tz="UTC")
     assert pd.isna(uni["change_1h"]) and pd.isna(uni["change_7d"])
+
+
+@pytest.mark.parametrize("sub", ["processed", "quarantine"])
+def test_a_symlinked_processed_or_quarantine_folder_is_not_followed(settings, engine, tmp_path,
+                                                                   sub):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (settings.ingest_dir / sub).symlink_to(elsewhere, target_is_directory=True)
+    drop = settings.ingest_dir / "drop.csv"
+    if sub == "processed":
+        write(drop, "A,A,1,0,0,0,1,1,2024-01-01")
+    else:
+        drop.write_text("not,a,known,header\n1,2,3,4\n")
+    out = ingest.ingest_one(drop, settings)
+    assert out["status"] == ("loaded" if sub == "processed" else "quarantined")
+    assert out["moved_to"] is None and "symbolic link" in out["warning"]
+    assert list(elsewhere.iterdir()) == [] and drop.exists()
