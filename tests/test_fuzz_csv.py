@@ -21,7 +21,6 @@ The number of cases tried is printed at the end of the module.
 
 from __future__ import annotations
 
-import csv
 import math
 import tempfile
 from pathlib import Path
@@ -130,13 +129,6 @@ def _check_parsed(data: bytes) -> None:
         assert str(exc).strip(), "a rejection must say why"
         OUTCOMES["rejected file"] = OUTCOMES.get("rejected file", 0) + 1
         return
-    except csv.Error as exc:
-        # KNOWN BUG, pinned by test_lone_cr_before_a_quoted_line_break below: tolerated
-        # here (and counted) so that this property keeps checking everything else.
-        if "new-line character seen in unquoted field" not in str(exc):
-            raise
-        OUTCOMES["KNOWN BUG csv.Error"] = OUTCOMES.get("KNOWN BUG csv.Error", 0) + 1
-        return
     good, bad = len(parsed.rows), len(parsed.rejected)
     assert good + bad == parsed.rows_in_file, (good, bad, parsed.rows_in_file)
     if bad:
@@ -166,18 +158,13 @@ def test_parse_csv_never_crashes_and_accounts_for_every_row(data):
 
 
 # A blank line, rows with a surplus field, a lone CR, then a quoted line break: found by
-# the property above.
+# the property above (it made parse_csv raise csv.Error; fixed in formats).
 LONE_CR = (b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n\n"
            b"Bitcoin,BTC,0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\n"
            b"Bitcoin,BTC,0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\r"
            b"Bitcoin,\"\n\",0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\n")
 
 
-@pytest.mark.xfail(strict=True, raises=csv.Error, reason=(
-    "BUG (formats.parse_csv): a rejected row whose raw line holds a lone CR makes "
-    "`csv.reader([r])` (the short-line check near the end of parse_csv) raise _csv.Error, "
-    "which is not FileRejected; ingest_file lets it escape, so the CLI prints a traceback "
-    "and the DAG task fails on every run instead of quarantining the file"))
 def test_lone_cr_before_a_quoted_line_break():
     CASES["parse"] += 1
     _check_parsed_strict(LONE_CR)
@@ -191,11 +178,6 @@ def _check_parsed_strict(data: bytes) -> None:
     assert len(parsed.rows) + len(parsed.rejected) == parsed.rows_in_file
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (formats.parse_csv): the header and the slow path read with csv.reader("
-    "io.StringIO(text)), which does not translate a bare CR; a file with classic-Mac CR "
-    "line endings, or one stray CR between records, is quarantined as 'cannot read the "
-    "header as CSV: new-line character seen in unquoted field' instead of loading"))
 def test_cr_line_endings_load():
     CASES["parse"] += 1
     data = (b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r"
@@ -283,16 +265,7 @@ def test_ingest_file_is_all_or_nothing_with_every_row_accounted(data):
     path = folder / f"drop_{_STORE['n']}.csv"
     path.write_bytes(data)
     CASES["ingest"] += 1
-    try:
-        result = ingest_file(path, engine=engine, settings=s)
-    except csv.Error as exc:  # KNOWN BUG (test_lone_cr_before_a_quoted_line_break)
-        if "new-line character seen in unquoted field" not in str(exc):
-            raise
-        OUTCOMES["KNOWN BUG csv.Error"] = OUTCOMES.get("KNOWN BUG csv.Error", 0) + 1
-        with db.transaction(engine) as conn:  # and nothing was recorded or stored
-            assert conn.execute(sa.text("SELECT COUNT(*) FROM ingest_files WHERE file_name = :n"),
-                                {"n": path.name}).scalar_one() == 0
-        return
+    result = ingest_file(path, engine=engine, settings=s)
     _check_ingested(engine, result)
 
 

@@ -217,10 +217,6 @@ def test_symlinked_folder_and_dotdot_inside_the_ingest_folder_are_refused(store,
     assert ingest.list_ready_files(store) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (ingest._move_no_clobber): processed/ and quarantine/ are used as found; when a "
-    "dropper replaces one with a symlink, files (and reason notes) are moved OUT of the "
-    "ingest folder, to wherever the link points"))
 @pytest.mark.parametrize("sub", ["processed", "quarantine"])
 def test_a_symlinked_processed_or_quarantine_folder_is_not_followed(store, tmp_path, sub):
     elsewhere = tmp_path / "elsewhere"
