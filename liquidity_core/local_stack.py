@@ -89,20 +89,43 @@ def _trigger(dag_id: str, env: dict) -> bool:
     return proc.returncode == 0
 
 
+def _family(processes: list[subprocess.Popen]) -> list:
+    """The started processes and every descendant they have now (psutil handles)."""
+    import psutil
+
+    found = []
+    for p in processes:
+        try:
+            root = psutil.Process(p.pid)
+            found += [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
-    """Interrupt each process group, then terminate and kill what is still running."""
+    """Stop the started processes and all their descendants.
+
+    SIGINT first (Airflow standalone and gunicorn shut down cleanly on it), then SIGTERM,
+    then SIGKILL for whatever is still alive, including children that left the process
+    group (task runners start sessions of their own).
+    """
+    import psutil
+
+    family = _family(processes)
     for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        alive = [p for p in processes if p.poll() is None]
+        family += [c for c in _family(processes) if c not in family]
+        alive = [proc for proc in family if proc.is_running()]
         if not alive:
-            return
-        for p in alive:
+            break
+        for proc in alive:
             try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
                 pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(p.poll() is None for p in alive):
-            time.sleep(0.2)
+        psutil.wait_procs(alive, timeout=wait)
+    for p in processes:
+        p.poll()  # reap
 
 
 def main() -> int:
@@ -146,7 +169,7 @@ def main() -> int:
         if _rows_loaded(settings) == 0 and not any(settings.ingest_dir.glob("*.csv")):
             from .demo import write_demo_drops
 
-            files = write_demo_drops(settings.ingest_dir, coins=60, snapshots=30, seed=7,
+            files = write_demo_drops(settings.ingest_dir, coins=60, snapshots=20, seed=7,
                                      start="2024-01-01")
             _say(f"dropped {len(files)} demo CSV files into {settings.ingest_dir}")
 

@@ -69,7 +69,7 @@ def test_make_run_promotes_a_model_and_serves_it(tmp_path):
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 480
+        deadline = time.monotonic() + 600
         answer = None
         while time.monotonic() < deadline and stack.poll() is None:
             if (var_dir / "models" / "current.json").exists():
