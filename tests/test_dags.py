@@ -34,7 +34,7 @@ dags = {}
 for dag_id, dag in bag.dags.items():
     dags[dag_id] = {
         "fileloc": dag.fileloc,
-        "schedule": str(dag.timetable.summary),
+        "schedule": type(dag.timetable).__name__,
         "catchup": dag.catchup,
         "tags": sorted(dag.tags),
         "max_active_runs": dag.max_active_runs,
