@@ -437,8 +437,10 @@ def check_frame(
     frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
     frame.insert(0, "coin_id", pd.Series(coin_ids, index=index, dtype=object))
 
-    # Extra columns: numeric ones are kept as x_<name>; others are ignored.
+    # Extra columns: numeric ones are kept as x_<name>; others are ignored. They are
+    # gathered first and joined once: inserting 10,000 columns one by one is quadratic.
     extras, ignored = [], []
+    extra_values: dict[str, np.ndarray] = {}
     taken = set(frame.columns)
     for col in raw.columns:
         norm = normalize_header(col)
@@ -454,9 +456,11 @@ def check_frame(
             continue
         infinite = np.isinf(values)
         probs.add(infinite, str(col), _shown(values, " is not finite"))
-        frame[name] = np.where(infinite, np.nan, values)
+        extra_values[name] = np.where(infinite, np.nan, values)
         taken.add(name)
         extras.append(str(col))
+    if extra_values:
+        frame = pd.concat([frame, pd.DataFrame(extra_values, index=index)], axis=1)
 
     if spec.derive_changes:
         bad_rows = np.zeros(n, dtype=bool)
