@@ -80,26 +80,53 @@ def staging_dir(settings: Settings, run_id: str) -> Path:
     return Path(settings.model_dir) / "staging" / safe
 
 
-#: Staging folders untouched this long belong to runs that died; they are removed.
+#: What a run that died leaves behind, untouched this long, is removed by the next run.
+#: (Between the DAG's tasks a live run's staging folder is idle, so age is the only safe
+#: sign of death; a day is far beyond any stage's run time.)
 STALE_STAGING_SECONDS = 24 * 3600
 
 
 def remove_stale_staging(settings: Settings, *, older_than: float = STALE_STAGING_SECONDS):
-    """Delete staging folders of runs that died (not modified for ``older_than`` s)."""
-    root = Path(settings.model_dir) / "staging"
-    if not root.is_dir():
-        return []
-    removed = []
+    """Delete what runs that died left behind, untouched for ``older_than`` seconds.
+
+    That is: staging folders (``MODEL_DIR/staging/<run id>``, holding the feature panel),
+    version folders with no ``model_versions`` row (killed between writing the artifact
+    and recording it), and ``*.tmp`` files of interrupted atomic writes.
+
+    Returns
+    -------
+    list of str
+        The removed paths, relative to ``MODEL_DIR``.
+    """
+    root = Path(settings.model_dir)
     now = time.time()
-    for child in root.iterdir():
+
+    def stale(path: Path) -> bool:
         try:
-            if child.is_dir() and now - child.stat().st_mtime > older_than:
-                shutil.rmtree(child, ignore_errors=True)
-                removed.append(child.name)
+            return now - path.lstat().st_mtime > older_than
         except FileNotFoundError:
+            return False
+
+    candidates = []
+    if (root / "staging").is_dir():
+        candidates += [p for p in (root / "staging").iterdir() if p.is_dir()]
+    if (root / "versions").is_dir():
+        engine = db.get_engine(settings.database_url)
+        recorded = {v["version"] for v in registry.list_versions(engine)}
+        candidates += [p for p in (root / "versions").iterdir()
+                       if p.is_dir() and p.name not in recorded]
+    candidates += [p for p in root.rglob("*.tmp") if p.is_file()]
+    removed = []
+    for path in candidates:
+        if not stale(path):
             continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(str(path.relative_to(root)))
     if removed:
-        log.warning("removed stale staging folders of dead runs: %s", removed)
+        log.warning("removed what dead runs left behind: %s", removed)
     return removed
 
 

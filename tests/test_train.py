@@ -171,7 +171,7 @@ def test_stale_staging_of_dead_runs_is_removed(settings, engine):
     fresh.mkdir(parents=True)
     old = time.time() - 3 * 24 * 3600
     os.utime(dead, (old, old))
-    assert remove_stale_staging(settings) == ["manual__dead_run"]
+    assert remove_stale_staging(settings) == ["staging/manual__dead_run"]
     assert fresh.exists() and not dead.exists()
 
 
