@@ -96,6 +96,10 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         raise storage_error(engine, exc.orig, invalidated=exc.connection_invalidated) from None
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "pgcode", None) == "42P01":  # undefined_table
+            raise storage_error(engine, exc.orig) from None
+        raise
     except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
         raise storage_error(engine, exc) from None
 
@@ -106,6 +110,10 @@ def storage_error(engine: Engine, exc: BaseException, *, invalidated: bool = Fal
     detail = lines[0] if lines else type(exc).__name__
     where = describe_url(str(engine.url))
     text = detail.lower()
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return DatabaseError(
+            f"the database at {where} has no schema ({detail}): run `liquidity db upgrade`"
+        )
     lost = invalidated or any(
         needle in text
         for needle in (

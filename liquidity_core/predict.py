@@ -48,7 +48,7 @@ def _input_error(errors: list[dict]) -> InputError:
 
 
 def _history(engine, coin_ids: list[str], symbols: list[str]) -> pd.DataFrame:
-    from .snapshots import _shape  # the panel shape of load_snapshots (ingest's parser)
+    from .snapshots import panel_from_rows
 
     stmt = db.query("model_recent_history").bindparams(
         sa.bindparam("coin_ids", expanding=True, type_=sa.String),
@@ -58,7 +58,7 @@ def _history(engine, coin_ids: list[str], symbols: list[str]) -> pd.DataFrame:
     with db.transaction(engine) as conn:
         result = conn.execute(stmt, params)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return _shape(frame)
+    return panel_from_rows(frame)
 
 
 def _caps_at(engine, ts=None) -> pd.Series:

@@ -90,10 +90,12 @@ def load_snapshots(
     with db.transaction(engine) as conn:
         result = conn.execute(stmt, params)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return _shape(frame)
+    return panel_from_rows(frame)
 
 
-def _shape(frame: pd.DataFrame) -> pd.DataFrame:
+def panel_from_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Typed, sorted panel (the shape :func:`load_snapshots` returns) from raw rows of
+    ``market_snapshots``: UTC times, float columns, ``extras`` JSON spread to ``x_*``."""
     extras = frame.pop("extras") if "extras" in frame else pd.Series(dtype=object)
     frame["snapshot_ts"] = pd.to_datetime(frame["snapshot_ts"], utc=True, format="ISO8601")
     for col in _FLOATS:

@@ -26,3 +26,14 @@ def test_unreachable_database_names_the_host():
 def test_split_statements_ignores_comments():
     text = "-- a comment; with a semicolon\nCREATE TABLE a (x INT);\n\nCREATE TABLE b (y INT);\n"
     assert db.split_statements(text) == ["CREATE TABLE a (x INT)", "CREATE TABLE b (y INT)"]
+
+
+def test_missing_schema_is_a_named_error_not_raw_sql(database_url):
+    import sqlalchemy as sa
+
+    from liquidity_core.errors import DatabaseError
+
+    engine = db.get_engine(database_url)
+    with pytest.raises(DatabaseError, match="no schema.*liquidity db upgrade"):
+        with db.transaction(engine) as conn:
+            conn.execute(sa.text("SELECT COUNT(*) FROM market_snapshots"))
