@@ -259,8 +259,16 @@ def ingest_file(path: Path, *, engine: Engine, settings: Settings, move: bool = 
     if refusal is None:
         try:
             data = path.read_bytes()
+        except FileNotFoundError as exc:  # taken or removed meanwhile
+            refusal = f"cannot read the file: {exc.strerror or exc}"
         except OSError as exc:
             refusal = f"cannot read the file: {exc.strerror or exc}"
+            if move:
+                # Quarantined with the reason, so the DAG does not retry it every run.
+                # With no bytes there is no sha256, so the ledger has no row for it.
+                result = IngestResult(path=str(path), status="quarantined", error=refusal)
+                _move_after(path, result)
+                return result
     if refusal is not None:
         return IngestResult(path=str(path), status="refused", error=refusal)
 
@@ -832,8 +840,9 @@ def _move_after(path: Path, result: IngestResult) -> None:
         return
     result.moved_to = str(target)
     if result.status == "quarantined":
-        note = (f"{result.error}\n\nfile: {path.name}\nsha256: {result.sha256}\n"
-                f"ingest_files.id: {result.file_id}\n")
+        note = f"{result.error}\n\nfile: {path.name}\n"
+        if result.sha256 is not None:
+            note += f"sha256: {result.sha256}\ningest_files.id: {result.file_id}\n"
         try:
             _write_no_clobber(target.with_name(target.name + ".reason.txt"), note)
         except OSError as exc:

@@ -407,7 +407,8 @@ def test_unreadable_entries_never_hang_or_crash(settings, engine):
 
 def test_file_the_ingest_process_cannot_read(settings, engine):
     """A file with mode 000, read by a process without CAP_DAC_OVERRIDE (root ignores
-    modes otherwise): refused with the reason, left whole where it was, nothing loaded."""
+    modes otherwise): quarantined with the reason (so the DAG does not retry it every
+    run), moved whole, nothing loaded."""
     if not shutil.which("setpriv"):
         pytest.skip("setpriv (util-linux) is needed to drop CAP_DAC_OVERRIDE")
     path = settings.ingest_dir / "secret.csv"
@@ -423,8 +424,10 @@ def test_file_the_ingest_process_cannot_read(settings, engine):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\nunreadable file: {out['status']}: {out['error']}")
-    assert out["status"] in ("refused", "quarantined"), out
+    assert out["status"] == "quarantined", out
     assert "Permission denied" in out["error"], out
     copies = list(settings.ingest_dir.rglob("secret.csv"))
-    assert len(copies) == 1, copies  # never half-moved
+    assert copies == [settings.ingest_dir / "quarantine" / "secret.csv"], copies
+    note = settings.ingest_dir / "quarantine" / "secret.csv.reason.txt"
+    assert "Permission denied" in note.read_text()
     assert ledger(settings)["rows"] == 0
