@@ -8,7 +8,8 @@ holdout. ``compare_with_champion`` re-scores the champion's verified artifact on
 holdout and decides (a corrupt champion fails the run and stays champion).
 ``publish_and_record`` writes the version folder and the ``model_versions`` row (every
 run) and, on promotion, switches ``current.json``. ``announce_champion`` updates the Asset
-``liquidity://champion_model`` on promotion and is skipped otherwise.
+``liquidity://champion_model`` on promotion and is skipped otherwise; ``write_report``
+rewrites the EDA and model report (``liquidity report``) that the web app serves.
 
 Large objects (features, the fitted model) pass between tasks as files under
 ``MODEL_DIR/staging/<run id>/``; XCom only carries small summaries. Trigger by hand with
@@ -98,7 +99,16 @@ def liquidity_retrain():
             raise AirflowSkipException(f"{result['version']}: {result['reason']}")
         return result["version"]
 
-    announce_champion(publish_and_record(compare_with_champion(train_challenger(check_data()))))
+    @task
+    def write_report(result: dict) -> str:
+        """Rewrite the EDA and model report that the web app serves at /report."""
+        from liquidity_core import report, settings
+
+        return str(report.build_report(settings.load_settings()))
+
+    published = publish_and_record(compare_with_champion(train_challenger(check_data())))
+    announce_champion(published)
+    write_report(published)
 
 
 liquidity_retrain()

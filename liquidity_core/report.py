@@ -157,6 +157,11 @@ svg {{ max-width: 100%; height: auto; }}
 """
 
 
+def report_path(settings: Settings) -> Path:
+    """Where the nightly report is written and served from: ``<var_dir>/report/report.html``."""
+    return settings.var_dir / "report" / "report.html"
+
+
 def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     """Write ``report.html`` and return its path.
 
@@ -164,7 +169,7 @@ def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     ----------
     settings : Settings
     out_dir : Path, default=None
-        Folder for the file; default ``<var_dir>/report``.
+        Folder for the file; default the folder of :func:`report_path`.
 
     Returns
     -------
@@ -178,9 +183,8 @@ def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     panel = load_snapshots(engine)
     data_html, plots = data_section(panel)
     models_html, model_plots = model_section(settings, engine, panel)
-    out_dir = Path(out_dir) if out_dir is not None else settings.var_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "report.html"
+    target = report_path(settings) if out_dir is None else Path(out_dir) / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".html.tmp")
     tmp.write_text(
         PAGE.format(

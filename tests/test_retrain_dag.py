@@ -5,6 +5,7 @@ import pytest
 from liquidity_core import db, registry
 from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
+from liquidity_core.report import report_path
 
 FAST = {"grid": "fast", "candidates": False}
 
@@ -32,6 +33,8 @@ def test_first_run_promotes_second_records_a_non_promotion(settings, engine, run
     assert v1["status"] == "champion" and v1["version"] == pointer["version"]
     assert v1["run_id"].startswith("manual__")
     assert not list((settings.model_dir / "staging").glob("*/*")), "staging is cleaned up"
+    assert first.tasks["write_report"] == "success", first.tasks
+    assert pointer["version"] in report_path(settings).read_text(encoding="utf-8")
 
     second = run_dag("liquidity_retrain", settings, conf=FAST)
     assert second.state == "success", second.log[-5000:]

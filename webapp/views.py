@@ -110,7 +110,9 @@ def models():
 @bp.get("/report")
 def report():
     """The latest ``liquidity report`` output, once it exists."""
-    path = app_settings().var_dir / "report" / "report.html"
+    from liquidity_core.report import report_path
+
+    path = report_path(app_settings())
     if not path.is_file():
         abort(404, "No report yet: run `liquidity report` to write one.")
     response = Response(path.read_bytes(), mimetype="text/html")
