@@ -567,18 +567,12 @@ def _csv_for_copy(frame: pd.DataFrame) -> str:
     return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
 
 
-class _CsvStream(io.RawIOBase):
-    """A readable file of :func:`_csv_for_copy` text, built chunk by chunk as COPY reads.
+class _ChunkStream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks, made as the reader (COPY) asks."""
 
-    PostgreSQL stores one chunk while Python formats the next, so the two overlap.
-    """
-
-    def __init__(self, frame: pd.DataFrame, chunk_rows: int = 50_000):
+    def __init__(self, chunks):
         super().__init__()
-        self._chunks = (
-            _csv_for_copy(frame.iloc[i:i + chunk_rows]).encode("utf-8")
-            for i in range(0, len(frame), chunk_rows)
-        )
+        self._chunks = iter(chunks)
         self._pending = memoryview(b"")
 
     def readable(self) -> bool:
@@ -594,6 +588,20 @@ class _CsvStream(io.RawIOBase):
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
+
+
+class _CsvStream(_ChunkStream):
+    """A readable file of :func:`_csv_for_copy` text, built chunk by chunk as COPY reads.
+
+    PostgreSQL stores one chunk while Python formats the next, so the two overlap.
+    """
+
+    def __init__(self, frame: pd.DataFrame, chunk_rows: int = 50_000):
+        super().__init__(
+            _csv_for_copy(frame.iloc[i:i + chunk_rows]).encode("utf-8")
+            for i in range(0, len(frame), chunk_rows)
+        )
+
 
 
 def _copy(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
@@ -743,11 +751,10 @@ def _encode_binary_rows(columns: list, lo: int, hi: int) -> bytes:
     return out.tobytes()
 
 
-class _BinaryStream(io.RawIOBase):
+class _BinaryStream(_ChunkStream):
     """A readable file of PostgreSQL binary COPY data, encoded chunk by chunk as COPY reads."""
 
     def __init__(self, rows: pd.DataFrame, *, file_id: int | None, chunk_rows: int = 50_000):
-        super().__init__()
         columns = [(kind, _cells(kind, values) if kind == "text" else values)
                    for kind, values in _binary_columns(rows, file_id)]
         n = len(rows)
@@ -758,22 +765,8 @@ class _BinaryStream(io.RawIOBase):
                 yield _encode_binary_rows(columns, lo, min(n, lo + chunk_rows))
             yield _PG_TRAILER
 
-        self._chunks = chunks()
-        self._pending = memoryview(b"")
+        super().__init__(chunks())
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not len(self._pending):
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
 
 
 def _copy_binary(conn: Connection, sql: str, rows: pd.DataFrame, *,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conftest import PG_URL, REPO, _pg_schema_url
+from conftest import REPO, fresh_database
 from liquidity_core import db
 from liquidity_core.settings import Settings, load_settings
 
@@ -93,26 +93,8 @@ def trained_store(root: Path, database_url: str) -> Settings:
 @contextmanager
 def database(kind: str, root: Path) -> Iterator[str]:
     """A database URL of ``kind`` ("sqlite" or "postgresql") dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{root / 'liquidity.db'}"
-        return
-    import pytest
-
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"w_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = _pg_schema_url(PG_URL, schema)
-    try:
+    with fresh_database(kind, root, prefix="w") as url:
         yield url
-    finally:
-        db.get_engine(url).dispose()
-        db.get_engine.cache_clear()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def copy_store(settings: Settings, root: Path) -> Settings:
