@@ -54,7 +54,6 @@ def run(scale: Scale, results: Results) -> None:
         root = Path(tmp)
         timings = []
         stores = {}
-        cycle_cpu = {}
         for coins, snapshots in scale.retrain_sizes:
             n = coins * snapshots
             label = rows_label(n)
@@ -78,7 +77,6 @@ def run(scale: Scale, results: Results) -> None:
             results.add(f"retrain_{label}_model_size", out["model_bytes"] / 1e6, "MB",
                         goal="< 100" if full else None)
             timings.append((n, label, out["seconds"]))
-            cycle_cpu[label] = out["cycle_cpu_seconds"]
         for (n1, l1, t1), (n2, l2, t2) in zip(timings, timings[1:], strict=False):
             results.add(f"retrain_growth_{l1}_{l2}", math.log(t2 / t1) / math.log(n2 / n1), "",
                         goal="<= 1",
@@ -87,14 +85,11 @@ def run(scale: Scale, results: Results) -> None:
         mode = scale.naive_mode
         out = run_child("bench.retrain", {"mode": f"naive_{mode}", "grid": scale.retrain_grid},
                         stores[label], timeout=3 * 3600)
-        ours_cpu = cycle_cpu[label]
-        cpu_ratio = out["cpu_seconds"] / ours_cpu if ours_cpu else float("nan")
         results.add(
             f"retrain_naive_{label}_seconds", out["seconds"], "s",
             reference=f"retrain_{label}_seconds",
             note=(f"{mode}: full-sample forests, GridSearchCV(cv=KFold(5)) over the same "
-                  f"{out['combinations']} combinations; load+features {out['prep_seconds']:.1f}s;"
-                  f" CPU {out['cpu_seconds']:.0f}s = {cpu_ratio:.3g}x ours"
+                  f"{out['combinations']} combinations; load+features {out['prep_seconds']:.1f}s"
                   + (f"; per-tree probe times {out['probe']}" if mode == "estimated" else "")),
             mode=mode, **{k: v for k, v in out.items() if k not in ("seconds",)},
         )
@@ -229,7 +224,9 @@ def _child_naive_estimated(spec: dict) -> dict:
 
     probe = {",".join(f"{k.split('__')[1]}={v}" for k, v in key): round(s[0], 4)
              for key, s in per_tree.items()}
-    return {"seconds": prep + total(0), "cpu_seconds": prep_cpu + total(1),
+    # The CPU estimate (total(1)) came out implausibly low in the full run (36 s against
+    # 2,600 s of wall time); it is kept in results.json only as "cpu_seconds_unchecked".
+    return {"seconds": prep + total(0), "cpu_seconds_unchecked": prep_cpu + total(1),
             "prep_seconds": prep, "combinations": len(combos), "rows": len(X),
             "probe": probe, "probe_seconds": time.perf_counter() - t0}
 
