@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup run test lint bench lock clean
 
 $(STAMP): requirements.txt pyproject.toml
-	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH" >&2; exit 1; }
+	@test -n "$(PY)" || { echo "need python3.11 on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements.txt
