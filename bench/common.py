@@ -286,19 +286,7 @@ def make_settings(root: Path, database_url: str, **env_overrides) -> Settings:
 def env_of(settings: Settings) -> dict[str, str]:
     """The process environment with the LIQUIDITY_* variables of ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIQUIDITY_")}
-    env.update({
-        "LIQUIDITY_DATABASE_URL": settings.database_url,
-        "LIQUIDITY_VAR_DIR": str(settings.var_dir),
-        "LIQUIDITY_INGEST_DIR": str(settings.ingest_dir),
-        "LIQUIDITY_MODEL_DIR": str(settings.model_dir),
-        "LIQUIDITY_FILE_SETTLE_SECONDS": str(settings.file_settle_seconds),
-        "LIQUIDITY_N_JOBS": str(settings.n_jobs),
-        "LIQUIDITY_CV_SPLITS": str(settings.cv_splits),
-        "LIQUIDITY_HOLDOUT_SNAPSHOTS": str(settings.holdout_snapshots),
-        "LIQUIDITY_PROMOTION_MARGIN": str(settings.promotion_margin),
-        "LIQUIDITY_MAX_SAMPLES": str(settings.max_train_rows_per_tree),
-        "LIQUIDITY_SEED": str(settings.random_seed),
-    })
+    env.update(settings.as_env())
     return env
 
 

@@ -49,11 +49,8 @@ def airflow_environment(settings: Settings, port: int) -> dict:
         # One machine: a few task processes at a time beat dozens fighting for the cores.
         AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="15",
-        LIQUIDITY_DATABASE_URL=settings.database_url,
-        LIQUIDITY_INGEST_DIR=str(settings.ingest_dir),
-        LIQUIDITY_MODEL_DIR=str(settings.model_dir),
-        LIQUIDITY_VAR_DIR=str(settings.var_dir),
     )
+    env.update(settings.as_env())
     return env
 
 

@@ -64,6 +64,18 @@ class Settings:
         """Return a copy with some fields changed (used by tests and the CLI)."""
         return replace(self, **changes)
 
+    def as_env(self) -> dict[str, str]:
+        """The ``LIQUIDITY_*`` variables that make :func:`load_settings` return these
+        settings (for child processes: Airflow, gunicorn, the CLI)."""
+        env = {
+            "LIQUIDITY_DATABASE_URL": self.database_url,
+            "LIQUIDITY_INGEST_DIR": str(self.ingest_dir),
+            "LIQUIDITY_MODEL_DIR": str(self.model_dir),
+            "LIQUIDITY_VAR_DIR": str(self.var_dir),
+        }
+        env.update({var: str(getattr(self, name)) for name, (var, _) in _ENV_NAMES.items()})
+        return env
+
 
 _ENV_NAMES = {
     "cv_splits": ("LIQUIDITY_CV_SPLITS", int),

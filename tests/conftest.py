@@ -128,19 +128,7 @@ def airflow_env(home: Path, settings=None) -> dict:
         AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
     )
     if settings is not None:
-        env.update(
-            LIQUIDITY_DATABASE_URL=settings.database_url,
-            LIQUIDITY_INGEST_DIR=str(settings.ingest_dir),
-            LIQUIDITY_MODEL_DIR=str(settings.model_dir),
-            LIQUIDITY_VAR_DIR=str(settings.var_dir),
-            LIQUIDITY_FILE_SETTLE_SECONDS=str(settings.file_settle_seconds),
-            LIQUIDITY_N_JOBS=str(settings.n_jobs),
-            LIQUIDITY_CV_SPLITS=str(settings.cv_splits),
-            LIQUIDITY_HOLDOUT_SNAPSHOTS=str(settings.holdout_snapshots),
-            LIQUIDITY_PROMOTION_MARGIN=str(settings.promotion_margin),
-            LIQUIDITY_MAX_SAMPLES=str(settings.max_train_rows_per_tree),
-            LIQUIDITY_SEED=str(settings.random_seed),
-        )
+        env.update(settings.as_env())
     return env
 
 

@@ -67,19 +67,7 @@ def write_big_csv(path: Path, *, coins: int = 2000, snapshots: int = 100, seed: 
 def liquidity_env(settings, **extra: str) -> dict[str, str]:
     """The process environment with ``settings`` as LIQUIDITY_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIQUIDITY_")}
-    env.update(
-        LIQUIDITY_DATABASE_URL=settings.database_url,
-        LIQUIDITY_VAR_DIR=str(settings.var_dir),
-        LIQUIDITY_INGEST_DIR=str(settings.ingest_dir),
-        LIQUIDITY_MODEL_DIR=str(settings.model_dir),
-        LIQUIDITY_FILE_SETTLE_SECONDS=str(settings.file_settle_seconds),
-        LIQUIDITY_N_JOBS=str(settings.n_jobs),
-        LIQUIDITY_CV_SPLITS=str(settings.cv_splits),
-        LIQUIDITY_HOLDOUT_SNAPSHOTS=str(settings.holdout_snapshots),
-        LIQUIDITY_MAX_SAMPLES=str(settings.max_train_rows_per_tree),
-        LIQUIDITY_SEED=str(settings.random_seed),
-        PYTHONUNBUFFERED="1",
-    )
+    env.update(settings.as_env(), PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 

@@ -52,17 +52,7 @@ def settings_for(root: Path, database_url: str) -> Settings:
 
 def env_of(settings: Settings) -> dict[str, str]:
     """The LIQUIDITY_* variables that make ``load_settings()`` return ``settings``."""
-    return {
-        "LIQUIDITY_DATABASE_URL": settings.database_url,
-        "LIQUIDITY_VAR_DIR": str(settings.var_dir),
-        "LIQUIDITY_INGEST_DIR": str(settings.ingest_dir),
-        "LIQUIDITY_MODEL_DIR": str(settings.model_dir),
-        "LIQUIDITY_N_JOBS": str(settings.n_jobs),
-        "LIQUIDITY_CV_SPLITS": str(settings.cv_splits),
-        "LIQUIDITY_HOLDOUT_SNAPSHOTS": str(settings.holdout_snapshots),
-        "LIQUIDITY_MAX_SAMPLES": str(settings.max_train_rows_per_tree),
-        "LIQUIDITY_FILE_SETTLE_SECONDS": str(settings.file_settle_seconds),
-    }
+    return settings.as_env()
 
 
 def ingest_demo(settings: Settings, *, snapshots: int, **overrides) -> None:
