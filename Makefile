@@ -21,7 +21,7 @@ run: setup  ## start the system on embedded defaults (SQLite, folders under var/
 
 test: setup  ## the whole test suite
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
