@@ -3,7 +3,9 @@
 All SQL text lives in ``sql/``: the numbered ``NNN_name.sql`` migrations and the
 ``queries/*.sql`` statements that modules load by name with :func:`query`. The same files
 serve SQLite and PostgreSQL; the few type names that differ are written as
-placeholders (see ``_DIALECT_TOKENS``).
+placeholders (see ``_DIALECT_TOKENS``). A migration that needs different statements per
+dialect (SQLite cannot alter a primary key in place) comes as ``NNN_name.<dialect>.sql``
+files, one per dialect, recorded under the one version ``NNN_name``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _DIALECT_TOKENS = {
     },
 }
 
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_MIGRATION_NAME = re.compile(r"^(\d{3}_[a-z0-9_]+)(?:\.(postgresql|sqlite))?\.sql$")
 
 
 def describe_url(url: str) -> str:
@@ -163,21 +165,31 @@ def query(name: str, dialect: str | None = None) -> sa.TextClause:
     return sa.text(_query_text(name))
 
 
-def migration_files() -> list[tuple[str, Path]]:
-    """The migrations in ``sql/``, in order, as ``(version, path)``."""
-    found = []
+def migration_files(dialect: str = "sqlite") -> list[tuple[str, Path]]:
+    """The migrations in ``sql/`` for ``dialect``, in order, as ``(version, path)``."""
+    found: dict[str, Path] = {}
     for path in sorted(SQL_DIR.glob("*.sql")):
         match = _MIGRATION_NAME.match(path.name)
-        if match:
-            found.append((path.stem, path))
-    return found
+        if match and match.group(2) in (None, dialect):
+            version = match.group(1)
+            if version in found and match.group(2) is None:
+                continue  # a dialect's own file wins over a shared one
+            found[version] = path
+    missing = sorted(
+        m.group(1) for p in SQL_DIR.glob("*.sql")
+        if (m := _MIGRATION_NAME.match(p.name)) and m.group(1) not in found
+    )
+    if missing:
+        raise LiquidityError(f"migrations {missing} have no file for dialect {dialect!r}")
+    return sorted(found.items())
 
 
-def upgrade(engine: Engine) -> list[str]:
+def upgrade(engine: Engine, *, until: str | None = None) -> list[str]:
     """Apply the migrations not yet recorded in ``schema_migrations``.
 
     Each file runs in its own transaction together with its ``schema_migrations`` row;
     on PostgreSQL an advisory lock makes concurrent upgrades wait for each other.
+    ``until`` (a version such as ``"002_models"``) stops after that version.
 
     Returns
     -------
@@ -191,7 +203,9 @@ def upgrade(engine: Engine) -> list[str]:
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             "version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-    for version, path in migration_files():
+    for version, path in migration_files(dialect):
+        if until is not None and version > until:
+            break
         with transaction(engine) as conn:
             if dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")

@@ -2,13 +2,13 @@ import pytest
 import sqlalchemy as sa
 
 from liquidity_core import db
-from liquidity_core.errors import DatabaseUnavailable
+from liquidity_core.errors import DatabaseUnavailable, LiquidityError
 
 
 def test_upgrade_applies_every_migration_once(settings):
     engine = db.get_engine(settings.database_url)
     first = db.upgrade(engine)
-    assert first == [v for v, _ in db.migration_files()]
+    assert first == [v for v, _ in db.migration_files(db.dialect_of(engine))]
     assert db.upgrade(engine) == []
     with engine.connect() as conn:
         recorded = conn.execute(sa.text("SELECT version FROM schema_migrations")).scalars()
@@ -37,3 +37,43 @@ def test_missing_schema_is_a_named_error_not_raw_sql(database_url):
     with pytest.raises(DatabaseError, match="no schema.*liquidity db upgrade"):
         with db.transaction(engine) as conn:
             conn.execute(sa.text("SELECT COUNT(*) FROM market_snapshots"))
+
+
+def test_snapshot_key_migration_keeps_the_rows_and_rekeys_time_first(settings):
+    engine = db.get_engine(settings.database_url)
+    db.upgrade(engine, until="002_models")
+    rows = [
+        {"coin_id": c, "ts": ts, "cap": cap}
+        for c, ts, cap in [("bitcoin", "2024-01-02T00:00:00+00:00", 9e11),
+                           ("ethereum", "2024-01-01T00:00:00+00:00", 3e11),
+                           ("bitcoin", "2024-01-01T00:00:00+00:00", 8e11)]
+    ]
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO ingest_files (sha256, file_name, status, started_at, finished_at) "
+            "VALUES (:sha, 'f.csv', 'loaded', :ts, :ts)"), {"sha": "a" * 64, "ts": rows[0]["ts"]})
+        conn.execute(sa.text(
+            "INSERT INTO market_snapshots (coin_id, snapshot_ts, coin_name, symbol, price, "
+            "volume_24h, market_cap, source_file_id) "
+            "VALUES (:coin_id, :ts, :coin_id, 'X', 1.0, 5.0, :cap, 1)"), rows)
+    assert db.upgrade(engine) == ["003_snapshot_key"]
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        key = inspector.get_pk_constraint("market_snapshots")["constrained_columns"]
+        indexes = inspector.get_indexes("market_snapshots")
+        stored = conn.execute(sa.text(
+            "SELECT coin_id, market_cap FROM market_snapshots ORDER BY coin_id, market_cap"
+        )).all()
+    assert key == ["snapshot_ts", "coin_id"]
+    assert indexes == []  # the time index and the symbol index are gone with the old key
+    assert [tuple(r) for r in stored] == [("bitcoin", 8e11), ("bitcoin", 9e11),
+                                          ("ethereum", 3e11)]
+
+
+def test_a_migration_without_a_file_for_the_dialect_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "001_base.sql").write_text("CREATE TABLE a (x INT);\n")
+    (tmp_path / "002_rekey.postgresql.sql").write_text("ALTER TABLE a ADD COLUMN y INT;\n")
+    monkeypatch.setattr(db, "SQL_DIR", tmp_path)
+    assert [v for v, _ in db.migration_files("postgresql")] == ["001_base", "002_rekey"]
+    with pytest.raises(LiquidityError, match=r"\['002_rekey'\] have no file for dialect 'sqlite'"):
+        db.migration_files("sqlite")

@@ -6,5 +6,5 @@ INSERT INTO market_snapshots (coin_id, snapshot_ts, coin_name, symbol, price, ch
 SELECT coin_id, snapshot_ts, coin_name, symbol, price, change_1h, change_24h, change_7d,
        volume_24h, market_cap, extras, :file_id
 FROM ingest_stage
-ORDER BY coin_id, snapshot_ts
+ORDER BY snapshot_ts, coin_id
 ON CONFLICT (coin_id, snapshot_ts) DO NOTHING
