@@ -146,38 +146,42 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
         raise InputError(f"panel lacks column(s) {missing}; it has {list(panel.columns)}")
     extras = sorted(c for c in panel.columns if c.startswith("x_"))
     keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in panel.columns], *extras]
-    df = panel[keep].copy()
-    df["snapshot_ts"] = pd.to_datetime(df["snapshot_ts"], utc=True)
-    t_code, times = pd.factorize(df["snapshot_ts"], sort=True)
+    # Plain arrays from here on: a request-sized panel of a few dozen rows is dominated
+    # by per-call pandas overhead, so the frames are built once, at the end.
+    stamps = panel["snapshot_ts"]
+    if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
+        stamps = pd.to_datetime(stamps, utc=True)
+    t_code, times = pd.factorize(stamps, sort=True)
     times = pd.DatetimeIndex(times)
-    df["t"] = t_code
     # Work in coin-then-time order for the per-coin windows.
-    df = df.sort_values(["coin_id", "t"], kind="mergesort").reset_index(drop=True)
-    coin = df["coin_id"].to_numpy()
-    t = df["t"].to_numpy()
-    new_coin = np.ones(len(df), dtype=bool)
+    coin_code, _ = pd.factorize(panel["coin_id"], sort=True)
+    by_coin = np.lexsort((t_code, coin_code))
+    col = {c: panel[c].to_numpy()[by_coin] for c in keep if c != "snapshot_ts"}
+    coin = col["coin_id"]
+    t = t_code[by_coin]
+    new_coin = np.ones(len(coin), dtype=bool)
     new_coin[1:] = coin[1:] != coin[:-1]
-    if len(df) > 1 and np.any((~new_coin[1:]) & (t[1:] == t[:-1])):
+    if len(coin) > 1 and np.any((~new_coin[1:]) & (t[1:] == t[:-1])):
         dup = np.flatnonzero((~new_coin[1:]) & (t[1:] == t[:-1]))[0] + 1
         raise InputError(
             f"panel has more than one row for coin_id={coin[dup]!r} at snapshot_ts={times[t[dup]]}"
         )
-    start = np.maximum.accumulate(np.where(new_coin, np.arange(len(df)), 0))
-    pos = np.arange(len(df)) - start
+    start = np.maximum.accumulate(np.where(new_coin, np.arange(len(coin)), 0))
+    pos = np.arange(len(coin)) - start
 
-    lt = log_turnover(df["volume_24h"], df["market_cap"])
-    log_price = _safe_log(df["price"])
+    lt = log_turnover(col["volume_24h"], col["market_cap"])
+    log_price = _safe_log(col["price"])
     prev_lt = np.where(new_coin, np.nan, np.roll(lt, 1))
     prev_lp = np.where(new_coin, np.nan, np.roll(log_price, 1))
     ret = log_price - prev_lp
 
     feats = {
         "log_price": log_price,
-        "change_1h": df["change_1h"].to_numpy(dtype=float),
-        "change_24h": df["change_24h"].to_numpy(dtype=float),
-        "change_7d": df["change_7d"].to_numpy(dtype=float),
-        "log_volume": _safe_log(df["volume_24h"]),
-        "log_market_cap": _safe_log(df["market_cap"]),
+        "change_1h": col["change_1h"].astype(float),
+        "change_24h": col["change_24h"].astype(float),
+        "change_7d": col["change_7d"].astype(float),
+        "log_volume": _safe_log(col["volume_24h"]),
+        "log_market_cap": _safe_log(col["market_cap"]),
         "log_turnover": lt,
         "log_turnover_diff": lt - prev_lt,
     }
@@ -190,43 +194,39 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s * s / np.maximum(n, 1)) / np.maximum(n - 1, 1)
     feats[f"volatility_{VOL_WINDOW}"] = np.where(n >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
+    feats["mcap_rank"] = (
+        pd.Series(col["market_cap"].astype(float))
+        .groupby(t)
+        .rank(ascending=False, method="min")
+        .to_numpy()
+    )
     # Capped so that prediction, which reads only the newest HISTORY_ROWS snapshots,
     # computes it exactly as training did.
     feats["snapshots_seen"] = np.minimum(pos + 1, HISTORY_ROWS).astype(float)
+    for c in extras:
+        feats[c] = pd.to_numeric(col[c], errors="coerce").astype(float)
 
     # Target: the same coin's log turnover at the next distinct panel time.
-    next_same_coin = np.zeros(len(df), dtype=bool)
+    next_same_coin = np.zeros(len(coin), dtype=bool)
     next_same_coin[:-1] = ~new_coin[1:]
     next_t = np.roll(t, -1)
     has_next = next_same_coin & (next_t == t + 1)
     y = np.where(has_next, np.roll(lt, -1), np.nan)
 
-    out = pd.DataFrame(feats)
-    # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
-    out["mcap_rank"] = (
-        pd.Series(df["market_cap"].to_numpy(dtype=float))
-        .groupby(t)
-        .rank(ascending=False, method="min")
-        .to_numpy()
-    )
-    for c in extras:
-        out[c] = pd.to_numeric(df[c], errors="coerce").astype(float).to_numpy()
-    out = out[[*BASE_FEATURES, *extras]]
-
-    meta = pd.DataFrame(
-        {
-            "coin_id": df["coin_id"].to_numpy(),
-            "symbol": df["symbol"].to_numpy() if "symbol" in df else None,
-            "coin_name": df["coin_name"].to_numpy() if "coin_name" in df else None,
-            "snapshot_ts": times.take(t),
-            "t": t,
-        }
-    )
-    nxt = times.take(np.minimum(t + 1, max(len(times) - 1, 0))) if len(df) else times
-    meta["target_ts"] = pd.Series(nxt).where(pd.Series(has_next))
     # Back to time-then-coin order, the order of load_snapshots.
     order = np.argsort(t, kind="stable")
-    out = out.iloc[order].reset_index(drop=True)
-    meta = meta.iloc[order].reset_index(drop=True)
-    y = pd.Series(y[order], name="target_log_turnover")
-    return FeatureSet(out, y, meta)
+    t_out = t[order]
+    X = pd.DataFrame({c: feats[c][order] for c in [*BASE_FEATURES, *extras]})
+    next_ts = times.take(np.minimum(t_out + 1, max(len(times) - 1, 0))) if len(t) else times
+    meta = pd.DataFrame(
+        {
+            "coin_id": coin[order],
+            "symbol": col["symbol"][order] if "symbol" in col else None,
+            "coin_name": col["coin_name"][order] if "coin_name" in col else None,
+            "snapshot_ts": times.take(t_out),
+            "t": t_out,
+            "target_ts": next_ts.where(has_next[order]),
+        }
+    )
+    return FeatureSet(X, pd.Series(y[order], name="target_log_turnover"), meta)
