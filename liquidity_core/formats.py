@@ -565,7 +565,9 @@ def normalize_records(
                            pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows)))))
     frames = []
     for positions, raw in groups:
-        raw = _coalesce_folded(_drop_nested(raw.astype(object), positions, errors),
+        # Columns that hold only numbers (the usual JSON body) keep or get a numeric
+        # dtype, so check_frame takes its numeric path instead of parsing them as text.
+        raw = _coalesce_folded(_drop_nested(raw.infer_objects(), positions, errors),
                                positions, errors)
         checked = check_frame(raw, _records_spec(list(raw.columns)),
                               require_identity=require_identity)
@@ -586,6 +588,8 @@ def normalize_records(
 def _drop_nested(raw: pd.DataFrame, positions: np.ndarray, errors: list) -> pd.DataFrame:
     """A list or object where one value belongs is an error; the value is dropped."""
     for col in raw.columns:
+        if raw[col].dtype != object:  # numbers and strings only: nothing nested
+            continue
         nested = raw[col].map(lambda v: isinstance(v, (list, tuple, dict, set))).to_numpy(bool)
         if nested.any():
             errors.extend({"index": int(positions[i]), "field": str(col),
