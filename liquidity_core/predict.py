@@ -3,22 +3,28 @@
 A row to predict is a market snapshot in any accepted input format's column names. Its
 history features (recent mean turnover, volatility, snapshots seen...) come from the
 database when the coin is known (by coin name, else by symbol) and are NaN otherwise;
-the forest handles the missing values. One query fetches the history of all known coins
-of a request, and one more the market caps for the rank feature: never one per row.
+the forest handles the missing values.
+
+The stored history a forecast can use is the newest ``HISTORY_ROWS`` snapshot times of
+every coin. Each process keeps it in memory (:class:`RecentHistory`), keyed by the
+store's data version: the newest ingest ledger id and the newest snapshot time. A
+request costs one small query to read that version; the history itself is read again
+only after an ingest has changed it. Snapshots are only ever written by an ingest, which
+always adds a ledger row, so a stale copy cannot be served.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
 from . import db
 from .errors import InputError, NotFound
-from .features import HISTORY_ROWS, build_features
+from .features import HISTORY_ROWS, PANEL_COLUMNS, build_features
 from .registry import LoadedModel, load_verified_model
 from .settings import Settings, load_settings
 
@@ -47,49 +53,125 @@ def _input_error(errors: list[dict]) -> InputError:
     return exc
 
 
-def _history(engine, coin_ids: list[str], symbols: list[str]) -> pd.DataFrame:
-    from .snapshots import panel_from_rows
+def _ns(times) -> np.ndarray:
+    """UTC times as int64 nanoseconds since the epoch."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
 
-    stmt = db.query("model_recent_history").bindparams(
-        sa.bindparam("coin_ids", expanding=True, type_=sa.String),
-        sa.bindparam("symbols", expanding=True, type_=sa.String),
-    )
-    params = {"keep": HISTORY_ROWS, "coin_ids": coin_ids, "symbols": symbols}
+
+class RecentHistory:
+    """The stored history predictions read, as of one data version of the store.
+
+    Every coin's snapshots at the newest ``HISTORY_ROWS`` snapshot times, held as plain
+    arrays (a request takes a few dozen rows of them, so pandas' per-call overhead would
+    cost more than the work), with the lookups a request needs prepared once.
+
+    Attributes
+    ----------
+    version : tuple
+        ``(newest ingest ledger id, newest snapshot time)`` when it was read.
+    columns : dict of str to numpy.ndarray
+        The panel (as :func:`liquidity_core.snapshots.panel_from_rows` returns it), by
+        column, in time-then-coin order; ``snapshot_ts`` as UTC nanoseconds.
+    rows_of : dict
+        coin_id -> positions of its rows (oldest first).
+    by_symbol : dict
+        Upper-case symbol -> coin_id; among coins sharing a symbol the largest cap wins.
+    """
+
+    def __init__(self, version: tuple, panel: pd.DataFrame):
+        self.version = version
+        self.columns = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
+        self.columns["snapshot_ts"] = _ns(panel["snapshot_ts"])
+        self.rows_of = {c: np.sort(i) for c, i in panel.groupby("coin_id").indices.items()}
+        last = panel.drop_duplicates("coin_id", keep="last").sort_values("market_cap")
+        self.by_symbol = dict(zip(last["symbol"].str.upper(), last["coin_id"], strict=True))
+        self._caps: dict = {}
+        if len(panel):  # the newest snapshot's caps rank every request without a time
+            newest = self.columns["snapshot_ts"][-1]
+            self._caps[newest] = self.caps_at(newest)
+
+    @classmethod
+    def read(cls, engine, version: tuple) -> RecentHistory:
+        from .snapshots import panel_from_rows
+
+        with db.transaction(engine) as conn:
+            result = conn.execute(db.query("model_recent_history"), {"keep": HISTORY_ROWS})
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return cls(version, panel_from_rows(frame))
+
+    def coin_rows(self, coin_id: str) -> pd.DataFrame:
+        """One coin's stored rows, oldest first (``snapshot_ts`` as UTC times)."""
+        pos = self.rows_of[coin_id]
+        frame = pd.DataFrame({c: v[pos] for c, v in self.columns.items()})
+        frame["snapshot_ts"] = pd.to_datetime(frame["snapshot_ts"], unit="ns", utc=True)
+        return frame
+
+    def rows_before(self, matched: list, until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored rows of each input row's matched coin dated before its ``until`` time
+        (UTC nanoseconds).
+
+        Returns ``(input row numbers, positions)``, one entry per stored row.
+        """
+        empty = np.zeros(0, dtype=np.int64)
+        rows, positions = [empty], [empty]
+        ts = self.columns["snapshot_ts"]
+        for i, coin in enumerate(matched):
+            if coin is not None:
+                pos = self.rows_of[coin]
+                pos = pos[ts[pos] < until[i]]
+                rows.append(np.full(len(pos), i, dtype=np.int64))
+                positions.append(pos)
+        return np.concatenate(rows), np.concatenate(positions)
+
+    def caps_at(self, ts_ns=None) -> tuple[np.ndarray, dict]:
+        """Market caps of every coin at a snapshot time (UTC ns; default the newest):
+        ``(sorted caps, {coin_id: cap})``."""
+        ts = self.columns["snapshot_ts"]
+        if ts_ns is None:
+            ts_ns = ts[-1] if len(ts) else None
+        if ts_ns in self._caps:
+            return self._caps[ts_ns]
+        at = ts == ts_ns
+        caps = self.columns["market_cap"][at].astype(float)
+        return np.sort(caps), dict(zip(self.columns["coin_id"][at], caps, strict=True))
+
+
+_recent: dict[str, RecentHistory] = {}
+_recent_lock = threading.Lock()
+
+
+def recent_history(engine) -> RecentHistory:
+    """This process's copy of the store's recent history, read again when it changed."""
     with db.transaction(engine) as conn:
-        result = conn.execute(stmt, params)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return panel_from_rows(frame)
+        row = conn.execute(db.query("model_data_version")).one()
+    version = (row.last_file, str(row.newest))
+    key = str(engine.url)
+    cached = _recent.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    with _recent_lock:  # one reader per process; the others wait for its result
+        cached = _recent.get(key)
+        if cached is None or cached.version != version:
+            cached = _recent[key] = RecentHistory.read(engine, version)
+        return cached
 
 
-def _caps_at(engine, ts=None) -> pd.Series:
-    from .snapshots import format_ts
-
-    with db.transaction(engine) as conn:
-        rows = conn.execute(
-            db.query("model_caps_at"), {"ts": None if ts is None else format_ts(ts)}
-        ).all()
-    return pd.Series([float(r.market_cap) for r in rows], index=[r.coin_id for r in rows])
-
-
-def _ranks(caps: pd.Series, values: np.ndarray, coin_ids: list) -> np.ndarray:
-    """Rank (1 = largest) of each value among ``caps``, not counting the coin itself."""
-    ordered = np.sort(caps.to_numpy(dtype=float))
+def _ranks(caps: tuple[np.ndarray, dict], values: np.ndarray, coin_ids: list) -> np.ndarray:
+    """Rank (1 = largest) of each value among ``caps`` (from :meth:`RecentHistory.caps_at`),
+    not counting the coin itself."""
+    ordered, cap_of = caps
     greater = len(ordered) - np.searchsorted(ordered, values, side="right")
-    own = caps.reindex([c if c is not None else "\0" for c in coin_ids]).to_numpy(dtype=float)
+    own = np.array([cap_of.get(c, np.nan) for c in coin_ids], dtype=float)
     greater = greater - (np.nan_to_num(own, nan=-np.inf) > values)
     return np.where(np.isfinite(values), 1.0 + greater, np.nan)
 
 
-def _match(frame: pd.DataFrame, history: pd.DataFrame) -> list:
+def _match(frame: pd.DataFrame, recent: RecentHistory) -> list:
     """The stored coin_id of each input row (by coin_id, else symbol), or None.
 
     Among stored coins sharing a symbol, the one with the largest market cap wins.
     """
-    if history.empty:
-        return [None] * len(frame)
-    last = history.drop_duplicates("coin_id", keep="last").sort_values("market_cap")
-    known = set(last["coin_id"])
-    by_symbol = dict(zip(last["symbol"].str.upper(), last["coin_id"], strict=True))
+    known, by_symbol = recent.rows_of, recent.by_symbol
     out = []
     for cid, sym in zip(frame["coin_id"], frame["symbol"], strict=True):
         if isinstance(cid, str) and cid in known:
@@ -107,34 +189,35 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     Vectorized: each input row becomes a pseudo-coin (its position) whose earlier rows
     are the matched coin's stored history before the row's time.
     """
-    coin_ids = sorted({c for c in frame["coin_id"] if isinstance(c, str)})
-    symbols = sorted({s.strip().upper() for s in frame["symbol"] if isinstance(s, str)})
-    history = _history(engine, coin_ids, symbols) if (coin_ids or symbols) else pd.DataFrame()
-    matched = _match(frame, history)
+    recent = recent_history(engine)
+    matched = _match(frame, recent)
     n = len(frame)
     if "snapshot_ts" in frame:
         row_ts = pd.to_datetime(frame["snapshot_ts"], utc=True).fillna(_FUTURE)
     else:
         row_ts = pd.Series([_FUTURE] * n)
-    new = frame.assign(coin_id=np.arange(n), snapshot_ts=row_ts.to_numpy())
-    seen = np.zeros(n, dtype=int)
-    parts = []
-    if len(history):
-        pairs = pd.DataFrame(
-            {"_row": np.arange(n), "coin_id": matched, "_until": row_ts.to_numpy()}
-        ).dropna(subset=["coin_id"])
-        past = pairs.merge(history, on="coin_id", how="inner")
-        past = past[past["snapshot_ts"] < past["_until"]]
-        seen = np.bincount(past["_row"].to_numpy(dtype=int), minlength=n)
-        parts.append(past.drop(columns=["coin_id", "_until"]).rename(columns={"_row": "coin_id"}))
-    parts.append(new)
-    panel = pd.concat(parts, ignore_index=True)
-    for col in ("change_1h", "change_24h", "change_7d"):
-        panel[col] = panel[col].astype(float)
+    until = _ns(row_ts)
+    row_of_past, positions = recent.rows_before(matched, until)
+    seen = np.bincount(row_of_past, minlength=n)
+    # The panel build_features sees: the stored rows, then the input rows, by column.
+    stored = recent.columns
+    numeric = [c for c in PANEL_COLUMNS if c not in ("coin_id", "snapshot_ts")]
+    extras = sorted({c for c in (*stored, *frame.columns) if c.startswith("x_")})
+    data = {
+        "coin_id": np.concatenate([row_of_past, np.arange(n)]),
+        "snapshot_ts": pd.to_datetime(
+            np.concatenate([stored["snapshot_ts"][positions], until]), unit="ns", utc=True
+        ),
+    }
+    for c in (*numeric, *extras):
+        past = stored[c][positions] if c in stored else np.full(len(positions), np.nan)
+        now = frame[c].to_numpy(dtype=float) if c in frame else np.full(n, np.nan)
+        data[c] = np.concatenate([past.astype(float), now])
+    panel = pd.DataFrame(data)
     fs = build_features(panel)
     newest = ~fs.meta["coin_id"].duplicated(keep="last").to_numpy()
     X = fs.X[newest].set_axis(fs.meta.loc[newest, "coin_id"].to_numpy()).sort_index()
-    X["mcap_rank"] = _ranks(_caps_at(engine), frame["market_cap"].to_numpy(dtype=float), matched)
+    X["mcap_rank"] = _ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
     return X.reset_index(drop=True), seen
 
 
@@ -148,9 +231,10 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
         # Validated once here, as RandomForestRegressor.predict does, not once per tree
         # (that check was 85% of a one-row request).
         transformed = np.ascontiguousarray(transformed, dtype=np.float32)
-        per_tree = np.stack(
-            [tree.predict(transformed, check_input=False) for tree in forest.estimators_]
-        )
+        # Each tree's Cython predictor directly: the estimator wrapper adds ~15 us of
+        # Python per tree, which was 75% of the model's share of a one-row request.
+        per_tree = np.stack([tree.tree_.predict(transformed).reshape(len(transformed))
+                             for tree in forest.estimators_])
         point = per_tree.mean(axis=0)
         low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
     else:
@@ -266,16 +350,15 @@ def predict_for_symbol(
     """
     engine = db.get_engine(settings.database_url)
     sym = str(symbol).strip()
-    history = _history(engine, [sym.lower()], [sym.upper()])
-    if history.empty:
+    recent = recent_history(engine)
+    coin_id = sym.lower() if sym.lower() in recent.rows_of else recent.by_symbol.get(sym.upper())
+    if coin_id is None:
         raise NotFound(f"no stored snapshots for symbol {symbol!r}")
-    last = history.drop_duplicates("coin_id", keep="last")
-    exact = last[last["coin_id"] == sym.lower()]
-    coin = (exact if len(exact) else last.sort_values("market_cap")).iloc[-1]
-    h = history[history["coin_id"] == coin["coin_id"]]
+    h = recent.coin_rows(coin_id)
+    coin = h.iloc[-1]
     fs = build_features(h)
     X = fs.X.iloc[[-1]].reset_index(drop=True)
-    caps = _caps_at(engine, coin["snapshot_ts"])
+    caps = recent.caps_at(_ns([coin["snapshot_ts"]])[0])
     X["mcap_rank"] = _ranks(caps, np.array([float(coin["market_cap"])]), [coin["coin_id"]])
     model = model or load_verified_model(settings)
     frame = pd.DataFrame([{"coin_name": coin["coin_name"], "symbol": coin["symbol"]}])
