@@ -1,4 +1,5 @@
--- Snapshots keyed time first (see 003_snapshot_key.postgresql.sql for why). SQLite cannot
+-- Snapshots keyed time first, without the foreign key from source_file_id to the ledger
+-- (see 003_snapshot_key.postgresql.sql for why). SQLite cannot
 -- change a primary key in place, so the table is rebuilt: new table, copy, drop, rename
 -- (https://www.sqlite.org/lang_altertable.html#otheralter). Dropping the old table drops
 -- its two secondary indexes with it. Nothing references market_snapshots.
@@ -15,7 +16,7 @@ CREATE TABLE market_snapshots_rekeyed (
     volume_24h DOUBLE PRECISION NOT NULL,
     market_cap DOUBLE PRECISION NOT NULL,
     extras TEXT,
-    source_file_id BIGINT NOT NULL REFERENCES ingest_files (id),
+    source_file_id BIGINT NOT NULL,
     PRIMARY KEY (snapshot_ts, coin_id)
 );
 

@@ -61,11 +61,13 @@ def test_snapshot_key_migration_keeps_the_rows_and_rekeys_time_first(settings):
         inspector = sa.inspect(conn)
         key = inspector.get_pk_constraint("market_snapshots")["constrained_columns"]
         indexes = inspector.get_indexes("market_snapshots")
+        foreign_keys = inspector.get_foreign_keys("market_snapshots")
         stored = conn.execute(sa.text(
             "SELECT coin_id, market_cap FROM market_snapshots ORDER BY coin_id, market_cap"
         )).all()
     assert key == ["snapshot_ts", "coin_id"]
     assert indexes == []  # the time index and the symbol index are gone with the old key
+    assert foreign_keys == []  # a per-row ledger lookup on every ingested row (see 003)
     assert [tuple(r) for r in stored] == [("bitcoin", 8e11), ("bitcoin", 9e11),
                                           ("ethereum", 3e11)]
 
