@@ -218,7 +218,8 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
     order = np.argsort(t, kind="stable")
     t_out = t[order]
     X = pd.DataFrame({c: feats[c][order] for c in [*BASE_FEATURES, *extras]})
-    next_ts = times.take(np.minimum(t_out + 1, max(len(times) - 1, 0))) if len(t) else times
+    next_ts = times.take(np.where(has_next[order], t_out + 1, -1), allow_fill=True,
+                         fill_value=pd.NaT)
     meta = pd.DataFrame(
         {
             "coin_id": coin[order],
@@ -226,7 +227,7 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
             "coin_name": col["coin_name"][order] if "coin_name" in col else None,
             "snapshot_ts": times.take(t_out),
             "t": t_out,
-            "target_ts": next_ts.where(has_next[order]),
+            "target_ts": next_ts,
         }
     )
     return FeatureSet(X, pd.Series(y[order], name="target_log_turnover"), meta)
