@@ -7,14 +7,9 @@ import math
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from liquidity_core import db
@@ -225,29 +220,10 @@ def pg_base_url() -> str:
     return os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
 
 
-def schema_url(base: str, schema: str) -> str:
-    """``base`` with ``search_path`` set to ``schema``."""
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-
-
-@contextmanager
-def pg_schema(prefix: str = "bench") -> Iterator[tuple[str, str]]:
-    """A fresh PostgreSQL schema, dropped afterwards; yields ``(url, schema)``."""
-    base = pg_base_url()
-    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = schema_url(base, schema)
-    try:
-        yield url, schema
-    finally:
-        db.get_engine(url).dispose()
-        db.get_engine.cache_clear()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+def pg_schema(prefix: str = "bench"):
+    """A fresh PostgreSQL schema on :func:`pg_base_url`, dropped afterwards;
+    yields ``(url, schema)``."""
+    return db.scratch_schema(pg_base_url(), prefix)
 
 
 def psql_command(sql_or_meta: str) -> list[str]:

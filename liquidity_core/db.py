@@ -11,10 +11,12 @@ files, one per dialect, recorded under the one version ``NNN_name``.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -236,3 +238,31 @@ def require_schema(engine: Engine) -> None:
                 f"the database at {describe_url(str(engine.url))} has no schema: "
                 "run `liquidity db upgrade` first"
             )
+
+
+def schema_url(base: str, schema: str) -> str:
+    """PostgreSQL URL ``base`` with its ``search_path`` set to ``schema``."""
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@contextmanager
+def scratch_schema(base: str, prefix: str = "scratch") -> Iterator[tuple[str, str]]:
+    """A new, empty PostgreSQL schema on the server of ``base``, dropped afterwards.
+
+    Yields ``(url, schema)``, ``url`` being ``base`` pointed at the schema. The tests and
+    the benchmarks each work in one, so they never touch each other's tables.
+    """
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = schema_url(base, schema)
+    try:
+        yield url, schema
+    finally:
+        get_engine(url).dispose()
+        get_engine.cache_clear()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

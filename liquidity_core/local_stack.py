@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from . import db
-from .settings import PROJECT_ROOT, Settings, load_settings
+from .settings import Settings, airflow_env, load_settings
 
 BIN = Path(sys.executable).parent
 
@@ -32,16 +32,11 @@ def _say(message: str) -> None:
 
 def airflow_environment(settings: Settings, port: int) -> dict:
     """Environment for ``airflow standalone`` serving this repo's DAGs and plugins."""
-    home = settings.var_dir / "airflow"
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # standalone runs `airflow` from PATH
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    return airflow_env(
+        settings.var_dir / "airflow",
+        settings,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow`
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW__API__PORT=str(port),
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
@@ -50,8 +45,6 @@ def airflow_environment(settings: Settings, port: int) -> dict:
         AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="15",
     )
-    env.update(settings.as_env())
-    return env
 
 
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:

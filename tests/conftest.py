@@ -13,26 +13,18 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 
 from liquidity_core import db
-from liquidity_core.settings import load_settings
+from liquidity_core.settings import airflow_env, load_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
-
-
-def _pg_schema_url(base: str, schema: str) -> str:
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
 @contextmanager
@@ -47,19 +39,8 @@ def fresh_database(kind: str, root: Path, *, prefix: str = "t") -> Iterator[str]
         return
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = _pg_schema_url(PG_URL, schema)
-    try:
+    with db.scratch_schema(PG_URL, prefix) as (url, _schema):
         yield url
-    finally:
-        db.get_engine(url).dispose()
-        db.get_engine.cache_clear()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -114,22 +95,6 @@ class DagRunResult:
     state: str
     tasks: dict
     log: str
-
-
-def airflow_env(home: Path, settings=None) -> dict:
-    """Environment for an Airflow process with its own home and this repo's DAGs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIQUIDITY_"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-    )
-    if settings is not None:
-        env.update(settings.as_env())
-    return env
 
 
 @pytest.fixture(scope="session")
