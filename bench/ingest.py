@@ -3,13 +3,11 @@
 Figures:
 
 - ``ingest_psql_copy``: rows/s of ``psql -c "\\copy ..."`` of the file into a table with
-  the file's columns and its primary key (coin, date): the floor of what PostgreSQL can
-  take, with no checks at all.
-- ``ingest_psql_copy_indexed``: the same into a table that also has the two secondary
-  indexes ``market_snapshots`` has (on the time and on the symbol), for context.
+  the file's columns and the primary key ``market_snapshots`` has, time first
+  (date, coin): the floor of what PostgreSQL can take, with no checks at all.
 - ``ingest_postgres``: rows/s of :func:`liquidity_core.ingest.ingest_paths` (what
   ``liquidity ingest`` runs) on a migrated, empty schema; ratio vs ``ingest_psql_copy``
-  (goal >= 0.5), and in its note vs ``ingest_psql_copy_indexed``.
+  (goal >= 0.5).
 - ``ingest_sqlite``: rows/s of the same call on a fresh SQLite file.
 - ``ingest_dag_latency``: seconds from a one-snapshot drop landing in the ingest folder
   (``os.replace`` of a ``.part`` file) until its rows are queryable from another
@@ -38,8 +36,9 @@ import sqlalchemy as sa
 from liquidity_core import db
 from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_one, ingest_paths, list_ready_files
+from liquidity_core.settings import airflow_env
 
-from .common import REPO, Results, Scale, env_of, make_settings, pg_schema, psql_command, psql_env
+from .common import REPO, Results, Scale, make_settings, pg_schema, psql_command, psql_env
 
 REF_TABLE = "ref_coingecko"
 REF_DDL = """
@@ -53,7 +52,7 @@ CREATE TABLE "{schema}".{table} (
     "24h_volume" DOUBLE PRECISION NOT NULL,
     mkt_cap DOUBLE PRECISION NOT NULL,
     date DATE NOT NULL,
-    PRIMARY KEY (coin, date)
+    PRIMARY KEY (date, coin)
 )
 """
 DAG_ID = "liquidity_ingest"
@@ -62,8 +61,7 @@ DROPS = 3
 
 def figure_names(scale: Scale) -> list[str]:
     """The figures :func:`run` records (``ingest_dag_test_latency``: when it could run)."""
-    names = ["ingest_psql_copy", "ingest_psql_copy_indexed", "ingest_postgres",
-             "ingest_dag_latency", "ingest_sqlite"]
+    names = ["ingest_psql_copy", "ingest_postgres", "ingest_dag_latency", "ingest_sqlite"]
     return names + (["ingest_dag_test_latency"] if scale.dag_test else [])
 
 
@@ -86,15 +84,10 @@ def run(scale: Scale, results: Results) -> None:
                      f"in {time.perf_counter() - t0:.1f}s")
         with pg_schema("bench_ingest") as (url, schema):
             _psql_reference(big, schema, n, results)
-            _psql_reference(big, schema, n, results, indexed=True)
             settings = make_settings(root / "pg", url)
             db.upgrade(db.get_engine(url))
-            fig = _timed_ingest(big, settings, n, "ingest_postgres", results,
-                                reference="ingest_psql_copy", goal=">= 0.5")
-            indexed = results.figures["ingest_psql_copy_indexed"].value
-            fig.extra["ratio_vs_indexed"] = fig.value / indexed
-            results.note("ingest", f"ingest_postgres is {fig.value / indexed:.3g}x "
-                         "ingest_psql_copy_indexed")
+            _timed_ingest(big, settings, n, "ingest_postgres", results,
+                          reference="ingest_psql_copy", goal=">= 0.5")
             _dag_latency(scale, settings, panel, results)
         sqlite = make_settings(root / "sq", f"sqlite:///{root / 'sq' / 'liquidity.db'}")
         db.upgrade(db.get_engine(sqlite.database_url))
@@ -102,13 +95,9 @@ def run(scale: Scale, results: Results) -> None:
         db.get_engine(sqlite.database_url).dispose()
 
 
-def _psql_reference(path: Path, schema: str, n: int, results: Results, *,
-                    indexed: bool = False) -> None:
-    table = REF_TABLE + ("_indexed" if indexed else "")
+def _psql_reference(path: Path, schema: str, n: int, results: Results) -> None:
+    table = REF_TABLE
     ddl = REF_DDL.format(schema=schema, table=table)
-    if indexed:
-        ddl += (f'; CREATE INDEX ON "{schema}".{table} (date)'
-                f'; CREATE INDEX ON "{schema}".{table} (symbol)')
     subprocess.run(psql_command(ddl), env=psql_env(), check=True, capture_output=True)
     copy = f'\\copy "{schema}".{table} FROM \'{path}\' WITH (FORMAT csv, HEADER true)'
     t0 = time.perf_counter()
@@ -116,10 +105,8 @@ def _psql_reference(path: Path, schema: str, n: int, results: Results, *,
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"psql \\copy failed: {proc.stderr.strip()}")
-    what = "+ indexes on (date) and (symbol)" if indexed else "only"
-    results.add(f"ingest_psql_copy{'_indexed' if indexed else ''}", n / seconds, "rows/s",
-                seconds=round(seconds, 3), rows=n,
-                note=f"{seconds:.2f}s; the file's columns, PK (coin, date) {what}")
+    results.add("ingest_psql_copy", n / seconds, "rows/s", seconds=round(seconds, 3), rows=n,
+                note=f"{seconds:.2f}s; the file's columns, PK (date, coin)")
 
 
 def _timed_ingest(path: Path, settings, n: int, name: str, results: Results, **kw):
@@ -197,7 +184,7 @@ def _dag_test_latency(scale: Scale, settings, panel: pd.DataFrame, results: Resu
         return
     home = Path(tempfile.mkdtemp(prefix="liquidity-bench-airflow-"))
     try:
-        env = _airflow_env(home, settings)
+        env = airflow_env(home, settings)
         migrate = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
                                  env=env, capture_output=True, text=True, timeout=600)
         if migrate.returncode != 0:
@@ -223,16 +210,3 @@ def _dag_test_latency(scale: Scale, settings, panel: pd.DataFrame, results: Resu
                          "(includes interpreter start, Airflow import and DAG parse)")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _airflow_env(home: Path, settings) -> dict:
-    env = {k: v for k, v in env_of(settings).items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-    )
-    return env
