@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pandas as pd
@@ -122,10 +121,12 @@ def test_zero_volume_and_bad_cap_stay_finite_or_nan():
     assert X.loc[(meta["coin_id"] == "coin001") & (meta["t"] == 0), "log_turnover"].isna().all()
 
 
-def test_million_rows_in_seconds():
+def test_a_million_row_panel_gives_a_row_and_a_target_per_snapshot():
+    # Its speed is measured in bench/retrain.py (features are part of the nightly cycle).
     panel = make_panel(coins=2000, snapshots=500, extras=False)
-    start = time.perf_counter()
     X, y, meta = build_features(panel)
-    elapsed = time.perf_counter() - start
     assert X.shape == (1_000_000, len(BASE_FEATURES))
-    assert elapsed < 15, elapsed
+    assert list(meta["t"]) == sorted(meta["t"])
+    # Every coin is in every snapshot: only the last snapshot lacks a target.
+    assert int(y.isna().sum()) == 2000
+    assert meta.loc[y.isna(), "t"].eq(499).all()
