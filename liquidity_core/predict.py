@@ -7,10 +7,10 @@ the forest handles the missing values.
 
 The stored history a forecast can use is the newest ``HISTORY_ROWS`` snapshot times of
 every coin. Each process keeps it in memory (:class:`RecentHistory`), keyed by the
-store's data version: the newest ingest ledger id and the newest snapshot time. A
+store's data version: the number of ingest ledger rows and the newest snapshot time. A
 request costs one small query to read that version; the history itself is read again
 only after an ingest has changed it. Snapshots are only ever written by an ingest, which
-always adds a ledger row, so a stale copy cannot be served.
+adds its ledger row in the same transaction, so a stale copy cannot be served.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class RecentHistory:
     Attributes
     ----------
     version : tuple
-        ``(newest ingest ledger id, newest snapshot time)`` when it was read.
+        ``(ingest ledger rows, newest snapshot time)`` when it was read.
     columns : dict of str to numpy.ndarray
         The panel (as :func:`liquidity_core.snapshots.panel_from_rows` returns it), by
         column, in time-then-coin order; ``snapshot_ts`` as UTC nanoseconds.
@@ -144,7 +144,7 @@ def recent_history(engine) -> RecentHistory:
     """This process's copy of the store's recent history, read again when it changed."""
     with db.transaction(engine) as conn:
         row = conn.execute(db.query("model_data_version")).one()
-    version = (row.last_file, str(row.newest))
+    version = (row.files, str(row.newest))
     key = str(engine.url)
     cached = _recent.get(key)
     if cached is not None and cached.version == version:
