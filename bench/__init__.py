@@ -13,6 +13,8 @@ Environment:
   retraining at 250k/500k/1M rows, 30 s of load), ``small`` (a few minutes) or ``tiny``
   (seconds; the smoke test).
 - ``BENCH_ONLY``: comma-separated areas among ``ingest,retrain,serving``.
+- ``BENCH_NAIVE``: ``measured`` or ``estimated``: how the naive retrain figure is had
+  (default: measured at ``tiny`` scale, estimated from timed trees above it).
 - ``BENCH_DATABASE_URL``: the PostgreSQL server to use (a schema of its own is created
   and dropped); default ``TEST_DATABASE_URL``, else
   ``postgresql+psycopg2://postgres@127.0.0.1:5432/test``.
