@@ -256,7 +256,7 @@ def scratch_schema(base: str, prefix: str = "scratch") -> Iterator[tuple[str, st
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        conn.execute(sa.schema.CreateSchema(schema))  # SQLAlchemy quotes the name
     url = schema_url(base, schema)
     try:
         yield url, schema
@@ -264,5 +264,5 @@ def scratch_schema(base: str, prefix: str = "scratch") -> Iterator[tuple[str, st
         get_engine(url).dispose()
         get_engine.cache_clear()
         with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute(sa.schema.DropSchema(schema, cascade=True))
         admin.dispose()
