@@ -16,7 +16,7 @@ forests (no ``max_samples``) and a plain ``GridSearchCV(cv=5)`` (``KFold``) over
 grid, after the same load and features. At ``tiny`` scale it is run; at ``small`` and
 ``full`` it takes far longer than the rest of the benchmark, so by default it is
 *estimated* (``BENCH_NAIVE=measured`` runs it at any scale; at full scale that adds
-about 40 minutes): one
+about 35 minutes): one
 forest of a few trees per (max_depth, min_samples_leaf) pair of the grid is fitted on a
 real 4/5 fold and scored on its 1/5, and the per-tree time is scaled to every
 (combination, fold) and a refit on all tuning rows (x 1.25). The ratio is naive / ours
