@@ -2,7 +2,7 @@
 
 For each size, a demo panel (``liquidity_core.demo.generate_panel``, 2,000 coins at full
 scale) is written as one CSV and bulk-ingested into a fresh SQLite store (not timed);
-then a child process runs :func:`liquidity_core.train.run_training_cycle` (the nightly
+then a child process runs :func:`liquidity_core.model.train.run_training_cycle` (the nightly
 cycle: load, features, grid search on time-ordered folds, candidates, holdout
 comparison, publish) and reports its wall time and its own peak RSS.
 
@@ -130,13 +130,13 @@ def _child_cycle(spec: dict) -> dict:
     import io
     import logging
 
+    from liquidity_core.model.train import run_training_cycle
     from liquidity_core.settings import load_settings
-    from liquidity_core.train import run_training_cycle
 
     log_buf = io.StringIO()
     handler = logging.StreamHandler(log_buf)
     handler.setFormatter(logging.Formatter("%(relativeCreated)8.0fms %(message)s"))
-    train_log = logging.getLogger("liquidity_core.train")
+    train_log = logging.getLogger("liquidity_core.model.train")
     train_log.addHandler(handler)
     train_log.setLevel(logging.INFO)
 
@@ -159,7 +159,7 @@ def _child_cycle(spec: dict) -> dict:
 
 
 def _best_params(settings, version) -> dict:
-    from liquidity_core.registry import get_version
+    from liquidity_core.model.registry import get_version
 
     row = get_version(db.get_engine(settings.database_url), version)
     params = row.get("params") or {}
@@ -168,7 +168,7 @@ def _best_params(settings, version) -> dict:
 
 
 def _naive_data(settings):
-    from liquidity_core.train import check_panel, load_panel
+    from liquidity_core.model.train import check_panel, load_panel
 
     panel = load_panel(settings)
     fs, tuning, _holdout = check_panel(panel, settings)
@@ -178,8 +178,8 @@ def _naive_data(settings):
 def _child_naive_measured(spec: dict) -> dict:
     from sklearn.model_selection import GridSearchCV, KFold
 
+    from liquidity_core.model.train import GRIDS, forest_pipeline
     from liquidity_core.settings import load_settings
-    from liquidity_core.train import GRIDS, forest_pipeline
 
     settings = load_settings()
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -197,8 +197,8 @@ def _child_naive_measured(spec: dict) -> dict:
 def _child_naive_estimated(spec: dict) -> dict:
     from sklearn.model_selection import KFold, ParameterGrid
 
+    from liquidity_core.model.train import GRIDS, forest_pipeline
     from liquidity_core.settings import load_settings
-    from liquidity_core.train import GRIDS, forest_pipeline
 
     settings = load_settings()
     t0, cpu0 = time.perf_counter(), time.process_time()

@@ -7,7 +7,7 @@ smallest leaves), so the latencies are those of the worst champion, and the stor
 ready in a fraction of a full grid search (``tiny`` scale: the ``fast`` grid). Then:
 
 - ``predict_inprocess_1row`` / ``predict_inprocess_1000rows``: median wall time of
-  :func:`liquidity_core.predict.predict_liquidity` with the loaded model (as the web app
+  :func:`liquidity_core.model.predict.predict_liquidity` with the loaded model (as the web app
   calls it: model already in memory, features from the database).
 - gunicorn with 2 workers (the command of ``make run`` and docker-compose) on a free port
   of 127.0.0.1:
@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from liquidity_core import db, registry
+from liquidity_core import db
 from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.predict import predict_liquidity
-from liquidity_core.train import run_training_cycle
+from liquidity_core.model import registry
+from liquidity_core.model.predict import predict_liquidity
+from liquidity_core.model.train import run_training_cycle
 
 from .common import REPO, Results, Scale, env_of, make_settings, pg_schema
 
@@ -109,7 +110,7 @@ def heaviest_grid(grid: dict) -> dict:
 
 
 def _train_two(scale: Scale, settings, results: Results) -> tuple[str, str]:
-    from liquidity_core import train
+    from liquidity_core.model import train
 
     t0 = time.perf_counter()
     grid = scale.serve_grid

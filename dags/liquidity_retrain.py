@@ -14,7 +14,7 @@ rewrites the EDA and model report (``liquidity report``) that the web app serves
 Large objects (features, the fitted model) pass between tasks as files under
 ``MODEL_DIR/staging/<run id>/``; XCom only carries small summaries. Trigger by hand with
 conf ``{"grid": "fast"}`` for a quick run or ``{"promote": false}`` to only evaluate.
-All the work is in ``liquidity_core.train``; this file only wires tasks.
+All the work is in ``liquidity_core.model.train``; this file only wires tasks.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def liquidity_retrain():
     @task
     def check_data(run_id=None, data_interval_end=None) -> dict:
         """Stage features for this run, or skip when there are too few snapshots."""
-        from liquidity_core import errors, settings, train
+        from liquidity_core import errors, settings
+        from liquidity_core.model import train
 
         try:
             return train.prepare_data(
@@ -67,7 +68,8 @@ def liquidity_retrain():
     @task
     def train_challenger(prepared: dict, params=None) -> dict:
         """Grid-search the forest on time-ordered folds; score it on the holdout."""
-        from liquidity_core import settings, train
+        from liquidity_core import settings
+        from liquidity_core.model import train
 
         return train.train_challenger(
             settings.load_settings(),
@@ -79,7 +81,8 @@ def liquidity_retrain():
     @task
     def compare_with_champion(challenger: dict, run_id=None, params=None) -> dict:
         """Re-score the verified champion on the same holdout and decide."""
-        from liquidity_core import settings, train
+        from liquidity_core import settings
+        from liquidity_core.model import train
 
         return train.compare_with_champion(
             settings.load_settings(), run_id=run_id, promote=params["promote"]
@@ -88,7 +91,8 @@ def liquidity_retrain():
     @task
     def publish_and_record(decision: dict, run_id=None) -> dict:
         """Record the run in model_versions; switch current.json on promotion."""
-        from liquidity_core import settings, train
+        from liquidity_core import settings
+        from liquidity_core.model import train
 
         return train.publish_result(settings.load_settings(), run_id=run_id)
 

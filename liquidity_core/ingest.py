@@ -43,8 +43,8 @@ from sqlalchemy.engine import Connection, Engine
 from . import db
 from .errors import DatabaseError, DatabaseUnavailable, InputError, LiquidityError
 from .formats import FileRejected, ParsedFile, parse_csv
+from .model.snapshots import format_ts, to_utc
 from .settings import Settings
-from .snapshots import format_ts, to_utc
 
 log = logging.getLogger(__name__)
 

@@ -176,7 +176,7 @@ def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     Path
         The written HTML file (written to a temp name and renamed into place).
     """
-    from .snapshots import load_snapshots
+    from .model.snapshots import load_snapshots
 
     engine = db.get_engine(settings.database_url)
     db.require_schema(engine)
@@ -218,8 +218,8 @@ def _history_plot(history: pd.DataFrame) -> str:
 
 def _champion_holdout(settings: Settings, panel: pd.DataFrame):
     """Predictions of the verified champion on its own holdout rows, with the rows."""
-    from .features import build_features
-    from .registry import load_verified_model
+    from .model.features import build_features
+    from .model.registry import load_verified_model
 
     model = load_verified_model(settings)
     start = pd.Timestamp(model.metadata["holdout_start"])
@@ -235,7 +235,7 @@ def _champion_holdout(settings: Settings, panel: pd.DataFrame):
 
 def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str, list[str]]:
     """HTML for the model part and the ids of the plots it holds."""
-    from .registry import list_versions
+    from .model.registry import list_versions
 
     versions = list_versions(engine)
     if not versions:

@@ -2,7 +2,7 @@
 
 A small FastAPI app, mounted by Airflow's API server under ``/liquidity`` through the
 plugin's ``fastapi_apps``, renders the ``model_versions`` history (read through
-``liquidity_core.registry.list_versions``) with the holdout R² chart; ``external_views``
+``liquidity_core.model.registry.list_versions``) with the holdout R² chart; ``external_views``
 adds a "Model history" entry to the navigation that opens it inside the UI.
 
 ``GET /liquidity/models`` is the page, ``GET /liquidity/models.json`` the same data as
@@ -50,7 +50,7 @@ def _unavailable(request, exc: Exception):
 
 def _history() -> list[dict]:
     from liquidity_core import db
-    from liquidity_core.registry import list_versions
+    from liquidity_core.model.registry import list_versions
     from liquidity_core.settings import load_settings
 
     return list_versions(db.get_engine(load_settings().database_url))

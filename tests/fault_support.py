@@ -231,9 +231,9 @@ def _train_main(run_id: str, mode: str | None) -> None:
     before ``current.json`` is switched. ``--kill-before-record``: SIGKILL after the
     version folder is written, before the ``model_versions`` row is committed.
     """
-    from liquidity_core import registry
+    from liquidity_core.model import registry
+    from liquidity_core.model.train import run_training_cycle
     from liquidity_core.settings import load_settings
-    from liquidity_core.train import run_training_cycle
 
     def die(*_a, **_k):
         print("KILLING MYSELF", flush=True)

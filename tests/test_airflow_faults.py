@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from fault_support import liquidity_env, write_big_csv
 
 from conftest import REPO, airflow_env
-from liquidity_core import db, registry
+from liquidity_core import db
+from liquidity_core.model import registry
 
 INGEST_ONE = ("import json,sys; from liquidity_core.settings import load_settings; "
               "from liquidity_core.ingest import ingest_one; "

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from liquidity_core.errors import InputError
-from liquidity_core.features import BASE_FEATURES, build_features
+from liquidity_core.model.features import BASE_FEATURES, build_features
 
 
 def make_panel(coins=5, snapshots=12, seed=0, extras=True):

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from webapp_support import Gunicorn, database, http, trained_store
 
-from liquidity_core import db, registry
+from liquidity_core import db
+from liquidity_core.model import registry
 
 DURATION = 60.0
 CLIENTS = 8

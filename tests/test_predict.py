@@ -2,14 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liquidity_core import registry
 from liquidity_core.demo import write_demo_drops
 from liquidity_core.errors import InputError, ModelError, NotFound
-from liquidity_core.features import build_features
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.predict import LEVELS, predict_for_symbol, predict_liquidity
-from liquidity_core.snapshots import load_snapshots
-from liquidity_core.train import run_training_cycle
+from liquidity_core.model import registry
+from liquidity_core.model.features import build_features
+from liquidity_core.model.predict import LEVELS, predict_for_symbol, predict_liquidity
+from liquidity_core.model.snapshots import load_snapshots
+from liquidity_core.model.train import run_training_cycle
 
 
 def train_on_demo(settings, tmp_path, *, coins=30, snapshots=24, seed=5):

@@ -5,9 +5,9 @@ import pytest
 import sqlalchemy as sa
 from test_train import make_learnable_panel
 
-from liquidity_core import registry
 from liquidity_core.errors import InputError, ModelError, NotFound
-from liquidity_core.train import run_training_cycle
+from liquidity_core.model import registry
+from liquidity_core.model.train import run_training_cycle
 
 FAST = {"grid": "fast", "candidates": False}
 

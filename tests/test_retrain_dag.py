@@ -2,9 +2,10 @@
 
 import pytest
 
-from liquidity_core import db, registry
+from liquidity_core import db
 from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
+from liquidity_core.model import registry
 from liquidity_core.report import report_path
 
 FAST = {"grid": "fast", "candidates": False}

@@ -23,8 +23,9 @@ from fault_support import booby_trapped_pickle, database_dump, run_cli, tree_dig
 from webapp_support import Gunicorn, copy_store, trained_store
 
 from conftest import PG_URL, REPO
-from liquidity_core import db, ingest, registry
+from liquidity_core import db, ingest
 from liquidity_core.errors import ModelError
+from liquidity_core.model import registry
 
 ROW = {"coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
        "7d": 0.055, "24h_volume": 35390763321.0, "mkt_cap": 770991461396.0}

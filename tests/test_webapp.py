@@ -56,7 +56,7 @@ def client(app, store):
 
 @pytest.fixture(scope="module")
 def champion(store):
-    from liquidity_core.registry import get_champion
+    from liquidity_core.model.registry import get_champion
 
     return get_champion(db.get_engine(store.database_url))
 
@@ -423,7 +423,7 @@ def test_corrupt_artifact_keeps_serving_old_model(store, tmp_path, champion):
     """A copy of the store whose pointer is switched to a corrupted artifact."""
     if not store.database_url.startswith("sqlite"):
         pytest.skip("copies the SQLite store")
-    from liquidity_core.registry import read_current_pointer, write_current_pointer
+    from liquidity_core.model.registry import read_current_pointer, write_current_pointer
 
     copy = copy_store(store, tmp_path)
     client = create_app({"SETTINGS": copy, "MODEL_CHECK_INTERVAL": 0.0}).test_client()

@@ -22,7 +22,7 @@ from webapp_support import (
     trained_store,
 )
 
-from liquidity_core.registry import read_current_pointer, rollback, write_current_pointer
+from liquidity_core.model.registry import read_current_pointer, rollback, write_current_pointer
 
 ROW = {
     "coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
@@ -209,8 +209,8 @@ def _second_champion(store) -> dict:
     import shutil
 
     from liquidity_core import db
-    from liquidity_core.registry import get_version, publish, utc_now_iso
-    from liquidity_core.train import run_training_cycle
+    from liquidity_core.model.registry import get_version, publish, utc_now_iso
+    from liquidity_core.model.train import run_training_cycle
 
     ingest_demo(store, snapshots=36)
     outcome = run_training_cycle(store, run_id="test-webapp-2", grid="fast", candidates=False)
@@ -229,7 +229,7 @@ def _second_champion(store) -> dict:
 
 def _other_version(store, version: str) -> dict:
     from liquidity_core import db
-    from liquidity_core.registry import list_versions
+    from liquidity_core.model.registry import list_versions
 
     versions = list_versions(db.get_engine(store.database_url))
     others = [v for v in versions if v["version"] != version]

@@ -70,7 +70,7 @@ def ingest_demo(settings: Settings, *, snapshots: int, **overrides) -> None:
 
 def trained_store(root: Path, database_url: str) -> Settings:
     """A migrated database with the demo panel ingested and one trained champion."""
-    from liquidity_core.train import run_training_cycle
+    from liquidity_core.model.train import run_training_cycle
 
     settings = settings_for(root, database_url)
     db.upgrade(db.get_engine(settings.database_url))

@@ -29,7 +29,7 @@ MAGNITUDE_RANGE = (1e-30, 1e18)
 
 
 def model_holder():
-    """The app's :class:`~liquidity_core.serving.ModelHolder`."""
+    """The app's :class:`~liquidity_core.model.serving.ModelHolder`."""
     return current_app.extensions["liquidity_models"]
 
 
@@ -186,7 +186,7 @@ def _summary(problems: list[dict]) -> str:
 
 def predict_rows(rows: list[dict], model) -> list[dict]:
     """``predict_liquidity`` on ``model``; overflowing inputs become a 422."""
-    from liquidity_core.predict import predict_liquidity
+    from liquidity_core.model.predict import predict_liquidity
 
     try:
         return predict_liquidity(rows, settings=app_settings(), model=model)
@@ -222,7 +222,7 @@ def predict():
 @bp.get("/api/v1/coins/<symbol>/prediction")
 def coin_prediction(symbol: str):
     """Predicted next turnover of a stored coin, from its latest snapshot."""
-    from liquidity_core.predict import predict_for_symbol
+    from liquidity_core.model.predict import predict_for_symbol
 
     model = model_holder().get()
     return jsonify(jsonable(predict_for_symbol(symbol, settings=app_settings(), model=model)))
@@ -231,7 +231,7 @@ def coin_prediction(symbol: str):
 @bp.get("/api/v1/models")
 def models():
     """The model history, newest first."""
-    from liquidity_core.registry import list_versions
+    from liquidity_core.model.registry import list_versions
 
     versions = list_versions(app_engine())
     champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)

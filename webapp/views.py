@@ -89,8 +89,8 @@ def coin_lookup():
 @bp.get("/coins/<symbol>")
 def coin(symbol: str):
     """A coin's stored snapshots and its predicted next turnover."""
-    from liquidity_core.predict import predict_for_symbol
-    from liquidity_core.snapshots import load_snapshots
+    from liquidity_core.model.predict import predict_for_symbol
+    from liquidity_core.model.snapshots import load_snapshots
 
     prediction = predict_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
     history = load_snapshots(app_engine(), coin_ids=[prediction["coin_id"]])
@@ -101,7 +101,7 @@ def coin(symbol: str):
 @bp.get("/models")
 def models():
     """The model history table and the holdout R² chart."""
-    from liquidity_core.registry import list_versions
+    from liquidity_core.model.registry import list_versions
 
     versions = list_versions(app_engine())
     return render_template("models.html", versions=versions, chart=r2_history_svg(versions))

@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import db, registry
-from .errors import InputError, ModelError, NotEnoughData, NotFound
+from .. import db
+from ..errors import InputError, ModelError, NotEnoughData, NotFound
+from ..settings import Settings
+from . import registry
 from .features import build_features
-from .settings import Settings
 from .splits import PanelTimeSeriesSplit, holdout_split
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ most every ``check_interval`` seconds a request triggers a cheap ``stat`` of the
 (modification time, size, inode); only when that changes (or the pointer was written in
 the last two seconds, when a stat cannot tell two writes apart) is the pointer read;
 when its bytes changed, the named version is loaded through
-:func:`liquidity_core.registry.load_verified_model`, which checks the artifact's sha256
+:func:`liquidity_core.model.registry.load_verified_model`, which checks the artifact's sha256
 against its ``model_versions`` row before unpickling.
 
 - One thread loads at a time (a lock); the others keep answering with the model they
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ModelError
-from .settings import Settings
+from ..errors import ModelError
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

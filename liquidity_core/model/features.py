@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 #: Columns every panel must have (see ``snapshots.load_snapshots``).
 PANEL_COLUMNS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import TimeSeriesSplit
 
-from .errors import NotEnoughData
+from ..errors import NotEnoughData
 
 
 def min_times_for(n_splits: int, gap: int) -> int:

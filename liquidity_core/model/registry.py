@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import db
-from .errors import InputError, ModelError, NotFound
-from .settings import Settings
+from .. import db
+from ..errors import InputError, ModelError, NotFound
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

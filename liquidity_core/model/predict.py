@@ -22,11 +22,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from . import db
-from .errors import InputError, NotFound
+from .. import db
+from ..errors import InputError, NotFound
+from ..settings import Settings, load_settings
 from .features import HISTORY_ROWS, PANEL_COLUMNS, build_features
 from .registry import LoadedModel, load_verified_model
-from .settings import Settings, load_settings
 
 LEVELS = ("Low", "Medium", "High")
 #: Percentiles of the trees' predictions that bound the interval.
@@ -70,7 +70,7 @@ class RecentHistory:
     version : tuple
         ``(ingest ledger rows, newest snapshot time)`` when it was read.
     columns : dict of str to numpy.ndarray
-        The panel (as :func:`liquidity_core.snapshots.panel_from_rows` returns it), by
+        The panel (as :func:`liquidity_core.model.snapshots.panel_from_rows` returns it), by
         column, in time-then-coin order; ``snapshot_ts`` as UTC nanoseconds.
     rows_of : dict
         coin_id -> positions of its rows (oldest first).
@@ -305,7 +305,7 @@ def predict_liquidity(
     ModelError
         When no verified model can be loaded.
     """
-    from .formats import normalize_records
+    from ..formats import normalize_records
 
     settings = settings or load_settings()
     if isinstance(rows, list) and len(rows) > 1 and all(isinstance(r, Mapping) for r in rows):

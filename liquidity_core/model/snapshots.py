@@ -9,8 +9,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import db
-from .errors import InputError
+from .. import db
+from ..errors import InputError
 
 #: Columns of :func:`load_snapshots` before any ``x_*`` extras.
 SNAPSHOT_COLUMNS = (
