@@ -1,4 +1,4 @@
-"""liquidity_core.formats: header detection, row checks, canonical columns."""
+"""liquidity_core.ingest.formats: header detection, row checks, canonical columns."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liquidity_core.formats import (
+from liquidity_core.ingest.formats import (
     CMC,
     COINGECKO,
     OHLCV,

@@ -5,7 +5,7 @@ For each file:
 1. its bytes are hashed; bytes already loaded are recorded as a ``duplicate`` that points
    at the file that loaded them, and load nothing;
 2. the format is detected from the header and every row is checked
-   (:mod:`liquidity_core.formats`); a file that cannot be read at all is ``quarantined``
+   (:mod:`liquidity_core.ingest.formats`); a file that cannot be read at all is ``quarantined``
    with a reason naming what was expected;
 3. in ONE transaction: the ledger row (``ingest_files``), the good rows (PostgreSQL: COPY
    into a temporary staging table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``;
@@ -40,11 +40,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import db
-from .errors import DatabaseError, DatabaseUnavailable, InputError, LiquidityError
+from .. import db
+from ..errors import DatabaseError, DatabaseUnavailable, InputError, LiquidityError
+from ..model.snapshots import format_ts, to_utc
+from ..settings import Settings
 from .formats import FileRejected, ParsedFile, parse_csv
-from .model.snapshots import format_ts, to_utc
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 

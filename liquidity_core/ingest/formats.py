@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 #: Canonical columns, in order, of every normalized frame (``x_*`` extras follow).
 CANONICAL_COLUMNS = (
