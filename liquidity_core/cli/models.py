@@ -1,6 +1,6 @@
 """``liquidity`` commands for models: train, models, rollback, predict.
 
-Kept apart from ``cli.py`` so the ingestion and model sides grow without touching each
+Kept apart from ``data.py`` so the ingestion and model sides grow without touching each
 other; importing this module registers the commands.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import command
-from .errors import InputError
-from .settings import Settings
+from ..errors import InputError
+from ..settings import Settings
+from .registry import command
 
 # --- train -------------------------------------------------------------------------------
 
@@ -41,7 +41,7 @@ def _fmt(value) -> str:
 
 @command("train", "one full retraining cycle, as the nightly DAG runs it", arguments=_train_args)
 def _train(args, settings: Settings):
-    from .model.train import run_training_cycle
+    from ..model.train import run_training_cycle
 
     result = run_training_cycle(
         settings,
@@ -91,8 +91,8 @@ _LIST_KEYS = (
 
 @command("models", "the model history, newest first")
 def _models(args, settings: Settings):
-    from . import db
-    from .model.registry import list_versions, read_current_pointer
+    from .. import db
+    from ..model.registry import list_versions, read_current_pointer
 
     versions = list_versions(db.get_engine(settings.database_url))
     pointer = read_current_pointer(settings.model_dir)
@@ -117,7 +117,7 @@ def _rollback_args(p):
 
 @command("rollback", "make an earlier champion the champion again", arguments=_rollback_args)
 def _rollback(args, settings: Settings):
-    from .model.registry import rollback
+    from ..model.registry import rollback
 
     return rollback(settings, args.version), 0
 
@@ -166,7 +166,7 @@ def _line(r: dict) -> str:
     arguments=_predict_args,
 )
 def _predict(args, settings: Settings):
-    from .model.predict import predict_for_symbol, predict_liquidity
+    from ..model.predict import predict_for_symbol, predict_liquidity
 
     if args.symbol:
         result = predict_for_symbol(args.symbol, settings=settings)

@@ -1,0 +1,67 @@
+"""``liquidity`` commands for data: db, ingest, demo-data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..settings import Settings
+from .registry import command
+
+# --- db ----------------------------------------------------------------------------------
+
+
+def _db_args(p):
+    p.add_argument("action", choices=["upgrade"], help="upgrade: apply pending sql/ migrations")
+
+
+@command("db", "database schema: `liquidity db upgrade`", arguments=_db_args)
+def _db(args, settings: Settings):
+    from .. import db
+
+    applied = db.upgrade(db.get_engine(settings.database_url))
+    text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
+    return {"applied": applied, "text": text}, 0
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+
+def _ingest_args(p):
+    p.add_argument("paths", nargs="+", type=Path, help="CSV files or folders of them")
+    p.add_argument(
+        "--move",
+        action="store_true",
+        help="move each file to processed/ or quarantine/ beside it afterwards",
+    )
+
+
+@command("ingest", "load CSV files or folders into market_snapshots", arguments=_ingest_args)
+def _ingest(args, settings: Settings):
+    from ..ingest import ingest_paths
+
+    results = ingest_paths(args.paths, settings=settings, move=args.move)
+    ok = all(r.status in ("loaded", "duplicate") for r in results)
+    lines = [r.summary_line() for r in results] or ["no CSV files found"]
+    payload = {"files": [r.as_dict() for r in results], "ok": ok, "text": "\n".join(lines)}
+    return payload, 0 if ok and results else 1
+
+
+# --- demo-data ---------------------------------------------------------------------------
+
+
+def _demo_args(p):
+    p.add_argument("--out", type=Path, required=True, help="folder to write the drops to")
+    p.add_argument("--coins", type=int, default=60)
+    p.add_argument("--snapshots", type=int, default=60)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--start", default="2024-01-01", help="first snapshot date (UTC)")
+
+
+@command("demo-data", "write synthetic CoinGecko-format drops", arguments=_demo_args)
+def _demo(args, settings: Settings):
+    from ..demo import write_demo_drops
+
+    files = write_demo_drops(
+        args.out, coins=args.coins, snapshots=args.snapshots, seed=args.seed, start=args.start
+    )
+    return {"files": [str(f) for f in files], "text": f"wrote {len(files)} files to {args.out}"}, 0
