@@ -4,7 +4,8 @@
 #
 #   docker build -t crypto-liquidity .
 #
-# The Python packages are the repository's lock (requirements.txt), installed exactly;
+# The Python packages are the repository's runtime lock (requirements.txt: no pytest, selenium
+# or schemathesis; those are in requirements-dev.txt), installed exactly;
 # the project itself is installed in editable mode from /opt/liquidity so that its dags/,
 # plugins/ and sql/ folders stay where liquidity_core expects them.
 FROM python:3.11-slim

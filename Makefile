@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint bench lock clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements-dev.txt
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
 	touch $(STAMP)
 
@@ -32,8 +32,9 @@ lint: setup
 bench: setup
 	$(BIN)/python -m bench
 
-lock:  ## regenerate the pinned lock from requirements.in
+lock:  ## regenerate the pinned locks: requirements.txt (runtime), requirements-dev.txt (dev)
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --no-header -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
