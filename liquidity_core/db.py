@@ -71,8 +71,11 @@ def get_engine(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
-            # Take the write lock at BEGIN so two writers queue instead of deadlocking.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock at BEGIN so two of them queue instead of
+            # deadlocking; read-only transactions (``transaction(readonly=True)``) do not,
+            # so reads never wait for a writer under WAL.
+            readonly = conn.get_execution_options().get("liquidity_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
@@ -84,8 +87,11 @@ def dialect_of(bind: Engine | Connection) -> str:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
+def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connection]:
     """Open a transaction: commit on success, roll back on any error.
+
+    ``readonly=True`` marks a transaction that only reads: on SQLite it starts with a
+    plain ``BEGIN`` instead of ``BEGIN IMMEDIATE`` (the write lock).
 
     Storage failures become project errors naming the host (never the password), whether
     SQLAlchemy wrapped them or a raw driver cursor (COPY, executemany) raised them, and
@@ -95,6 +101,8 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     Project errors and programming errors pass through unchanged.
     """
     dbapi = engine.dialect.loaded_dbapi
+    if readonly:
+        engine = engine.execution_options(liquidity_readonly=True)
     try:
         with engine.begin() as conn:
             yield conn

@@ -243,7 +243,7 @@ def get_version(engine, version: str) -> dict:
     NotFound
         When there is no such version.
     """
-    with db.transaction(engine) as conn:
+    with db.transaction(engine, readonly=True) as conn:
         row = conn.execute(db.query("model_get_version"), {"version": version}).first()
     if row is None:
         raise NotFound(f"model version {version!r} does not exist")
@@ -252,21 +252,21 @@ def get_version(engine, version: str) -> dict:
 
 def versions_of_run(engine, run_id: str) -> list[dict]:
     """The versions recorded by one training run (normally one), newest first."""
-    with db.transaction(engine) as conn:
+    with db.transaction(engine, readonly=True) as conn:
         rows = conn.execute(db.query("model_by_run"), {"run_id": run_id}).all()
     return [_decode_row(r) for r in rows]
 
 
 def get_champion(engine) -> dict | None:
     """The current champion's ``model_versions`` row, or None."""
-    with db.transaction(engine) as conn:
+    with db.transaction(engine, readonly=True) as conn:
         row = conn.execute(db.query("model_champion")).first()
     return _decode_row(row) if row is not None else None
 
 
 def list_versions(engine) -> list[dict]:
     """Every model version, newest first (JSON columns decoded)."""
-    with db.transaction(engine) as conn:
+    with db.transaction(engine, readonly=True) as conn:
         rows = conn.execute(db.query("model_list_versions")).all()
     return [_decode_row(r) for r in rows]
 
@@ -549,6 +549,16 @@ def rollback(settings: Settings, version: str | None = None, *, run_id: str | No
     loaded = load_verified_model(settings, version)  # refuse a broken artifact up front
     reason = f"rolled back from {current}" if current else "rolled back"
     with db.transaction(engine) as conn:
+        # Read the champion again inside the transaction that changes it: a publish or
+        # another rollback since the checks above must not leave two champions or retire
+        # the wrong one.
+        now = conn.execute(db.query("model_champion")).first()
+        now = now.version if now is not None else None
+        if now != current:
+            raise InputError(
+                f"the champion changed from {current} to {now} during the rollback; "
+                "nothing was changed (run it again)"
+            )
         if current is not None:
             conn.execute(db.query("model_set_status"), {"status": "retired", "version": current})
             _event(conn, current, "retired", f"rollback to {version}", run_id)

@@ -746,7 +746,10 @@ _RESULT_KEYS = (
 
 def _result(row: dict) -> dict:
     out = {k: row.get(k) for k in _RESULT_KEYS}
-    out["promoted"] = str(row.get("reason", "")).startswith("promoted")
+    # Promotion is carried by the recorded status, never read from the reason's text: a
+    # version that was ever champion is ``champion`` or ``retired``; a rejected challenger
+    # stays ``rejected`` (rollback only restores earlier champions).
+    out["promoted"] = row.get("status") in ("champion", "retired")
     out["candidates"] = {
         name: {k: v for k, v in c.items() if k in ("cv_r2_mean", "holdout_r2", "error")}
         for name, c in (row.get("candidates") or {}).items()
