@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 setup: $(STAMP)  ## create .venv with the project installed (.venv/bin/liquidity)
 
 run: setup  ## start the system on embedded defaults (SQLite, folders under var/)
-	$(BIN)/python -m liquidity_core.local_stack
+	$(BIN)/python -m devtools.local_stack
 
 test: setup  ## the whole test suite
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from liquidity_core import db
+from devtools import scratch_schema
 from liquidity_core.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,7 +223,7 @@ def pg_base_url() -> str:
 def pg_schema(prefix: str = "bench"):
     """A fresh PostgreSQL schema on :func:`pg_base_url`, dropped afterwards;
     yields ``(url, schema)``."""
-    return db.scratch_schema(pg_base_url(), prefix)
+    return scratch_schema(pg_base_url(), prefix)
 
 
 def psql_command(sql_or_meta: str) -> list[str]:

@@ -33,10 +33,10 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from devtools import airflow_env
 from liquidity_core import db
 from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_one, ingest_paths, list_ready_files
-from liquidity_core.settings import airflow_env
 
 from .common import REPO, Results, Scale, make_settings, pg_schema, psql_command, psql_env
 

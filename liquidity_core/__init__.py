@@ -15,7 +15,8 @@ package. Modules, in the order data flows through them:
   ``serving`` (the web app's model cache).
 - ``report``    -- the EDA and model report (one HTML file).
 - ``cli``       -- package: the ``liquidity`` command line (``python -m liquidity_core.cli``).
-- ``local_stack`` -- ``make run``'s supervisor (development only).
+
+``make run``'s supervisor and the test/bench helpers live in the top-level ``devtools``.
 """
 
 __version__ = "0.1.0"

@@ -11,7 +11,6 @@ files, one per dialect, recorded under the one version ``NNN_name``.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -252,25 +251,3 @@ def schema_url(base: str, schema: str) -> str:
     """PostgreSQL URL ``base`` with its ``search_path`` set to ``schema``."""
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-
-
-@contextmanager
-def scratch_schema(base: str, prefix: str = "scratch") -> Iterator[tuple[str, str]]:
-    """A new, empty PostgreSQL schema on the server of ``base``, dropped afterwards.
-
-    Yields ``(url, schema)``, ``url`` being ``base`` pointed at the schema. The tests and
-    the benchmarks each work in one, so they never touch each other's tables.
-    """
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.schema.CreateSchema(schema))  # SQLAlchemy quotes the name
-    url = schema_url(base, schema)
-    try:
-        yield url, schema
-    finally:
-        get_engine(url).dispose()
-        get_engine.cache_clear()
-        with admin.begin() as conn:
-            conn.execute(sa.schema.DropSchema(schema, cascade=True))
-        admin.dispose()

@@ -126,27 +126,3 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         var_dir=var_dir,
         **values,
     )
-
-
-def airflow_env(home: Path, settings: Settings | None = None, **overrides: str) -> dict[str, str]:
-    """Environment for an Airflow process with its own ``home`` serving this repo's DAGs.
-
-    The caller's ``AIRFLOW_*`` and ``LIQUIDITY_*`` variables are left out, so nothing from
-    the shell leaks in; Airflow gets its home, this repo's ``dags/`` and ``plugins/``, a
-    SQLite metadata database and logs under ``home``, no examples, then ``settings``
-    (as ``LIQUIDITY_*`` variables) and ``overrides``. Used by ``make run``, the tests and
-    the benchmarks alike.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIQUIDITY_"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-    )
-    if settings is not None:
-        env.update(settings.as_env())
-    env.update(overrides)
-    return env

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools import airflow_env, scratch_schema
 from liquidity_core import db
-from liquidity_core.settings import airflow_env, load_settings
+from liquidity_core.settings import load_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -39,7 +40,7 @@ def fresh_database(kind: str, root: Path, *, prefix: str = "t") -> Iterator[str]
         return
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
-    with db.scratch_schema(PG_URL, prefix) as (url, _schema):
+    with scratch_schema(PG_URL, prefix) as (url, _schema):
         yield url
 
 

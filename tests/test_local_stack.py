@@ -65,7 +65,7 @@ def test_make_run_promotes_a_model_and_serves_it(tmp_path):
     log = tmp_path / "make-run.log"
     with open(log, "wb") as out:
         stack = subprocess.Popen(
-            [sys.executable, "-m", "liquidity_core.local_stack"],
+            [sys.executable, "-m", "devtools.local_stack"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
