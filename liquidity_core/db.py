@@ -10,6 +10,7 @@ files, one per dialect, recorded under the one version ``NNN_name``.
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from .errors import DatabaseError, DatabaseUnavailable, LiquidityError
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+# The migrations and queries ship inside the package (package data), so an installed
+# wheel finds them as well as a checkout does (where the top-level ``sql`` links here).
+SQL_DIR = Path(str(importlib.resources.files("liquidity_core") / "sql"))
 
 _DIALECT_TOKENS = {
     "postgresql": {

@@ -1,0 +1,1 @@
+liquidity_core/sql
