@@ -35,9 +35,10 @@ from distributed_support import (
     CeleryCluster,
     Deadline,
     drop_init_databases,
-    free_port,
     init_databases,
 )
+from support.env import liquidity_env
+from support.net import free_port
 
 from conftest import REPO
 from liquidity_core import db
@@ -86,15 +87,8 @@ SMOKE_DAG = textwrap.dedent('''
 
 
 def _liquidity_env(root: Path, database_url: str) -> dict:
-    return {
-        "LIQUIDITY_DATABASE_URL": database_url,
-        "LIQUIDITY_VAR_DIR": str(root / "var"),
-        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
-        "LIQUIDITY_MODEL_DIR": str(root / "models"),
-        "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
-        "LIQUIDITY_N_JOBS": "1",
-        "DIST_SMOKE_OUT": str(root / "smoke.json"),
-    }
+    return liquidity_env(root, database_url, LIQUIDITY_N_JOBS=1,
+                         DIST_SMOKE_OUT=root / "smoke.json")
 
 
 def _liquidity(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
