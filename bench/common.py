@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from devtools import scratch_schema
-from liquidity_core.settings import Settings, load_settings
+from liquidity_core.settings import Settings
+from tests.support.env import make_settings  # noqa: F401 - the benchmarks' settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -241,22 +242,6 @@ def psql_env() -> dict:
     if url.password:
         env["PGPASSWORD"] = url.password
     return env
-
-
-def make_settings(root: Path, database_url: str, **env_overrides) -> Settings:
-    """Settings with every folder under ``root`` (created)."""
-    env = {
-        "LIQUIDITY_DATABASE_URL": database_url,
-        "LIQUIDITY_VAR_DIR": str(root / "var"),
-        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
-        "LIQUIDITY_MODEL_DIR": str(root / "models"),
-        "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
-        **{k: str(v) for k, v in env_overrides.items()},
-    }
-    settings = load_settings(env)
-    settings.ingest_dir.mkdir(parents=True, exist_ok=True)
-    settings.model_dir.mkdir(parents=True, exist_ok=True)
-    return settings
 
 
 def env_of(settings: Settings) -> dict[str, str]:

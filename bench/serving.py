@@ -28,7 +28,6 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from liquidity_core.ingest import ingest_paths
 from liquidity_core.model import registry
 from liquidity_core.model.predict import predict_liquidity
 from liquidity_core.model.train import run_training_cycle
+from tests.support.net import free_port
 
 from .common import REPO, Results, Scale, env_of, make_settings, pg_schema
 
@@ -171,18 +171,12 @@ def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> N
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Gunicorn:
     """``gunicorn --workers 2 'webapp:create_app()'`` on a free port of 127.0.0.1."""
 
     def __init__(self, settings, log_path: Path, *, workers: int = 2):
         self.settings = settings
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = log_path
         self.workers = workers
         self.proc = None

@@ -235,18 +235,18 @@ def _champion_holdout(settings: Settings, panel: pd.DataFrame):
 
 def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str, list[str]]:
     """HTML for the model part and the ids of the plots it holds."""
+    from .history_view import render_history_table
     from .model.registry import list_versions
 
     versions = list_versions(engine)
     if not versions:
         return "<p>No model has been trained yet.</p>", []
     history = pd.DataFrame(versions).sort_values("created_at")
-    cols = ["version", "created_at", "status", "holdout_r2", "champion_holdout_r2",
-            "persistence_r2", "recent_mean_r2", "holdout_skill", "reason"]
     parts = [
         "<h3 id='model-history'>Holdout R² and skill over versions</h3>",
         _history_plot(history),
-        _table(history[[c for c in cols if c in history]].iloc[::-1]),
+        render_history_table(sorted(versions, key=lambda v: str(v["created_at"]), reverse=True),
+                             table_id=None, extra=True),
     ]
     plots = ["model-history"]
     if not (history["status"] == "champion").any():

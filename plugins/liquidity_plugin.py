@@ -56,13 +56,6 @@ def _history() -> list[dict]:
     return list_versions(db.get_engine(load_settings().database_url))
 
 
-def _fmt(value) -> str:
-    try:
-        return f"{float(value):.3f}"
-    except (TypeError, ValueError):
-        return "–"
-
-
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Model history</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -71,15 +64,13 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2328; }}
 table {{ border-collapse: collapse; width: 100%; font-size: .9rem; }}
 th, td {{ padding: .4rem .6rem; border-bottom: 1px solid #d1d9e0; text-align: left; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-tr.champion {{ background: #dafbe1; }}
+tr.status-champion {{ background: #dafbe1; }}
 svg {{ max-width: 760px; width: 100%; height: auto; }}
 </style></head><body>
 <h1>Model history</h1>
 <p>{summary}</p>
 {chart}
-<table id="model-history"><thead><tr><th>Version</th><th>Trained</th><th>R² challenger</th>
-<th>R² champion</th><th>R² persistence</th><th>Status</th><th>Decision</th></tr></thead>
-<tbody>{rows}</tbody></table>
+{table}
 </body></html>
 """
 
@@ -87,28 +78,19 @@ svg {{ max-width: 760px; width: 100%; height: auto; }}
 @app.get("/models", response_class=HTMLResponse)
 def model_history_page() -> HTMLResponse:
     """The history table and the R² chart."""
+    from liquidity_core.history_view import render_history_table
     from webapp.charts import r2_history_svg
 
     versions = _history()
     champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)
-    rows = "".join(
-        f'<tr class="{html.escape(str(v.get("status")))}">'
-        f"<td><code>{html.escape(str(v.get('version')))}</code></td>"
-        f"<td>{html.escape(str(v.get('created_at'))[:19])}</td>"
-        f'<td class="num">{_fmt(v.get("holdout_r2"))}</td>'
-        f'<td class="num">{_fmt(v.get("champion_holdout_r2"))}</td>'
-        f'<td class="num">{_fmt(v.get("persistence_r2"))}</td>'
-        f"<td>{html.escape(str(v.get('status')))}</td>"
-        f"<td>{html.escape(str(v.get('reason')))}</td></tr>"
-        for v in versions
-    ) or '<tr><td colspan="7">No model has been trained yet.</td></tr>'
     summary = (
         f"{len(versions)} training runs; champion <code>{html.escape(champion)}</code>."
         if champion
         else f"{len(versions)} training runs; no champion yet."
     )
     return HTMLResponse(
-        _PAGE.format(summary=summary, chart=r2_history_svg(versions), rows=rows)
+        _PAGE.format(summary=summary, chart=r2_history_svg(versions),
+                     table=render_history_table(versions))
     )
 
 

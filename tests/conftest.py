@@ -9,39 +9,21 @@ PostgreSQL half is skipped; ``.ci/run`` always sets it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.database import PG_URL, fresh_database
+from support.env import make_settings
+from support.paths import REPO, SHARED_DATA
 
-from devtools import airflow_env, scratch_schema
+from devtools import airflow_env
 from liquidity_core import db
-from liquidity_core.settings import load_settings
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-
-
-@contextmanager
-def fresh_database(kind: str, root: Path, *, prefix: str = "t") -> Iterator[str]:
-    """A fresh, empty database URL of ``kind`` ("sqlite" or "postgresql"), dropped after.
-
-    SQLite: a file under ``root``. PostgreSQL: a schema of its own on ``TEST_DATABASE_URL``
-    (skips the test when that is not set).
-    """
-    if kind == "sqlite":
-        yield f"sqlite:///{root / 'liquidity.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    with scratch_schema(PG_URL, prefix) as (url, _schema):
-        yield url
+__all__ = ["PG_URL", "REPO", "SHARED_DATA", "airflow_env", "fresh_database"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,18 +36,7 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def settings(database_url, tmp_path):
     """Settings on a fresh database with folders under ``tmp_path``."""
-    env = {
-        "LIQUIDITY_DATABASE_URL": database_url,
-        "LIQUIDITY_VAR_DIR": str(tmp_path / "var"),
-        "LIQUIDITY_INGEST_DIR": str(tmp_path / "ingest"),
-        "LIQUIDITY_MODEL_DIR": str(tmp_path / "models"),
-        "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
-        "LIQUIDITY_N_JOBS": "1",
-    }
-    s = load_settings(env)
-    s.ingest_dir.mkdir(parents=True)
-    s.model_dir.mkdir(parents=True)
-    return s
+    return make_settings(tmp_path, database_url, LIQUIDITY_N_JOBS=1)
 
 
 @pytest.fixture
@@ -85,8 +56,6 @@ def sample_files():
 
 
 # --- Airflow: run DAGs for real -------------------------------------------------------------
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -147,3 +116,38 @@ def run_dag(airflow_home):
         return DagRunResult(state=outcome["state"], tasks=outcome["tasks"], log=log)
 
     return run
+
+
+# --- the web app, as in the Flask tutorial --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def make_app():
+    """A factory: ``make_app(settings, **config)`` is the web app on ``settings``, testing.
+
+    For the tests that need other settings or config than the ``app`` fixture's.
+    """
+    from webapp import create_app
+
+    def make(settings, **config):
+        return create_app({"SETTINGS": settings, "TESTING": True, **config})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app, settings, engine):
+    """The web app on a fresh, migrated database (no model yet)."""
+    return make_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner of ``app``."""
+    return app.test_cli_runner()

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,8 +30,10 @@ from pathlib import Path
 import psycopg2
 import redis
 from sqlalchemy.engine import make_url
+from support.net import free_port
+from support.paths import REPO
 
-from conftest import REPO, airflow_env
+from devtools import airflow_env
 
 BIN = Path(sys.executable).parent
 #: Server-level connection used to create and drop the test databases.
@@ -65,13 +66,6 @@ class Deadline:
                     f"timed out after {self.seconds:.0f}s waiting for {what}{extra}"
                 )
             time.sleep(min(interval, max(self.left(), 0.05)))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pg_url(dbname: str, *, driver: str = "postgresql+psycopg2") -> str:

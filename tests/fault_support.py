@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from support.net import free_port  # noqa: F401 - the fault tests import it from here
+from support.paths import REPO
+
 LIQUIDITY = REPO / ".venv" / "bin" / "liquidity"
 if not LIQUIDITY.exists():  # pragma: no cover - a venv elsewhere
     LIQUIDITY = Path(sys.executable).parent / "liquidity"
@@ -92,12 +94,6 @@ def kill9(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.communicate(timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Proxy:

@@ -11,13 +11,7 @@ from liquidity_core.model.snapshots import load_snapshots
 
 @pytest.fixture
 def cli_env(settings, engine, monkeypatch):
-    for key, value in {
-        "LIQUIDITY_DATABASE_URL": settings.database_url,
-        "LIQUIDITY_VAR_DIR": str(settings.var_dir),
-        "LIQUIDITY_MODEL_DIR": str(settings.model_dir),
-        "LIQUIDITY_INGEST_DIR": str(settings.ingest_dir),
-        "LIQUIDITY_N_JOBS": "1",
-    }.items():
+    for key, value in settings.as_env().items():
         monkeypatch.setenv(key, value)
     return settings
 

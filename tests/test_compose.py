@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
+from support.env import liquidity_env
 
 from conftest import PG_URL, REPO
 
@@ -644,10 +645,7 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(airflow_db),
-        "LIQUIDITY_DATABASE_URL": pg_url(liquidity_db),
-        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
-        "LIQUIDITY_MODEL_DIR": str(root / "models"),
-        "LIQUIDITY_VAR_DIR": str(root / "var"),
+        **liquidity_env(root, pg_url(liquidity_db)),
     }
     script = ["bash", str(REPO / "deploy" / "airflow-init.sh")]
     as_user = []

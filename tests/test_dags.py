@@ -41,6 +41,8 @@ for dag_id, dag in bag.dags.items():
         "doc": bool(dag.doc_md or dag.description),
         "start_tz": str(dag.start_date.tzinfo) if dag.start_date else None,
         "edges": sorted([t.task_id, d] for t in dag.tasks for d in t.downstream_task_ids),
+        "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
         "retries": {t.task_id: t.retries for t in dag.tasks},
     }
 print("PARSED " + json.dumps({"errors": bag.import_errors, "dags": dags, "heavy": heavy,
@@ -78,6 +80,37 @@ def test_expected_dag_is_well_formed(parsed, dag_id):
     assert dag["max_active_runs"] == 1, "overlapping runs must not run twice at once"
     assert dag["start_tz"] == "UTC"
     assert all(r >= 1 for r in dag["retries"].values()), dag["retries"]
+
+
+# Each task's upstream tasks. Ingest: the drops listed, one mapped ingest per file, one
+# publish of the rows added. Retrain: a straight line to publish_and_record, whose result
+# both the Asset update and the report wait for.
+UPSTREAM = {
+    "liquidity_ingest": {
+        "list_files": [],
+        "ingest_file": ["list_files"],
+        "publish": ["ingest_file"],
+    },
+    "liquidity_retrain": {
+        "check_data": [],
+        "train_challenger": ["check_data"],
+        "compare_with_champion": ["train_challenger"],
+        "publish_and_record": ["compare_with_champion"],
+        "announce_champion": ["publish_and_record"],
+        "write_report": ["publish_and_record"],
+    },
+}
+
+
+@pytest.mark.parametrize("dag_id", sorted(UPSTREAM))
+def test_task_edges(parsed, dag_id):
+    dag = parsed["dags"][dag_id]
+    assert dag["upstream"] == UPSTREAM[dag_id]
+    downstream = {task: sorted(t for t, ups in UPSTREAM[dag_id].items() if task in ups)
+                  for task in UPSTREAM[dag_id]}
+    assert dag["downstream"] == downstream
+    assert dag["edges"] == sorted([up, task] for task, ups in UPSTREAM[dag_id].items()
+                                  for up in ups)
 
 
 def test_parsing_loads_no_heavy_modules(parsed):

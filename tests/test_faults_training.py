@@ -250,11 +250,9 @@ def tampered(store, tmp_path):
     return store, marker, champion
 
 
-def test_tampered_artifact_never_unpickled_by_the_web_app(tampered):
-    from webapp import create_app
-
+def test_tampered_artifact_never_unpickled_by_the_web_app(tampered, make_app):
     store, marker, champion = tampered
-    app = create_app({"SETTINGS": store, "TESTING": True})
+    app = make_app(store)
     client = app.test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "sha256" in ready.get_json()["reason"]

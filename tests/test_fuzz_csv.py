@@ -29,11 +29,11 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.env import make_settings
 
 from liquidity_core import db
 from liquidity_core.ingest import ingest_file
 from liquidity_core.ingest.formats import FileRejected, parse_csv
-from liquidity_core.settings import load_settings
 
 CASES = {"parse": 0, "ingest": 0, "wide": 0}
 OUTCOMES: dict[str, int] = {}
@@ -219,10 +219,7 @@ def _fresh_store():
     between examples are part of the test)."""
     if not _STORE:
         root = Path(tempfile.mkdtemp(prefix="liquidity_fuzz_"))
-        s = load_settings({"LIQUIDITY_DATABASE_URL": f"sqlite:///{root / 'fuzz.db'}",
-                           "LIQUIDITY_VAR_DIR": str(root / "var"),
-                           "LIQUIDITY_INGEST_DIR": str(root / "ingest")})
-        s.ingest_dir.mkdir(parents=True)
+        s = make_settings(root, f"sqlite:///{root / 'fuzz.db'}")
         engine = db.get_engine(s.database_url)
         db.upgrade(engine)
         _STORE.update(engine=engine, settings=s, folder=s.ingest_dir, n=0)

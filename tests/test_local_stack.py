@@ -8,7 +8,6 @@ it started is left behind.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from conftest import REPO
+from support.net import free_port
+from support.paths import REPO
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post_json(url: str, body) -> tuple[int, dict]:
@@ -54,7 +47,7 @@ def _ours(var_dir: Path) -> list[psutil.Process]:
 
 def test_make_run_promotes_a_model_and_serves_it(tmp_path):
     var_dir = tmp_path / "var"
-    web_port, airflow_port = _free_port(), _free_port()
+    web_port, airflow_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIQUIDITY_"))}
     env.update(
         LIQUIDITY_VAR_DIR=str(var_dir),

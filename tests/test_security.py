@@ -46,10 +46,8 @@ def store(template, tmp_path):
 
 
 @pytest.fixture
-def client(store):
-    from webapp import create_app
-
-    return create_app({"SETTINGS": store, "TESTING": True}).test_client()
+def client(store, make_app):
+    return make_app(store).test_client()
 
 
 def _routes(client) -> list[tuple[str, set[str]]]:
@@ -126,7 +124,7 @@ def _set_row(store, version: str, **values) -> None:
 
 
 @pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink", "symlinked-dir"])
-def test_a_matching_sha256_outside_model_dir_is_still_refused(store, tmp_path, where):
+def test_a_matching_sha256_outside_model_dir_is_still_refused(store, tmp_path, where, make_app):
     """Even with the database row rewritten to match, a pickle outside MODEL_DIR is refused."""
     marker = tmp_path / f"MARKER-{where}"
     champion = registry.get_champion(db.get_engine(store.database_url))
@@ -152,9 +150,7 @@ def test_a_matching_sha256_outside_model_dir_is_still_refused(store, tmp_path, w
                                    artifact_path=champion["artifact_path"])
     with pytest.raises(ModelError, match="outside the model folder"):
         registry.load_verified_model(store)
-    from webapp import create_app
-
-    client = create_app({"SETTINGS": store, "TESTING": True}).test_client()
+    client = make_app(store).test_client()
     assert client.post("/api/v1/predict", json=ROW).status_code == 503
     assert not marker.exists(), f"a pickle outside MODEL_DIR was unpickled ({where})"
 
@@ -395,15 +391,13 @@ def roles(tmp_path):
         admin.close()
 
 
-def test_the_web_app_reads_as_the_read_only_role_and_cannot_write(roles, tmp_path):
+def test_the_web_app_reads_as_the_read_only_role_and_cannot_write(roles, tmp_path, make_app):
     from webapp_support import settings_for
-
-    from webapp import create_app
 
     owner = trained_store(tmp_path / "owner", roles["owner"])  # migrations, ingest, training
     web = settings_for(tmp_path / "owner", roles["web"])  # same folders, the web role's URL
     before = database_dump(owner.database_url)
-    client = create_app({"SETTINGS": web, "TESTING": True}).test_client()
+    client = make_app(web).test_client()
     symbol = _symbol(owner)
     for path in ("/api/v1/models", f"/api/v1/coins/{symbol}/prediction", "/models",
                  f"/coins/{symbol}", "/readyz"):

@@ -20,7 +20,6 @@ from webapp_support import (
 )
 
 from liquidity_core import db
-from webapp import create_app
 
 ROW = {
     "coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
@@ -42,8 +41,8 @@ def store(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app(store):
-    return create_app({"SETTINGS": store, "TESTING": True, "MODEL_CHECK_INTERVAL": 0.0})
+def app(store, make_app):
+    return make_app(store, MODEL_CHECK_INTERVAL=0.0)
 
 
 @pytest.fixture
@@ -287,10 +286,8 @@ def test_unknown_api_path_is_json_404(client):
 
 
 @pytest.fixture
-def small_limits_client(store):
-    app = create_app({"SETTINGS": store, "TESTING": True, "MAX_BATCH_ROWS": 10,
-                      "MAX_CONTENT_LENGTH": 4096})
-    return app.test_client()
+def small_limits_client(store, make_app):
+    return make_app(store, MAX_BATCH_ROWS=10, MAX_CONTENT_LENGTH=4096).test_client()
 
 
 def test_too_many_rows(small_limits_client):
@@ -305,9 +302,9 @@ def test_body_too_large(small_limits_client):
     assert "4096" in body["message"]
 
 
-def test_limits_from_environment(store, monkeypatch):
+def test_limits_from_environment(store, monkeypatch, make_app):
     monkeypatch.setenv("LIQUIDITY_WEB_MAX_BATCH_ROWS", "3")
-    client = create_app({"SETTINGS": store}).test_client()
+    client = make_app(store).test_client()
     _assert_error(client.post("/api/v1/predict", json=[ROW] * 4), 413, "body")
     assert client.post("/api/v1/predict", json=[ROW] * 3).status_code == 200
 
@@ -381,12 +378,12 @@ def test_report_page(client, store):
     assert client.get("/report").status_code == 404
 
 
-def test_report_page_once_written(tmp_path):
+def test_report_page_once_written(tmp_path, make_app):
     settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'r.db'}")
     report = settings.var_dir / "report" / "report.html"
     report.parent.mkdir(parents=True)
     report.write_text("<!doctype html><title>Report</title><h1>Liquidity report</h1>")
-    client = create_app({"SETTINGS": settings, "PRELOAD_MODEL": False}).test_client()
+    client = make_app(settings, PRELOAD_MODEL=False).test_client()
     resp = client.get("/report")
     assert resp.status_code == 200 and b"Liquidity report" in resp.data
     assert "script-src" not in resp.headers["Content-Security-Policy"]  # no scripts run
@@ -395,10 +392,8 @@ def test_report_page_once_written(tmp_path):
 # --- without a model, and with a broken one -------------------------------------------------
 
 
-def test_no_model_yet(tmp_path):
-    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-    db.upgrade(db.get_engine(settings.database_url))
-    client = create_app({"SETTINGS": settings}).test_client()
+def test_no_model_yet(settings, engine, make_app):
+    client = make_app(settings).test_client()  # a migrated, empty database on each backend
     resp = client.get("/readyz")
     assert resp.status_code == 503
     assert "no model has been published" in resp.get_json()["reason"]
@@ -410,23 +405,23 @@ def test_no_model_yet(tmp_path):
     assert "No model has been trained yet" in client.get("/models").get_data(as_text=True)
 
 
-def test_database_without_schema_is_503(tmp_path):
+def test_database_without_schema_is_503(tmp_path, make_app):
     settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'bare.db'}")
-    client = create_app({"SETTINGS": settings}).test_client()
+    client = make_app(settings).test_client()
     body = _assert_error(client.get("/api/v1/models"), 503)
     assert body["error"].startswith("database")
     assert client.get("/models").status_code == 503
     assert client.get("/healthz").status_code == 200
 
 
-def test_corrupt_artifact_keeps_serving_old_model(store, tmp_path, champion):
+def test_corrupt_artifact_keeps_serving_old_model(store, tmp_path, champion, make_app):
     """A copy of the store whose pointer is switched to a corrupted artifact."""
     if not store.database_url.startswith("sqlite"):
         pytest.skip("copies the SQLite store")
     from liquidity_core.model.registry import read_current_pointer, write_current_pointer
 
     copy = copy_store(store, tmp_path)
-    client = create_app({"SETTINGS": copy, "MODEL_CHECK_INTERVAL": 0.0}).test_client()
+    client = make_app(copy, MODEL_CHECK_INTERVAL=0.0).test_client()
     assert client.get("/readyz").status_code == 200
 
     pointer = read_current_pointer(copy.model_dir)

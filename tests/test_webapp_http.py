@@ -39,6 +39,15 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def versions(store) -> tuple[str, str]:
+    """(first, second): two promoted versions of ``store``, with the first champion again."""
+    first = read_current_pointer(store.model_dir)["version"]
+    second = _second_champion(store)["version"]
+    rollback(store, first)
+    return first, second
+
+
+@pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     env = {"LIQUIDITY_WEB_MODEL_CHECK_INTERVAL": str(CHECK),
@@ -86,11 +95,11 @@ def test_endpoints_over_http(server, store):
     assert table_counts(store) == before
 
 
-def test_hot_reload_under_load_loses_no_request(server, store):
-    first = read_current_pointer(store.model_dir)["version"]
-    second = _second_champion(store)
-    # Put the first back so the test starts from it, and let the workers settle on it.
-    rollback(store, first)
+def test_hot_reload_under_load_loses_no_request(server, store, versions):
+    first, second_version = versions
+    second = {"version": second_version}
+    assert read_current_pointer(store.model_dir)["version"] == first
+    # The test starts from the first: let the workers settle on it.
     _wait_for(lambda: _all_workers_serve(server, first), what=f"{first} everywhere")
 
     results: list[tuple[int, str | None]] = []
@@ -140,7 +149,7 @@ def test_hot_reload_under_load_loses_no_request(server, store):
 
 @pytest.mark.parametrize("breakage", ["sha256-mismatch", "missing-artifact", "unknown-version",
                                       "malformed-pointer"])
-def test_broken_pointer_keeps_old_model(server, store, breakage):
+def test_broken_pointer_keeps_old_model(server, store, versions, breakage):
     good = read_current_pointer(store.model_dir)
     _wait_for(lambda: http("GET", server.url + "/readyz")[0] == 200, what="ready")
     pointer_path = store.model_dir / "current.json"
@@ -233,6 +242,5 @@ def _other_version(store, version: str) -> dict:
 
     versions = list_versions(db.get_engine(store.database_url))
     others = [v for v in versions if v["version"] != version]
-    if not others:
-        pytest.skip("needs a second model version (made by the hot-reload test)")
+    assert others, f"the store has no version but {version}"  # the versions fixture made one
     return others[0]

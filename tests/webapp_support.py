@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,10 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from support.database import fresh_database
+from support.env import make_settings
+from support.net import free_port
+from support.paths import REPO
 
-from conftest import REPO, fresh_database
 from liquidity_core import db
-from liquidity_core.settings import Settings, load_settings
+from liquidity_core.settings import Settings
 
 # A panel small enough to train in seconds, big enough for the CV and a holdout.
 DEMO = {"coins": 12, "snapshots": 30, "seed": 11, "start": "2024-01-01"}
@@ -33,21 +35,8 @@ DEMO = {"coins": 12, "snapshots": 30, "seed": 11, "start": "2024-01-01"}
 
 def settings_for(root: Path, database_url: str) -> Settings:
     """Settings with every folder under ``root``, tuned for tiny, fast training."""
-    env = {
-        "LIQUIDITY_DATABASE_URL": database_url,
-        "LIQUIDITY_VAR_DIR": str(root / "var"),
-        "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
-        "LIQUIDITY_MODEL_DIR": str(root / "models"),
-        "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
-        "LIQUIDITY_N_JOBS": "1",
-        "LIQUIDITY_CV_SPLITS": "2",
-        "LIQUIDITY_HOLDOUT_SNAPSHOTS": "3",
-        "LIQUIDITY_MAX_SAMPLES": "2000",
-    }
-    s = load_settings(env)
-    s.ingest_dir.mkdir(parents=True, exist_ok=True)
-    s.model_dir.mkdir(parents=True, exist_ok=True)
-    return s
+    return make_settings(root, database_url, LIQUIDITY_N_JOBS=1, LIQUIDITY_CV_SPLITS=2,
+                         LIQUIDITY_HOLDOUT_SNAPSHOTS=3, LIQUIDITY_MAX_SAMPLES=2000)
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -123,12 +112,6 @@ def model_dir_state(settings: Settings) -> dict[str, tuple[int, int]]:
         for p in sorted(settings.model_dir.rglob("*"))
         if p.is_file()
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method: str, url: str, body=None, *, timeout: float = 10.0,

@@ -101,10 +101,12 @@ def coin(symbol: str):
 @bp.get("/models")
 def models():
     """The model history table and the holdout R² chart."""
+    from liquidity_core.history_view import render_history_table
     from liquidity_core.model.registry import list_versions
 
     versions = list_versions(app_engine())
-    return render_template("models.html", versions=versions, chart=r2_history_svg(versions))
+    return render_template("models.html", table=render_history_table(versions),
+                           chart=r2_history_svg(versions))
 
 
 @bp.get("/report")

@@ -1,0 +1,90 @@
+"""The serving fast path agrees with scikit-learn's own ``predict``.
+
+``predict_frame`` calls each tree's Cython predictor (``tree.tree_.predict``) directly, on
+input it validated once, to keep one-row requests fast. That bypasses the public API, so a
+scikit-learn upgrade could change what it returns without any error. These tests compare it
+with ``pipeline.predict`` and each ``tree.predict``, on many random rows with NaNs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from liquidity_core.model.predict import INTERVAL_PERCENTILES, predict_frame
+from liquidity_core.model.registry import LoadedModel, load_verified_model
+
+FEATURES = [f"f{i}" for i in range(8)]
+
+
+def _random_frame(rng: np.random.Generator, n: int, *, nan_share: float) -> pd.DataFrame:
+    """``n`` rows of heavy-tailed features, a share of them NaN."""
+    values = rng.standard_t(df=3, size=(n, len(FEATURES))) * rng.uniform(0.1, 1e3, len(FEATURES))
+    values[rng.random(values.shape) < nan_share] = np.nan
+    return pd.DataFrame(values, columns=FEATURES)
+
+
+def _sklearn_reference(pipeline, X: pd.DataFrame) -> dict:
+    """What ``predict_frame`` should return, through scikit-learn's public API only."""
+    forest = pipeline.steps[-1][1]
+    transformed = pipeline[:-1].transform(X)
+    per_tree = np.stack([tree.predict(transformed) for tree in forest.estimators_])
+    low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
+    return {"point": pipeline.predict(X), "low": low, "high": high}
+
+
+def _assert_same(got: dict, want: dict) -> None:
+    for key in ("point", "low", "high"):
+        assert got[key].shape == want[key].shape, key
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("train_nan_share", [0.0, 0.2])
+def test_fast_path_matches_sklearn_on_random_rows_with_nans(train_nan_share):
+    """A forest shaped like the trained one (scaler, then forest), fitted on random data
+    with and without NaNs, predicting 5,000 random rows of which a fifth of values are NaN
+    (plus rows wholly NaN, and one row alone)."""
+    rng = np.random.default_rng(2024)
+    X_train = _random_frame(rng, 3000, nan_share=train_nan_share)
+    y = np.nan_to_num(X_train["f0"].to_numpy()) * 0.01 + rng.normal(size=len(X_train))
+    pipeline = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "model",
+                RandomForestRegressor(n_estimators=25, max_samples=0.5, random_state=3, n_jobs=1),
+            ),
+        ]
+    )
+    pipeline.fit(X_train, y)
+    model = LoadedModel(
+        version="v-test", pipeline=pipeline, metadata={"features": FEATURES}, sha256="0" * 64
+    )
+
+    X = _random_frame(rng, 5000, nan_share=0.2)
+    X.iloc[:50] = np.nan
+    _assert_same(predict_frame(model, X), _sklearn_reference(pipeline, X))
+    one = X.iloc[[123]]
+    _assert_same(predict_frame(model, one), _sklearn_reference(pipeline, one))
+    # Columns in another order are put in the model's order first.
+    shuffled = X[FEATURES[::-1]]
+    _assert_same(predict_frame(model, shuffled), _sklearn_reference(pipeline, X))
+
+
+def test_fast_path_matches_sklearn_for_the_trained_champion(settings, engine, tmp_path):
+    """The real thing: a champion trained on the demo panel, on random feature rows."""
+    from test_predict import train_on_demo
+
+    train_on_demo(settings, tmp_path)
+    model = load_verified_model(settings)
+    assert hasattr(model.pipeline.steps[-1][1], "estimators_"), "the champion is a forest"
+    rng = np.random.default_rng(7)
+    columns = model.feature_names
+    values = rng.normal(size=(4000, len(columns))) * 3
+    values[rng.random(values.shape) < 0.1] = np.nan
+    X = pd.DataFrame(values, columns=columns)
+    _assert_same(predict_frame(model, X), _sklearn_reference(model.pipeline, X))
