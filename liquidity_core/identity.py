@@ -63,8 +63,7 @@ coin_aliases = sa.Table(
     sa.Column("decided_at", sa.Text, nullable=False),
 )
 
-_DECISION = ("alias_id", "coin_id", "previous_id", "symbol", "previous_last_ts",
-             "alias_first_ts")
+_DECISION = ("alias_id", "coin_id", "previous_id", "symbol", "previous_last_ts", "alias_first_ts")
 
 
 def _frame(conn: Connection, name: str) -> pd.DataFrame:
@@ -78,12 +77,18 @@ def _utc(values) -> pd.Series:
 
 def _ns(values) -> np.ndarray:
     """UTC nanoseconds of stored times (text on SQLite, datetimes on PostgreSQL)."""
-    return _utc(values).dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")\
+    return (
+        _utc(values)
+        .dt.tz_convert("UTC")
+        .dt.tz_localize(None)
+        .to_numpy("datetime64[ns]")
         .astype(np.int64)
+    )
 
 
-def decide(spans: pd.DataFrame, times, shared: pd.DataFrame,
-           factor: float = MCAP_FACTOR) -> pd.DataFrame:
+def decide(
+    spans: pd.DataFrame, times, shared: pd.DataFrame, factor: float = MCAP_FACTOR
+) -> pd.DataFrame:
     """The aliases implied by per-name spans (pure; see the module docstring).
 
     Parameters
@@ -110,19 +115,24 @@ def decide(spans: pd.DataFrame, times, shared: pd.DataFrame,
     t = np.unique(_ns(times))
     pos = np.searchsorted(t, s["first_ts"].to_numpy())
     s["prev_ts"] = np.where(pos > 0, t[np.maximum(pos - 1, 0)], np.iinfo(np.int64).min)
-    busy = set(zip(_ns(shared["snapshot_ts"]).tolist(), shared["symbol"].astype(str),
-                   strict=True))
+    busy = set(zip(_ns(shared["snapshot_ts"]).tolist(), shared["symbol"].astype(str), strict=True))
 
     ends = s[["coin_id", "last_ts", "last_symbol", "last_cap"]].rename(
-        columns={"coin_id": "previous_id"})
-    pairs = s.merge(ends, left_on=["prev_ts", "first_symbol"],
-                    right_on=["last_ts", "last_symbol"], suffixes=("", "_prev"))
+        columns={"coin_id": "previous_id"}
+    )
+    pairs = s.merge(
+        ends,
+        left_on=["prev_ts", "first_symbol"],
+        right_on=["last_ts", "last_symbol"],
+        suffixes=("", "_prev"),
+    )
     pairs = pairs[pairs["previous_id"] != pairs["coin_id"]]
     # The ticker must be held by one coin only at both ends; this makes the link unique.
     free = [
         (int(a), sym) not in busy and (int(b), sym) not in busy
-        for a, b, sym in zip(pairs["last_ts_prev"], pairs["first_ts"], pairs["first_symbol"],
-                             strict=True)
+        for a, b, sym in zip(
+            pairs["last_ts_prev"], pairs["first_ts"], pairs["first_symbol"], strict=True
+        )
     ]
     pairs = pairs[np.array(free, dtype=bool)] if len(pairs) else pairs
     a, b = pairs["last_cap_prev"].astype(float), pairs["first_cap"].astype(float)
@@ -142,15 +152,17 @@ def decide(spans: pd.DataFrame, times, shared: pd.DataFrame,
             seen.add(c)
         return c
 
-    out = pd.DataFrame({
-        "alias_id": pairs["coin_id"].astype(str),
-        "coin_id": [root(c) for c in pairs["coin_id"]],
-        "previous_id": pairs["previous_id"].astype(str),
-        "symbol": pairs["first_symbol"].astype(str),
-        "previous_last_ts": pairs["last_ts_prev"].map(_text),
-        "alias_first_ts": pairs["first_ts"].map(_text),
-        "cap_ratio": pairs["cap_ratio"].astype(float),
-    })
+    out = pd.DataFrame(
+        {
+            "alias_id": pairs["coin_id"].astype(str),
+            "coin_id": [root(c) for c in pairs["coin_id"]],
+            "previous_id": pairs["previous_id"].astype(str),
+            "symbol": pairs["first_symbol"].astype(str),
+            "previous_last_ts": pairs["last_ts_prev"].map(_text),
+            "alias_first_ts": pairs["first_ts"].map(_text),
+            "cap_ratio": pairs["cap_ratio"].astype(float),
+        }
+    )
     return out.sort_values("alias_id").reset_index(drop=True)[cols]
 
 
@@ -171,8 +183,10 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
     times = _frame(conn, "identity_snapshot_times")["snapshot_ts"]
     shared = _frame(conn, "identity_shared_symbols")
     new = decide(spans, times, shared, factor)
-    old = pd.DataFrame(conn.execute(sa.select(coin_aliases)).mappings().all(),
-                       columns=[c.name for c in coin_aliases.columns])
+    old = pd.DataFrame(
+        conn.execute(sa.select(coin_aliases)).mappings().all(),
+        columns=[c.name for c in coin_aliases.columns],
+    )
     if len(old):
         for col in ("previous_last_ts", "alias_first_ts"):
             old[col] = [_text(v) for v in _ns(old[col])]
@@ -184,10 +198,13 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
         conn.execute(coin_aliases.delete().where(coin_aliases.c.alias_id.in_(drop)))
     if len(add):
         now = _text(pd.Timestamp.now(tz="UTC"))
-        conn.execute(coin_aliases.insert(), [
-            {**r, "cap_ratio": float(r["cap_ratio"]), "decided_at": now}
-            for r in add.to_dict("records")
-        ])
+        conn.execute(
+            coin_aliases.insert(),
+            [
+                {**r, "cap_ratio": float(r["cap_ratio"]), "decided_at": now}
+                for r in add.to_dict("records")
+            ],
+        )
     return {"aliases": len(new), "added": len(add), "removed": len(drop)}
 
 
