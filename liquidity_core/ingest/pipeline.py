@@ -35,7 +35,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db
+from .. import db, identity
 from ..errors import DatabaseError, DatabaseUnavailable, InputError, LiquidityError
 from ..model.snapshots import format_ts, to_utc
 from ..settings import Settings
@@ -494,6 +494,8 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
                 inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
             if len(parsed.rejected):
                 _insert_rejected(conn, parsed.rejected, file_id)
+        if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
+            identity.recompute(conn)
         conn.execute(db.query("ingest_finish_file"), {
             "id": file_id, "rows_loaded": inserted, "rows_existing": len(rows) - inserted,
             "rows_rejected": len(parsed.rejected), "finished_at": _now(),

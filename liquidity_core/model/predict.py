@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .. import db
+from .. import db, identity
 from ..errors import InputError, NotFound
 from ..settings import Settings, load_settings
 from .features import HISTORY_ROWS, PANEL_COLUMNS, build_features
@@ -76,10 +76,13 @@ class RecentHistory:
         coin_id -> positions of its rows (oldest first).
     by_symbol : dict
         Upper-case symbol -> coin_id; among coins sharing a symbol the largest cap wins.
+    aliases : dict
+        Later name slug -> the coin_id it continues (:mod:`liquidity_core.identity`).
     """
 
-    def __init__(self, version: tuple, panel: pd.DataFrame):
+    def __init__(self, version: tuple, panel: pd.DataFrame, aliases: dict | None = None):
         self.version = version
+        self.aliases = dict(aliases or {})  # coin identity (#13): later name -> coin_id
         self.columns = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
         self.columns["snapshot_ts"] = _ns(panel["snapshot_ts"])
         self.rows_of = {c: np.sort(i) for c, i in panel.groupby("coin_id").indices.items()}
@@ -97,7 +100,8 @@ class RecentHistory:
         with db.transaction(engine) as conn:
             result = conn.execute(db.query("model_recent_history"), {"keep": HISTORY_ROWS})
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        return cls(version, panel_from_rows(frame))
+            aliases = identity.aliases(conn)  # coin identity (#13)
+        return cls(version, panel_from_rows(frame), aliases)
 
     def coin_rows(self, coin_id: str) -> pd.DataFrame:
         """One coin's stored rows, oldest first (``snapshot_ts`` as UTC times)."""
@@ -174,6 +178,7 @@ def _match(frame: pd.DataFrame, recent: RecentHistory) -> list:
     known, by_symbol = recent.rows_of, recent.by_symbol
     out = []
     for cid, sym in zip(frame["coin_id"], frame["symbol"], strict=True):
+        cid = recent.aliases.get(cid, cid) if isinstance(cid, str) else cid  # identity #13
         if isinstance(cid, str) and cid in known:
             out.append(cid)
         elif isinstance(sym, str) and sym.strip().upper() in by_symbol:
@@ -351,7 +356,8 @@ def predict_for_symbol(
     engine = db.get_engine(settings.database_url)
     sym = str(symbol).strip()
     recent = recent_history(engine)
-    coin_id = sym.lower() if sym.lower() in recent.rows_of else recent.by_symbol.get(sym.upper())
+    by_id = recent.aliases.get(sym.lower(), sym.lower())  # coin identity (#13)
+    coin_id = by_id if by_id in recent.rows_of else recent.by_symbol.get(sym.upper())
     if coin_id is None:
         raise NotFound(f"no stored snapshots for symbol {symbol!r}")
     h = recent.coin_rows(coin_id)

@@ -2,7 +2,7 @@
 -- prediction-time features can use (read once per data version, see predict.py).
 SELECT coin_id, snapshot_ts, coin_name, symbol, price, change_1h, change_24h, change_7d,
        volume_24h, market_cap, extras
-FROM market_snapshots
+FROM coin_snapshots
 WHERE snapshot_ts >= (
         SELECT MIN(recent.snapshot_ts) FROM (
             SELECT DISTINCT snapshot_ts FROM market_snapshots
