@@ -350,12 +350,15 @@ def _load_stage_data(stage: Path) -> dict:
 
 
 def forest_pipeline(settings: Settings, *, max_samples):
-    """``Pipeline([("scale", StandardScaler()), ("model", RandomForestRegressor(...))])``."""
+    """``AnchoredPipeline([("scale", StandardScaler()), ("model", RandomForestRegressor())])``:
+    a Pipeline fitted on the change from the current log turnover (see target.py)."""
     from sklearn.ensemble import RandomForestRegressor
-    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return Pipeline(
+    from .target import AnchoredPipeline
+
+    # The forest predicts the change from today's log turnover; predict() adds it back.
+    return AnchoredPipeline(
         [
             ("scale", StandardScaler()),
             (
