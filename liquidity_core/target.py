@@ -7,6 +7,13 @@ market-cap bias of the first models). Predicting the *change* from the coin's cu
 log turnover removes the level from what the trees must learn; the published output is
 the anchor plus the predicted change.
 
+The anchor is the coin's current log turnover moved by a small linear HAR-style base: a
+ridge regression of the change on today's level and the coin's mean log turnover over
+3, 7, 30 and 60 snapshots (each as its distance from today). The ridge penalty (chosen
+by RidgeCV) shrinks the base toward persistence, so on a short or noisy panel it falls
+back to "tomorrow = today"; the linear part carries the mean reversion that a forest
+would otherwise approximate in steps, and the forest models what is left.
+
 :class:`AnchoredPipeline` is a scikit-learn :class:`~sklearn.pipeline.Pipeline` (so the
 published model is still ``Pipeline(StandardScaler, RandomForestRegressor)``, tuned by
 ``GridSearchCV`` and cloned like one) whose ``fit`` subtracts the anchor from ``y`` and
@@ -24,6 +31,39 @@ from sklearn.pipeline import Pipeline
 DEFAULT_ANCHOR = "log_turnover"
 #: Used, in order, where the anchor column is missing (NaN).
 ANCHOR_FALLBACKS = ("log_turnover_mean_7", "log_turnover_mean_30")
+#: Columns of the linear base, each taken as its difference from the anchor.
+HAR_COLUMNS = (
+    "log_turnover_mean_3",
+    "log_turnover_mean_7",
+    "log_turnover_mean_30",
+    "log_turnover_mean_60",
+)
+#: Ridge penalties the base chooses among (on standardized columns).
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+
+
+def har_design(X: pd.DataFrame, anchor: np.ndarray, columns) -> pd.DataFrame:
+    """The base's inputs: the anchor and each HAR column's distance from it."""
+    design = {"anchor": anchor}
+    for c in columns:
+        values = X[c].to_numpy(dtype=float) if c in X.columns else np.full(len(X), np.nan)
+        design[c] = values - anchor
+    return pd.DataFrame(design, index=X.index)
+
+
+def har_ridge(alphas=RIDGE_ALPHAS):
+    """``Pipeline(SimpleImputer, StandardScaler, RidgeCV)``: the linear base."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("ridge", RidgeCV(alphas=alphas)),
+        ]
+    )
 
 
 class AnchoredPipeline(Pipeline):
@@ -36,6 +76,9 @@ class AnchoredPipeline(Pipeline):
     anchor : str, default="log_turnover"
         Feature column of the anchor. Where it is NaN the first finite of
         :data:`ANCHOR_FALLBACKS` is used, then the mean training target.
+    base_columns : tuple of str or None, default=HAR_COLUMNS
+        Columns of the linear base added to the anchor; None or empty: no base (the
+        steps predict the plain change from the anchor).
     memory, verbose
         As :class:`~sklearn.pipeline.Pipeline`.
 
@@ -43,14 +86,32 @@ class AnchoredPipeline(Pipeline):
     ----------
     anchor_fill_ : float
         Mean training target, the anchor of rows with no usable column.
+    base_ : Pipeline or None
+        The fitted linear base (:func:`har_ridge`), fitted on ``y - anchor``.
     """
 
-    def __init__(self, steps, *, anchor: str = DEFAULT_ANCHOR, memory=None, verbose=False):
+    def __init__(
+        self,
+        steps,
+        *,
+        anchor: str = DEFAULT_ANCHOR,
+        base_columns=HAR_COLUMNS,
+        memory=None,
+        verbose=False,
+    ):
         self.anchor = anchor
+        self.base_columns = base_columns
         super().__init__(steps, memory=memory, verbose=verbose)
 
     def anchor_of(self, X) -> np.ndarray:
-        """The anchor of each row of ``X`` (a DataFrame with the model's features)."""
+        """The anchor of each row of ``X``: the anchor column plus the linear base."""
+        level = self._level(X)
+        base = getattr(self, "base_", None)
+        if base is None:
+            return level
+        return level + base.predict(har_design(X, level, self.base_columns))
+
+    def _level(self, X) -> np.ndarray:
         fill = getattr(self, "anchor_fill_", 0.0)
         if not isinstance(X, pd.DataFrame):
             raise TypeError("AnchoredPipeline needs a DataFrame with named feature columns")
@@ -64,6 +125,10 @@ class AnchoredPipeline(Pipeline):
     def fit(self, X, y, **params):
         y = np.asarray(y, dtype=float)
         self.anchor_fill_ = float(np.nanmean(y)) if len(y) else 0.0
+        self.base_ = None
+        if self.base_columns:
+            level = self._level(X)
+            self.base_ = har_ridge().fit(har_design(X, level, self.base_columns), y - level)
         return super().fit(X, y - self.anchor_of(X), **params)
 
     def predict(self, X, **params):
