@@ -216,6 +216,24 @@ def _history_plot(history: pd.DataFrame) -> str:
     return _svg(fig)
 
 
+def _skill_by_snapshot_plot(by_snapshot: dict, metadata: dict) -> str:
+    """Skill against persistence and R² at each holdout snapshot of a version."""
+    frame = pd.DataFrame.from_dict(by_snapshot, orient="index")
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    frame = frame.sort_index()
+    fig, ax = _figure(9, 3.6)
+    ax.plot(frame.index, frame["skill"].astype(float), "o-", ms=3, label="skill vs persistence")
+    ax.plot(frame.index, frame["r2"].astype(float), "s:", ms=3, alpha=0.6, label="R²")
+    ax.axhline(0, color="k", lw=1)
+    share = metadata.get("snapshots_beating_persistence")
+    title = "" if share is None else f"beats persistence at {share:.0%} of holdout snapshots"
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("per snapshot")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
 def _champion_holdout(settings: Settings, panel: pd.DataFrame):
     """Predictions of the verified champion on its own holdout rows, with the rows."""
     from .features import build_features
@@ -242,7 +260,8 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
         return "<p>No model has been trained yet.</p>", []
     history = pd.DataFrame(versions).sort_values("created_at")
     cols = ["version", "created_at", "status", "holdout_r2", "champion_holdout_r2",
-            "persistence_r2", "recent_mean_r2", "holdout_skill", "reason"]
+            "persistence_r2", "recent_mean_r2", "holdout_skill",
+            "snapshots_beating_persistence", "reason"]
     parts = [
         "<h3 id='model-history'>Holdout R² and skill over versions</h3>",
         _history_plot(history),
@@ -281,6 +300,12 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
     parts += ["<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>",
               _svg(fig)]
     plots.append("residuals-by-market-cap")
+
+    by_snapshot = model.metadata.get("holdout_skill_by_snapshot")
+    if by_snapshot:
+        parts += ["<h3 id='skill-by-snapshot'>Skill and R² per holdout snapshot, champion</h3>",
+                  _skill_by_snapshot_plot(by_snapshot, model.metadata)]
+        plots.append("skill-by-snapshot")
 
     forest = model.pipeline[-1]
     importances = pd.Series(forest.feature_importances_, index=model.feature_names)

@@ -142,3 +142,13 @@ class AnchoredPipeline(Pipeline):
         from sklearn.metrics import r2_score
 
         return r2_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+def har_challenger():
+    """The linear HAR challenger scored beside the forest: a ridge regression of the
+    next log turnover on today's and the mean log turnover over 3, 7, 30 and 60
+    snapshots (``Pipeline(select, SimpleImputer, StandardScaler, RidgeCV)``)."""
+    from sklearn.compose import ColumnTransformer
+
+    select = ColumnTransformer([("har", "passthrough", [DEFAULT_ANCHOR, *HAR_COLUMNS])])
+    return Pipeline([("select", select), *har_ridge().steps])

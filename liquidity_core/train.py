@@ -35,6 +35,7 @@ import pandas as pd
 from . import db, registry
 from .errors import InputError, ModelError, NotEnoughData, NotFound
 from .features import build_features
+from .metrics import holdout_scores
 from .settings import Settings
 from .splits import PanelTimeSeriesSplit, holdout_split
 
@@ -380,6 +381,8 @@ def _candidate_pipelines(settings: Settings, options: dict) -> dict:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
 
+    from .target import har_challenger
+
     return {
         "HistGradientBoostingRegressor": (
             Pipeline(
@@ -407,6 +410,7 @@ def _candidate_pipelines(settings: Settings, options: dict) -> dict:
             ),
             options["svr_rows"],
         ),
+        "HAR-Ridge": (har_challenger(), None),  # see target.py
     }
 
 
@@ -552,6 +556,7 @@ def train_challenger(
     persistence_r2 = _r2(y_hold, persistence)
     mse_p = _mse(y_hold, persistence)
     skill = None if mse_p == 0 else 1.0 - _mse(y_hold, pred) / mse_p
+    scores = holdout_scores(meta_hold, y_hold, pred, persistence)  # per holdout snapshot
 
     # Other algorithms scored on the same folds, for the report (the forest is in
     # cv_scores / holdout_r2 / params).
@@ -600,6 +605,8 @@ def train_challenger(
         "holdout_r2_by_snapshot": _per_snapshot_r2(
             meta_hold, y_hold, {"model": pred, "persistence": persistence}
         ),
+        "holdout_skill_by_snapshot": scores["per_snapshot"],
+        "snapshots_beating_persistence": scores["snapshots_beating_persistence"],
         "candidates": cands,
         "band_edges": band_edges,
         "library_versions": library_versions(),
@@ -624,6 +631,7 @@ def train_challenger(
             "holdout_r2",
             "persistence_r2",
             "holdout_skill",
+            "snapshots_beating_persistence",
             "cv_r2_mean",
             "train_seconds",
         )
@@ -725,6 +733,7 @@ _RESULT_KEYS = (
     "status",
     "holdout_r2",
     "holdout_skill",
+    "snapshots_beating_persistence",
     "champion_version",
     "champion_holdout_r2",
     "persistence_r2",
@@ -818,6 +827,8 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
             "train_seconds",
         )
     }
+    for k in ("snapshots_beating_persistence", "holdout_skill_by_snapshot"):
+        row[k] = challenger.get(k)  # absent from runs staged before migration 005
     row.update(
         created_at=registry.utc_now_iso(),
         champion_version=decision["champion_version"],
