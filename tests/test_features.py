@@ -1,4 +1,3 @@
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,8 +177,9 @@ def test_market_wide_memory_and_calendar_features():
 def test_monthly_cadence_has_no_target_weekday_and_gap_in_days():
     panel = make_panel(coins=3, snapshots=6)
     month_ends = pd.date_range("2024-01-31", periods=6, freq="ME", tz="UTC")
-    panel["snapshot_ts"] = panel["snapshot_ts"].map(dict(zip(sorted(panel["snapshot_ts"].unique()),
-                                                             month_ends, strict=True)))
+    panel["snapshot_ts"] = panel["snapshot_ts"].map(
+        dict(zip(sorted(panel["snapshot_ts"].unique()), month_ends, strict=True))
+    )
     X, _y, _meta = build_features(panel)
     assert X["target_weekday"].isna().all()
     assert set(X["gap_days"].dropna()) <= {28.0, 29.0, 30.0, 31.0}
@@ -212,5 +212,10 @@ def test_no_new_feature_uses_data_after_t_at_any_cut():
         past = (meta["snapshot_ts"] <= cut).to_numpy()
         past2 = (meta2["snapshot_ts"] <= cut).to_numpy()
         for c in new:  # equal up to the rounding of the panel-wide cumulative sums
-            np.testing.assert_allclose(X.loc[past, c].to_numpy(), X2.loc[past2, c].to_numpy(),
-                                       rtol=1e-10, atol=1e-12, err_msg=c)
+            np.testing.assert_allclose(
+                X.loc[past, c].to_numpy(),
+                X2.loc[past2, c].to_numpy(),
+                rtol=1e-10,
+                atol=1e-12,
+                err_msg=c,
+            )
