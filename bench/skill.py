@@ -174,6 +174,11 @@ def evaluate(panel: pd.DataFrame, holdout_snapshots: int, grid: str, settings) -
             n_features=X.shape[1],
             seconds=round(time.perf_counter() - t0, 1),
         )
+        if variant == "v2":  # the linear HAR challenger of the report, same rows
+            from liquidity_core.target import har_challenger
+
+            har = har_challenger().fit(X.iloc[tuning], y[tuning])
+            out["har"] = holdout_scores(meta_hold, y_hold, har.predict(X_hold), persistence)
     return out
 
 
@@ -215,6 +220,13 @@ def run(scale: Scale, results: Results) -> None:
                 f"{cadence}: persistence MSE {p['persistence_mse']:.4f}, "
                 f"residual median by mcap tercile "
                 + ", ".join(f"{k} {v:+.3f}" for k, v in p["persistence_bias"].items()),
+            )
+            h = res["har"]
+            results.note(
+                "skill",
+                f"{cadence}: HAR-Ridge challenger skill {h['holdout_skill']:.4f}, R2 "
+                f"{h['holdout_r2']:.4f}, beats persistence at "
+                f"{h['snapshots_beating_persistence']:.0%} of snapshots",
             )
             for variant in VARIANTS:
                 r = res[variant]
