@@ -24,7 +24,7 @@ with ``run(scale, out)``; :mod:`bench.common` has the shared pieces.
 """
 
 #: In the order they run: the longest last.
-AREAS = ("ingest", "serving", "retrain")
+AREAS = ("ingest", "serving", "skill", "retrain")
 
 
 def expected_figures(scale_name: str, areas=AREAS) -> list[str]:

@@ -38,7 +38,7 @@ def _svg(fig) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _figure(width: float = 7.0, height: float = 3.6):
@@ -94,8 +94,11 @@ def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
     fig, axes = _figure(10, 3.2)
     fig.clf()
     for i, (name, values) in enumerate(
-        [("24h volume", panel["volume_24h"]), ("market cap", panel["market_cap"]),
-         ("turnover", turnover)]
+        [
+            ("24h volume", panel["volume_24h"]),
+            ("market cap", panel["market_cap"]),
+            ("turnover", turnover),
+        ]
     ):
         ax = fig.add_subplot(1, 3, i + 1)
         positive = values[(values > 0) & np.isfinite(values)]
@@ -104,11 +107,15 @@ def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
     parts += ["<h3 id='distributions'>Distributions</h3>", _svg(fig)]
     plots.append("distributions")
 
-    corr = numeric.assign(
-        log_volume=np.log10(panel["volume_24h"].where(panel["volume_24h"] > 0)),
-        log_market_cap=np.log10(panel["market_cap"].where(panel["market_cap"] > 0)),
-        log_turnover=np.log10(turnover.where(turnover > 0)),
-    ).drop(columns=["volume_24h", "market_cap", "turnover"]).corr()
+    corr = (
+        numeric.assign(
+            log_volume=np.log10(panel["volume_24h"].where(panel["volume_24h"] > 0)),
+            log_market_cap=np.log10(panel["market_cap"].where(panel["market_cap"] > 0)),
+            log_turnover=np.log10(turnover.where(turnover > 0)),
+        )
+        .drop(columns=["volume_24h", "market_cap", "turnover"])
+        .corr()
+    )
     fig, ax = _figure(6, 5)
     im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(corr)), corr.columns, rotation=60, ha="right")
@@ -208,9 +215,35 @@ def _history_plot(history: pd.DataFrame) -> str:
     if "holdout_skill" in history:
         ax.plot(x, history["holdout_skill"], "^:", label="skill vs persistence", alpha=0.7)
     champ = history["status"] == "champion"
-    ax.scatter(x[champ], history.loc[champ, "holdout_r2"], s=160, facecolors="none",
-               edgecolors="#c0392b", linewidths=2, label="current champion", zorder=5)
+    ax.scatter(
+        x[champ],
+        history.loc[champ, "holdout_r2"],
+        s=160,
+        facecolors="none",
+        edgecolors="#c0392b",
+        linewidths=2,
+        label="current champion",
+        zorder=5,
+    )
     ax.set_ylabel("holdout R² / skill")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
+def _skill_by_snapshot_plot(by_snapshot: dict, metadata: dict) -> str:
+    """Skill against persistence and R² at each holdout snapshot of a version."""
+    frame = pd.DataFrame.from_dict(by_snapshot, orient="index")
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    frame = frame.sort_index()
+    fig, ax = _figure(9, 3.6)
+    ax.plot(frame.index, frame["skill"].astype(float), "o-", ms=3, label="skill vs persistence")
+    ax.plot(frame.index, frame["r2"].astype(float), "s:", ms=3, alpha=0.6, label="R²")
+    ax.axhline(0, color="k", lw=1)
+    share = metadata.get("snapshots_beating_persistence")
+    title = "" if share is None else f"beats persistence at {share:.0%} of holdout snapshots"
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("per snapshot")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
     return _svg(fig)
@@ -254,8 +287,9 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
         return "\n".join(parts), plots
 
     model, actual, pred, market_cap = _champion_holdout(settings, panel)
-    parts.append(f"<p>Champion: <b>{html.escape(model.version)}</b> "
-                 f"({len(actual):,} holdout rows).</p>")
+    parts.append(
+        f"<p>Champion: <b>{html.escape(model.version)}</b> ({len(actual):,} holdout rows).</p>"
+    )
 
     fig, ax = _figure(5, 5)
     ax.scatter(actual, pred, s=6, alpha=0.4)
@@ -263,13 +297,14 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.set_xlabel("actual log turnover (next snapshot)")
     ax.set_ylabel("predicted log turnover")
-    parts += ["<h3 id='predicted-vs-actual'>Predicted against actual, champion holdout</h3>",
-              _svg(fig)]
+    parts += [
+        "<h3 id='predicted-vs-actual'>Predicted against actual, champion holdout</h3>",
+        _svg(fig),
+    ]
     plots.append("predicted-vs-actual")
 
     residual = pred - actual
-    buckets = pd.qcut(np.log10(market_cap), q=min(5, max(1, len(actual) // 20)),
-                      duplicates="drop")
+    buckets = pd.qcut(np.log10(market_cap), q=min(5, max(1, len(actual) // 20)), duplicates="drop")
     groups = pd.Series(residual).groupby(np.asarray(buckets), observed=True)
     fig, ax = _figure(8, 3.6)
     labels = [f"{iv.left:.1f}–{iv.right:.1f}" for iv in groups.groups]
@@ -278,9 +313,16 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("log10 market cap bucket")
     ax.set_ylabel("residual (predicted − actual)")
-    parts += ["<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>",
-              _svg(fig)]
+    parts += ["<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>", _svg(fig)]
     plots.append("residuals-by-market-cap")
+
+    by_snapshot = model.metadata.get("holdout_skill_by_snapshot")
+    if by_snapshot:
+        parts += [
+            "<h3 id='skill-by-snapshot'>Skill and R² per holdout snapshot, champion</h3>",
+            _skill_by_snapshot_plot(by_snapshot, model.metadata),
+        ]
+        plots.append("skill-by-snapshot")
 
     forest = model.pipeline[-1]
     importances = pd.Series(forest.feature_importances_, index=model.feature_names)
@@ -294,10 +336,21 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
     champion_row = history[history["status"] == "champion"].iloc[-1]
     candidates = champion_row.get("candidates") or {}
     table = pd.DataFrame(
-        [{"candidate": "random forest (published)", "cv R² mean": champion_row["cv_r2_mean"],
-          "holdout R²": champion_row["holdout_r2"]}]
-        + [{"candidate": name, "cv R² mean": c.get("cv_r2_mean"),
-            "holdout R²": c.get("holdout_r2")} for name, c in candidates.items()]
+        [
+            {
+                "candidate": "random forest (published)",
+                "cv R² mean": champion_row["cv_r2_mean"],
+                "holdout R²": champion_row["holdout_r2"],
+            }
+        ]
+        + [
+            {
+                "candidate": name,
+                "cv R² mean": c.get("cv_r2_mean"),
+                "holdout R²": c.get("holdout_r2"),
+            }
+            for name, c in candidates.items()
+        ]
     )
     parts += ["<h3 id='candidates'>How the other candidates compared</h3>", _table(table)]
     plots.append("candidates")

@@ -35,9 +35,12 @@ def test_train_models_predict_rollback(cli_env, tmp_path, capsys):
         "holdout_r2",
         "champion_holdout_r2",
         "persistence_r2",
+        "holdout_skill",
+        "snapshots_beating_persistence",
         "reason",
     } <= set(first)
     assert first["promoted"] is True and first["champion_holdout_r2"] is None
+    assert 0.0 <= first["snapshots_beating_persistence"] <= 1.0
 
     code, out, err = run(
         capsys, "train", "--json", "--no-promote", "--grid", "fast", "--no-candidates"

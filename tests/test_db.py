@@ -56,7 +56,7 @@ def test_snapshot_key_migration_keeps_the_rows_and_rekeys_time_first(settings):
             "INSERT INTO market_snapshots (coin_id, snapshot_ts, coin_name, symbol, price, "
             "volume_24h, market_cap, source_file_id) "
             "VALUES (:coin_id, :ts, :coin_id, 'X', 1.0, 5.0, :cap, 1)"), rows)
-    assert db.upgrade(engine) == ["003_snapshot_key"]
+    assert db.upgrade(engine, until="003_snapshot_key") == ["003_snapshot_key"]
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         key = inspector.get_pk_constraint("market_snapshots")["constrained_columns"]

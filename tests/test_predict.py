@@ -158,14 +158,49 @@ def test_forecasts_use_a_snapshot_as_soon_as_it_is_ingested(settings, champion, 
     newest = panel["snapshot_ts"].max()
     later = newest + pd.Timedelta(days=1)
     drop = tmp_path / "later.csv"
-    pd.DataFrame([{
-        "coin": coin["coin_name"], "symbol": coin["symbol"], "price": coin["price"] * 2,
-        "1h": 0.0, "24h": 0.0, "7d": 0.0, "24h_volume": coin["volume_24h"] * 10,
-        "mkt_cap": coin["market_cap"], "date": later.strftime("%Y-%m-%d"),
-    }]).to_csv(drop, index=False)
+    pd.DataFrame(
+        [
+            {
+                "coin": coin["coin_name"],
+                "symbol": coin["symbol"],
+                "price": coin["price"] * 2,
+                "1h": 0.0,
+                "24h": 0.0,
+                "7d": 0.0,
+                "24h_volume": coin["volume_24h"] * 10,
+                "mkt_cap": coin["market_cap"],
+                "date": later.strftime("%Y-%m-%d"),
+            }
+        ]
+    ).to_csv(drop, index=False)
     (result,) = ingest_paths([drop], settings=settings)
     assert result.status == "loaded"
     after = predict_for_symbol(coin["symbol"], settings=settings)
     assert before["as_of"].startswith(str(newest.date()))
     assert after["as_of"].startswith(str(later.date()))
     assert after["predicted_log_turnover"] != before["predicted_log_turnover"]
+
+
+def test_served_features_match_training_features_with_the_market(settings, champion, engine):
+    """The market-wide features of a request come from every stored coin, as in training
+    (the request alone would make each row its own market)."""
+    from liquidity_core.model.features import MARKET_FEATURES
+    from liquidity_core.model.predict import _features_for_rows
+    from liquidity_core.model.target import AnchoredPipeline
+
+    panel = load_snapshots(engine)
+    fs = build_features(panel)
+    newest = fs.meta["snapshot_ts"] == fs.meta["snapshot_ts"].max()
+    rows = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()].head(3)
+    X, _seen = _features_for_rows(rows.reset_index(drop=True), engine)
+    want = fs.X[newest.to_numpy()].set_index(fs.meta.loc[newest, "coin_id"]).loc[rows["coin_id"]]
+    for col in [
+        *MARKET_FEATURES,
+        "log_turnover_dev_market",
+        "log_mcap_rel",
+        "log_turnover_mean_60",
+        "log_turnover_ewm_8",
+    ]:
+        np.testing.assert_allclose(X[col].to_numpy(), want[col].to_numpy(), rtol=1e-9, err_msg=col)
+    model = registry.load_verified_model(settings)
+    assert isinstance(model.pipeline, AnchoredPipeline)

@@ -33,6 +33,8 @@ def _sklearn_reference(pipeline, X: pd.DataFrame) -> dict:
     forest = pipeline.steps[-1][1]
     transformed = pipeline[:-1].transform(X)
     per_tree = np.stack([tree.predict(transformed) for tree in forest.estimators_])
+    if hasattr(pipeline, "anchor_of"):  # the trees predict the change from the anchor
+        per_tree = per_tree + pipeline.anchor_of(X)
     low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
     return {"point": pipeline.predict(X), "low": low, "high": high}
 

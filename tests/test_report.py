@@ -15,7 +15,7 @@ from liquidity_core.report import build_report
 
 DATA_PLOTS = ["distributions", "correlations", "turnover-over-time"]
 MODEL_PLOTS = ["model-history", "predicted-vs-actual", "residuals-by-market-cap",
-               "feature-importances", "candidates"]
+               "feature-importances", "candidates", "skill-by-snapshot"]
 
 
 class _Page(HTMLParser):

@@ -7,6 +7,7 @@ import pytest
 
 from liquidity_core.errors import ModelError, NotEnoughData
 from liquidity_core.model import registry
+from liquidity_core.model.target import AnchoredPipeline
 from liquidity_core.model.train import run_training_cycle
 
 
@@ -66,7 +67,7 @@ def test_learnable_panel_is_learned_and_promoted(settings, engine, caplog):
     assert result["holdout_r2"] > result["persistence_r2"] + 0.2
     assert result["champion_holdout_r2"] is None
     assert result["reason"].startswith("promoted: first model")
-    assert set(result["candidates"]) == {"HistGradientBoostingRegressor", "SVR"}
+    assert set(result["candidates"]) == {"HistGradientBoostingRegressor", "SVR", "HAR-Ridge"}
     row = registry.get_version(engine, result["version"])
     assert row["status"] == "champion" and row["run_id"] == "r1"
     assert len(row["cv_scores"]) == settings.cv_splits
@@ -81,6 +82,27 @@ def test_learnable_panel_is_learned_and_promoted(settings, engine, caplog):
     assert meta["version"] == result["version"] and meta["artifact_sha256"] == pointer["sha256"]
     assert "fold score" in caplog.text and "candidate SVR" in caplog.text
     assert not (settings.model_dir / "staging" / "r1").exists()
+
+
+def test_skill_per_holdout_snapshot_is_recorded(settings, engine):
+    """Issue 13 part 5: skill and R² per holdout snapshot and the share of snapshots
+    beating persistence, in the result and in model_versions (migration 005)."""
+    panel = make_learnable_panel()
+    result = run_training_cycle(settings, panel=panel, **FAST)
+    share = result["snapshots_beating_persistence"]
+    assert share == 1.0  # a learnable panel: the forest beats persistence at every snapshot
+    row = registry.get_version(engine, result["version"])
+    assert row["snapshots_beating_persistence"] == share
+    assert row["holdout_skill"] == pytest.approx(result["holdout_skill"])
+    per = row["holdout_skill_by_snapshot"]
+    assert len(per) == settings.holdout_snapshots
+    assert sorted(per) == sorted(row["holdout_r2_by_snapshot"])
+    for entry in per.values():
+        assert entry["n"] == 40 and entry["skill"] > 0 and entry["r2"] is not None
+    # The published model predicts the change from today's level and reassembles it.
+    loaded = registry.load_verified_model(settings)
+    assert isinstance(loaded.pipeline, AnchoredPipeline)
+    assert type(loaded.pipeline.named_steps["model"]).__name__ == "RandomForestRegressor"
 
 
 def test_random_walk_panel_is_not_promoted_over_persistence(settings, engine):

@@ -52,7 +52,9 @@ def _train(args, settings: Settings):
     result["text"] = (
         f"{result['version']}: {'PROMOTED' if result['promoted'] else 'not promoted'}\n"
         f"  holdout R² {_fmt(result['holdout_r2'])}, champion {_fmt(result['champion_holdout_r2'])}"
-        f", persistence {_fmt(result['persistence_r2'])}, skill {_fmt(result['holdout_skill'])}\n"
+        f", persistence {_fmt(result['persistence_r2'])}, skill {_fmt(result['holdout_skill'])}"
+        f", beats persistence at {_fmt(result.get('snapshots_beating_persistence'))} of "
+        "holdout snapshots\n"
         f"  {result['reason']}"
     )
     return result, 0
@@ -70,6 +72,7 @@ _LIST_KEYS = (
     "persistence_r2",
     "recent_mean_r2",
     "holdout_skill",
+    "snapshots_beating_persistence",
     "cv_r2_mean",
     "n_train_rows",
     "n_holdout_rows",

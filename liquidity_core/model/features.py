@@ -33,13 +33,27 @@ PANEL_COLUMNS = (
 MEAN_WINDOWS = (3, 7, 30)
 #: Window of the return volatility (standard deviation of log price changes).
 VOL_WINDOW = 7
+#: The coin's long-run mean log turnover: over its last this many snapshots. A window
+#: rather than an expanding mean so that prediction, which reads a bounded history,
+#: computes it exactly as training did (at a monthly cadence it covers ~5 years).
+LONG_WINDOW = 60
+#: Half-lives (in the coin's own snapshots) of the exponentially weighted means of log
+#: turnover; the weights are cut at LONG_WINDOW snapshots and renormalized.
+EWM_HALFLIVES = (2, 8, 24)
+#: Window (snapshots) of the mean absolute change of log turnover.
+ABS_WINDOW = 7
+#: Snapshot times over which the market's median log turnover change is taken.
+MARKET_CHANGE_LAG = 7
 #: The most history any feature looks at; predicting needs this many past rows per coin.
-HISTORY_ROWS = max(*MEAN_WINDOWS, VOL_WINDOW + 1)
+HISTORY_ROWS = max(*MEAN_WINDOWS, VOL_WINDOW + 1, LONG_WINDOW)
+#: A cadence is daily when the time since the coin's previous snapshot is at most this.
+DAILY_GAP_DAYS = 1.5
 
 #: Turnover below this is floored before the log, so a zero volume stays finite.
 TURNOVER_FLOOR = 1e-9
 
-BASE_FEATURES = [
+#: The feature set of the first published models (kept for comparison, see bench/skill).
+V1_FEATURES = [
     "log_price",
     "change_1h",
     "change_24h",
@@ -53,6 +67,35 @@ BASE_FEATURES = [
     f"volatility_{VOL_WINDOW}",
     "mcap_rank",
     "snapshots_seen",
+]
+
+#: Cross-sectional features: computed from every coin at the snapshot time (and the
+#: market's earlier snapshot times). Prediction fills them from the stored history.
+MARKET_FEATURES = [
+    "market_log_turnover",
+    "market_log_turnover_change",
+    "market_abs_return",
+    "market_log_market_cap",
+]
+
+BASE_FEATURES = [
+    *V1_FEATURES,
+    # memory
+    f"log_turnover_mean_{LONG_WINDOW}",
+    *[f"log_turnover_ewm_{h}" for h in EWM_HALFLIVES],
+    "log_turnover_dev_long",
+    # market-wide components and the coin against them
+    *MARKET_FEATURES,
+    "log_turnover_dev_market",
+    "log_mcap_rel",
+    # volatility proxies
+    "abs_log_turnover_diff",
+    f"abs_log_turnover_diff_mean_{ABS_WINDOW}",
+    "abs_return_1",
+    "abs_change_24h",
+    # cadence and calendar
+    "gap_days",
+    "target_weekday",
 ]
 
 
@@ -114,7 +157,65 @@ def _window_sums(values: np.ndarray, pos: np.ndarray, window: int):
     return cs[hi] - cs[lo], cs2[hi] - cs2[lo], cn[hi] - cn[lo]
 
 
-def build_features(panel: pd.DataFrame) -> FeatureSet:
+def _lag(values: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
+    """Each row's value ``k`` rows earlier in the same coin (NaN before the coin's start)."""
+    if k == 0:
+        return values
+    out = np.full(len(values), np.nan)
+    if k < len(values):
+        out[k:] = values[:-k]
+    return np.where(pos >= k, out, np.nan)
+
+
+def _ewm_window(values: np.ndarray, pos: np.ndarray, halflife: float, window: int):
+    """Exponentially weighted mean of the finite values among each row's last ``window``
+    rows of the same coin (weight ``0.5 ** (lag / halflife)``, renormalized)."""
+    num = np.zeros(len(values))
+    den = np.zeros(len(values))
+    for k in range(window):
+        lagged = _lag(values, pos, k)
+        ok = np.isfinite(lagged)
+        if not ok.any():
+            break
+        w = 0.5 ** (k / halflife)
+        num += np.where(ok, lagged, 0.0) * w
+        den += ok * w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _by_time_median(values: np.ndarray, t: np.ndarray, n_times: int) -> np.ndarray:
+    """Median of the finite values at each snapshot time (NaN where none)."""
+    out = np.full(n_times, np.nan)
+    ok = np.isfinite(values)
+    if ok.any():
+        med = pd.Series(values[ok]).groupby(t[ok]).median()
+        out[med.index.to_numpy()] = med.to_numpy()
+    return out
+
+
+def market_series(t: np.ndarray, n_times: int, lt, ret, log_mcap) -> dict[str, np.ndarray]:
+    """The market-wide components per snapshot time (index = time code): the median log
+    turnover, its change over the last MARKET_CHANGE_LAG snapshot times, the median
+    absolute log return and the median log market cap. Each uses only the rows at that
+    time and at earlier times."""
+    market_lt = _by_time_median(lt, t, n_times)
+    earlier = np.full(n_times, np.nan)
+    lag = min(MARKET_CHANGE_LAG, max(n_times - 1, 0))
+    if lag:
+        # The change from the newest known median LAG times back (or the oldest one).
+        codes = np.arange(n_times)
+        back = np.maximum(codes - MARKET_CHANGE_LAG, 0)
+        earlier = np.where(codes > 0, market_lt[back], np.nan)
+    return {
+        "market_log_turnover": market_lt,
+        "market_log_turnover_change": market_lt - earlier,
+        "market_abs_return": _by_time_median(np.abs(ret), t, n_times),
+        "market_log_market_cap": _by_time_median(log_mcap, t, n_times),
+    }
+
+
+def build_features(panel: pd.DataFrame, *, feature_set: str = "v2") -> FeatureSet:
     """Compute features and target for every row of a snapshot panel.
 
     Parameters
@@ -125,6 +226,9 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
         ``change_7d``, ``volume_24h``, ``market_cap``; optional ``symbol``,
         ``coin_name`` and extra numeric ``x_*`` columns, which become features as they are.
         Any row order; one row per (coin_id, snapshot_ts).
+    feature_set : {"v2", "v1"}, default="v2"
+        ``"v1"`` keeps only the columns of the first models (:data:`V1_FEATURES`), for
+        comparisons; ``"v2"`` is :data:`BASE_FEATURES`.
 
     Returns
     -------
@@ -141,6 +245,8 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
     History windows count the coin's own snapshots (the current one included), so a coin
     missing from some snapshots uses its most recent rows. Missing history is NaN.
     """
+    if feature_set not in ("v1", "v2"):
+        raise InputError(f"feature_set {feature_set!r} is not one of ['v1', 'v2']")
     missing = [c for c in PANEL_COLUMNS if c not in panel.columns]
     if missing:
         raise InputError(f"panel lacks column(s) {missing}; it has {list(panel.columns)}")
@@ -204,6 +310,41 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
     # Capped so that prediction, which reads only the newest HISTORY_ROWS snapshots,
     # computes it exactly as training did.
     feats["snapshots_seen"] = np.minimum(pos + 1, HISTORY_ROWS).astype(float)
+
+    # Memory: a long window and exponentially weighted means, and today against them.
+    s, _s2, n = _window_sums(lt, pos, LONG_WINDOW)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        long_mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
+    for h in EWM_HALFLIVES:
+        feats[f"log_turnover_ewm_{h}"] = _ewm_window(lt, pos, h, LONG_WINDOW)
+    feats["log_turnover_dev_long"] = lt - long_mean
+    # Market-wide components at the snapshot, and the coin against them.
+    log_mcap = feats["log_market_cap"]
+    market = market_series(t, len(times), lt, ret, log_mcap)
+    for name in MARKET_FEATURES:
+        feats[name] = market[name][t]
+    feats["log_turnover_dev_market"] = lt - feats["market_log_turnover"]
+    feats["log_mcap_rel"] = log_mcap - feats["market_log_market_cap"]
+    # Volatility proxies.
+    abs_diff = np.abs(lt - prev_lt)
+    feats["abs_log_turnover_diff"] = abs_diff
+    s, _s2, n = _window_sums(abs_diff, pos, ABS_WINDOW)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        feats[f"abs_log_turnover_diff_mean_{ABS_WINDOW}"] = np.where(
+            n > 0, s / np.maximum(n, 1), np.nan
+        )
+    feats["abs_return_1"] = np.abs(ret)
+    feats["abs_change_24h"] = np.abs(feats["change_24h"])
+    # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
+    # cadence) the weekday of the target, assumed one such gap ahead.
+    ts_ns = times.as_unit("ns").asi8[t]
+    gap = np.where(new_coin, np.nan, (ts_ns - np.roll(ts_ns, 1)) / 86_400e9)
+    feats["gap_days"] = gap
+    daily = np.isfinite(gap) & (gap <= DAILY_GAP_DAYS)
+    target_ns = ts_ns + np.where(daily, gap, 0.0) * 86_400e9
+    weekday = ((target_ns // 86_400e9).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    feats["target_weekday"] = np.where(daily, weekday, np.nan).astype(float)
     for c in extras:
         feats[c] = pd.to_numeric(col[c], errors="coerce").astype(float)
 
@@ -217,9 +358,11 @@ def build_features(panel: pd.DataFrame) -> FeatureSet:
     # Back to time-then-coin order, the order of load_snapshots.
     order = np.argsort(t, kind="stable")
     t_out = t[order]
-    X = pd.DataFrame({c: feats[c][order] for c in [*BASE_FEATURES, *extras]})
-    next_ts = times.take(np.where(has_next[order], t_out + 1, -1), allow_fill=True,
-                         fill_value=pd.NaT)
+    names = V1_FEATURES if feature_set == "v1" else BASE_FEATURES
+    X = pd.DataFrame({c: feats[c][order] for c in [*names, *extras]})
+    next_ts = times.take(
+        np.where(has_next[order], t_out + 1, -1), allow_fill=True, fill_value=pd.NaT
+    )
     meta = pd.DataFrame(
         {
             "coin_id": coin[order],

@@ -25,7 +25,7 @@ import pandas as pd
 from .. import db, identity
 from ..errors import InputError, NotFound
 from ..settings import Settings, load_settings
-from .features import HISTORY_ROWS, PANEL_COLUMNS, build_features
+from .features import HISTORY_ROWS, MARKET_FEATURES, PANEL_COLUMNS, build_features
 from .registry import LoadedModel, load_verified_model
 
 LEVELS = ("Low", "Medium", "High")
@@ -92,6 +92,29 @@ class RecentHistory:
         if len(panel):  # the newest snapshot's caps rank every request without a time
             newest = self.columns["snapshot_ts"][-1]
             self._caps[newest] = self.caps_at(newest)
+        # The market-wide features at each stored snapshot time, from every stored coin.
+        self.market_times = np.unique(self.columns["snapshot_ts"])
+        self.market: dict[str, np.ndarray] = {}
+        if len(panel):
+            fs = build_features(panel)
+            first = ~fs.meta["t"].duplicated().to_numpy()
+            self.market = {m: fs.X[m].to_numpy()[first] for m in MARKET_FEATURES}
+
+    def with_market(self, X: pd.DataFrame, ts_ns: np.ndarray) -> pd.DataFrame:
+        """``X`` with the market-wide features of the newest stored snapshot time at or
+        before each row's time (UTC ns), and the coin's deviations from them.
+
+        A row at a stored time gets exactly what training computed; a newer row gets
+        the newest stored market (the other coins at its own time are not known yet).
+        """
+        if not self.market or not all(m in X.columns for m in MARKET_FEATURES):
+            return X
+        at = np.searchsorted(self.market_times, ts_ns, side="right") - 1
+        for m in MARKET_FEATURES:
+            X[m] = np.where(at >= 0, self.market[m][np.maximum(at, 0)], np.nan)
+        X["log_turnover_dev_market"] = X["log_turnover"] - X["market_log_turnover"]
+        X["log_mcap_rel"] = X["log_market_cap"] - X["market_log_market_cap"]
+        return X
 
     @classmethod
     def read(cls, engine, version: tuple) -> RecentHistory:
@@ -223,7 +246,8 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     newest = ~fs.meta["coin_id"].duplicated(keep="last").to_numpy()
     X = fs.X[newest].set_axis(fs.meta.loc[newest, "coin_id"].to_numpy()).sort_index()
     X["mcap_rank"] = _ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
-    return X.reset_index(drop=True), seen
+    X = recent.with_market(X.reset_index(drop=True), until)
+    return X, seen
 
 
 def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
@@ -240,6 +264,8 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
         # Python per tree, which was 75% of the model's share of a one-row request.
         per_tree = np.stack([tree.tree_.predict(transformed).reshape(len(transformed))
                              for tree in forest.estimators_])
+        if hasattr(pipeline, "anchor_of"):  # the trees predict the change from an anchor
+            per_tree = per_tree + pipeline.anchor_of(Xm)
         point = per_tree.mean(axis=0)
         low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
     else:
@@ -366,6 +392,7 @@ def predict_for_symbol(
     X = fs.X.iloc[[-1]].reset_index(drop=True)
     caps = recent.caps_at(_ns([coin["snapshot_ts"]])[0])
     X["mcap_rank"] = _ranks(caps, np.array([float(coin["market_cap"])]), [coin["coin_id"]])
+    X = recent.with_market(X, _ns([coin["snapshot_ts"]]))
     model = model or load_verified_model(settings)
     frame = pd.DataFrame([{"coin_name": coin["coin_name"], "symbol": coin["symbol"]}])
     result = _results(model, X, frame, [len(h)])[0]

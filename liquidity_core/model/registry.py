@@ -44,6 +44,7 @@ JSON_COLUMNS = (
     "features",
     "cv_scores",
     "holdout_r2_by_snapshot",
+    "holdout_skill_by_snapshot",
     "candidates",
     "band_edges",
     "library_versions",

@@ -37,6 +37,7 @@ from ..errors import InputError, ModelError, NotEnoughData, NotFound
 from ..settings import Settings
 from . import registry
 from .features import build_features
+from .metrics import holdout_scores
 from .splits import PanelTimeSeriesSplit, holdout_split
 
 log = logging.getLogger(__name__)
@@ -351,12 +352,15 @@ def _load_stage_data(stage: Path) -> dict:
 
 
 def forest_pipeline(settings: Settings, *, max_samples):
-    """``Pipeline([("scale", StandardScaler()), ("model", RandomForestRegressor(...))])``."""
+    """``AnchoredPipeline([("scale", StandardScaler()), ("model", RandomForestRegressor())])``:
+    a Pipeline fitted on the change from the current log turnover (see target.py)."""
     from sklearn.ensemble import RandomForestRegressor
-    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return Pipeline(
+    from .target import AnchoredPipeline
+
+    # The forest predicts the change from today's log turnover; predict() adds it back.
+    return AnchoredPipeline(
         [
             ("scale", StandardScaler()),
             (
@@ -377,6 +381,8 @@ def _candidate_pipelines(settings: Settings, options: dict) -> dict:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
+
+    from .target import har_challenger
 
     return {
         "HistGradientBoostingRegressor": (
@@ -405,6 +411,7 @@ def _candidate_pipelines(settings: Settings, options: dict) -> dict:
             ),
             options["svr_rows"],
         ),
+        "HAR-Ridge": (har_challenger(), None),  # see target.py
     }
 
 
@@ -550,6 +557,7 @@ def train_challenger(
     persistence_r2 = _r2(y_hold, persistence)
     mse_p = _mse(y_hold, persistence)
     skill = None if mse_p == 0 else 1.0 - _mse(y_hold, pred) / mse_p
+    scores = holdout_scores(meta_hold, y_hold, pred, persistence)  # per holdout snapshot
 
     # Other algorithms scored on the same folds, for the report (the forest is in
     # cv_scores / holdout_r2 / params).
@@ -598,6 +606,8 @@ def train_challenger(
         "holdout_r2_by_snapshot": _per_snapshot_r2(
             meta_hold, y_hold, {"model": pred, "persistence": persistence}
         ),
+        "holdout_skill_by_snapshot": scores["per_snapshot"],
+        "snapshots_beating_persistence": scores["snapshots_beating_persistence"],
         "candidates": cands,
         "band_edges": band_edges,
         "library_versions": library_versions(),
@@ -622,6 +632,7 @@ def train_challenger(
             "holdout_r2",
             "persistence_r2",
             "holdout_skill",
+            "snapshots_beating_persistence",
             "cv_r2_mean",
             "train_seconds",
         )
@@ -723,6 +734,7 @@ _RESULT_KEYS = (
     "status",
     "holdout_r2",
     "holdout_skill",
+    "snapshots_beating_persistence",
     "champion_version",
     "champion_holdout_r2",
     "persistence_r2",
@@ -819,6 +831,8 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
             "train_seconds",
         )
     }
+    for k in ("snapshots_beating_persistence", "holdout_skill_by_snapshot"):
+        row[k] = challenger.get(k)  # absent from runs staged before migration 005
     row.update(
         created_at=registry.utc_now_iso(),
         champion_version=decision["champion_version"],

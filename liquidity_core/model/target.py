@@ -1,0 +1,154 @@
+"""What the forest predicts: the change from an anchor, reassembled as a level.
+
+A random forest predicts the mean of training targets in a leaf, so it cannot predict a
+level outside what it has seen, and it shrinks every prediction toward the middle of the
+panel: the largest, least traded coins come out too high and the busiest too low (the
+market-cap bias of the first models). Predicting the *change* from the coin's current
+log turnover removes the level from what the trees must learn; the published output is
+the anchor plus the predicted change.
+
+The anchor is the coin's current log turnover moved by a small linear HAR-style base: a
+ridge regression of the change on today's level and the coin's mean log turnover over
+3, 7, 30 and 60 snapshots (each as its distance from today). The ridge penalty (chosen
+by RidgeCV) shrinks the base toward persistence, so on a short or noisy panel it falls
+back to "tomorrow = today"; the linear part carries the mean reversion that a forest
+would otherwise approximate in steps, and the forest models what is left.
+
+:class:`AnchoredPipeline` is a scikit-learn :class:`~sklearn.pipeline.Pipeline` (so the
+published model is still ``Pipeline(StandardScaler, RandomForestRegressor)``, tuned by
+``GridSearchCV`` and cloned like one) whose ``fit`` subtracts the anchor from ``y`` and
+whose ``predict`` adds it back. Serving, which walks the trees itself, adds
+:meth:`AnchoredPipeline.anchor_of` to each tree's output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+#: The default anchor: the coin's current log turnover (persistence).
+DEFAULT_ANCHOR = "log_turnover"
+#: Used, in order, where the anchor column is missing (NaN).
+ANCHOR_FALLBACKS = ("log_turnover_mean_7", "log_turnover_mean_30")
+#: Columns of the linear base, each taken as its difference from the anchor.
+HAR_COLUMNS = (
+    "log_turnover_mean_3",
+    "log_turnover_mean_7",
+    "log_turnover_mean_30",
+    "log_turnover_mean_60",
+)
+#: Ridge penalties the base chooses among (on standardized columns).
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+
+
+def har_design(X: pd.DataFrame, anchor: np.ndarray, columns) -> pd.DataFrame:
+    """The base's inputs: the anchor and each HAR column's distance from it."""
+    design = {"anchor": anchor}
+    for c in columns:
+        values = X[c].to_numpy(dtype=float) if c in X.columns else np.full(len(X), np.nan)
+        design[c] = values - anchor
+    return pd.DataFrame(design, index=X.index)
+
+
+def har_ridge(alphas=RIDGE_ALPHAS):
+    """``Pipeline(SimpleImputer, StandardScaler, RidgeCV)``: the linear base."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("ridge", RidgeCV(alphas=alphas)),
+        ]
+    )
+
+
+class AnchoredPipeline(Pipeline):
+    """A Pipeline fitted on ``y - anchor`` whose predictions are ``anchor + output``.
+
+    Parameters
+    ----------
+    steps : list of (str, estimator)
+        As :class:`~sklearn.pipeline.Pipeline`.
+    anchor : str, default="log_turnover"
+        Feature column of the anchor. Where it is NaN the first finite of
+        :data:`ANCHOR_FALLBACKS` is used, then the mean training target.
+    base_columns : tuple of str or None, default=HAR_COLUMNS
+        Columns of the linear base added to the anchor; None or empty: no base (the
+        steps predict the plain change from the anchor).
+    memory, verbose
+        As :class:`~sklearn.pipeline.Pipeline`.
+
+    Attributes
+    ----------
+    anchor_fill_ : float
+        Mean training target, the anchor of rows with no usable column.
+    base_ : Pipeline or None
+        The fitted linear base (:func:`har_ridge`), fitted on ``y - anchor``.
+    """
+
+    def __init__(
+        self,
+        steps,
+        *,
+        anchor: str = DEFAULT_ANCHOR,
+        base_columns=HAR_COLUMNS,
+        memory=None,
+        verbose=False,
+    ):
+        self.anchor = anchor
+        self.base_columns = base_columns
+        super().__init__(steps, memory=memory, verbose=verbose)
+
+    def anchor_of(self, X) -> np.ndarray:
+        """The anchor of each row of ``X``: the anchor column plus the linear base."""
+        level = self._level(X)
+        base = getattr(self, "base_", None)
+        if base is None:
+            return level
+        return level + base.predict(har_design(X, level, self.base_columns))
+
+    def _level(self, X) -> np.ndarray:
+        fill = getattr(self, "anchor_fill_", 0.0)
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("AnchoredPipeline needs a DataFrame with named feature columns")
+        out = np.full(len(X), np.nan)
+        for name in (self.anchor, *ANCHOR_FALLBACKS):
+            if name in X.columns:
+                values = X[name].to_numpy(dtype=float)
+                out = np.where(np.isfinite(out), out, values)
+        return np.where(np.isfinite(out), out, fill)
+
+    def fit(self, X, y, **params):
+        y = np.asarray(y, dtype=float)
+        self.anchor_fill_ = float(np.nanmean(y)) if len(y) else 0.0
+        self.base_ = None
+        if self.base_columns:
+            level = self._level(X)
+            self.base_ = har_ridge().fit(har_design(X, level, self.base_columns), y - level)
+        return super().fit(X, y - self.anchor_of(X), **params)
+
+    def predict(self, X, **params):
+        return super().predict(X, **params) + self.anchor_of(X)
+
+    def predict_change(self, X, **params):
+        """The fitted steps' own output: the predicted change from the anchor."""
+        return super().predict(X, **params)
+
+    def score(self, X, y, sample_weight=None, **params):
+        from sklearn.metrics import r2_score
+
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+def har_challenger():
+    """The linear HAR challenger scored beside the forest: a ridge regression of the
+    next log turnover on today's and the mean log turnover over 3, 7, 30 and 60
+    snapshots (``Pipeline(select, SimpleImputer, StandardScaler, RidgeCV)``)."""
+    from sklearn.compose import ColumnTransformer
+
+    select = ColumnTransformer([("har", "passthrough", [DEFAULT_ANCHOR, *HAR_COLUMNS])])
+    return Pipeline([("select", select), *har_ridge().steps])
