@@ -178,7 +178,7 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
     deleted or inserted. Returns ``{"aliases": n, "added": n, "removed": n}``.
     """
     if db.dialect_of(conn) == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     spans = _frame(conn, "identity_coin_spans")
     times = _frame(conn, "identity_snapshot_times")["snapshot_ts"]
     shared = _frame(conn, "identity_shared_symbols")

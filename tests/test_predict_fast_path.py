@@ -15,6 +15,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from liquidity_core.model import intervals
 from liquidity_core.model.predict import INTERVAL_PERCENTILES, predict_frame
 from liquidity_core.model.registry import LoadedModel, load_verified_model
 
@@ -28,15 +29,23 @@ def _random_frame(rng: np.random.Generator, n: int, *, nan_share: float) -> pd.D
     return pd.DataFrame(values, columns=FEATURES)
 
 
-def _sklearn_reference(pipeline, X: pd.DataFrame) -> dict:
-    """What ``predict_frame`` should return, through scikit-learn's public API only."""
+def _sklearn_reference(pipeline, X: pd.DataFrame, calibration=None) -> dict:
+    """What ``predict_frame`` should return, through scikit-learn's public API only.
+
+    With a ``calibration`` (models trained since migration 006) the interval is the
+    calibrated one around the point forecast; without, the trees' percentiles.
+    """
     forest = pipeline.steps[-1][1]
     transformed = pipeline[:-1].transform(X)
     per_tree = np.stack([tree.predict(transformed) for tree in forest.estimators_])
     if hasattr(pipeline, "anchor_of"):  # the trees predict the change from the anchor
         per_tree = per_tree + pipeline.anchor_of(X)
-    low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
-    return {"point": pipeline.predict(X), "low": low, "high": high}
+    point = pipeline.predict(X)
+    if calibration:
+        low, high = intervals.bounds(point, X[intervals.BUCKET_FEATURE].to_numpy(), calibration)
+    else:
+        low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
+    return {"point": point, "low": low, "high": high}
 
 
 def _assert_same(got: dict, want: dict) -> None:
@@ -89,4 +98,6 @@ def test_fast_path_matches_sklearn_for_the_trained_champion(settings, engine, tm
     values = rng.normal(size=(4000, len(columns))) * 3
     values[rng.random(values.shape) < 0.1] = np.nan
     X = pd.DataFrame(values, columns=columns)
-    _assert_same(predict_frame(model, X), _sklearn_reference(model.pipeline, X))
+    calibration = model.metadata["interval_calibration"]
+    assert calibration, "a newly trained champion carries its interval calibration"
+    _assert_same(predict_frame(model, X), _sklearn_reference(model.pipeline, X, calibration))

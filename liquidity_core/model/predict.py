@@ -25,11 +25,13 @@ import pandas as pd
 from .. import db, identity
 from ..errors import InputError, NotFound
 from ..settings import Settings, load_settings
+from . import intervals
 from .features import HISTORY_ROWS, MARKET_FEATURES, PANEL_COLUMNS, build_features
 from .registry import LoadedModel, load_verified_model
 
 LEVELS = ("Low", "Medium", "High")
-#: Percentiles of the trees' predictions that bound the interval.
+#: Percentiles of the trees' predictions that bound the interval of a model trained before
+#: calibrated intervals (migration 006); later models carry their calibration.
 INTERVAL_PERCENTILES = (10.0, 90.0)
 #: Stand-in time for rows given without a snapshot time: after any stored history.
 _FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
@@ -251,7 +253,11 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
 
 
 def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
-    """Point forecast and tree interval (log turnover) for feature rows ``X``."""
+    """Point forecast and interval (log turnover) for feature rows ``X``.
+
+    The interval is the model's calibrated one (:mod:`.intervals`) when its version has a
+    calibration, else (versions trained before it) the trees' 10th-90th percentile.
+    """
     pipeline = model.pipeline
     Xm = X.reindex(columns=model.feature_names)
     forest = pipeline.steps[-1][1]
@@ -271,6 +277,9 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
     else:
         point = pipeline.predict(Xm)
         low = high = point
+    calibration = model.metadata.get("interval_calibration")
+    if calibration:
+        low, high = intervals.bounds(point, Xm[intervals.BUCKET_FEATURE].to_numpy(), calibration)
     return {"point": point, "low": low, "high": high}
 
 
@@ -323,8 +332,8 @@ def predict_liquidity(
     list of dict
         One per row, in order: ``predicted_turnover`` (volume / market cap, not its
         log), ``predicted_log_turnover``, ``liquidity_level`` (Low / Medium / High from
-        the model's band edges), ``interval`` ``{"low", "high"}`` (10th and 90th
-        percentile of the trees, as turnover), ``model_version``, ``history_snapshots``
+        the model's band edges), ``interval`` ``{"low", "high"}`` (the model's
+        calibrated 80% interval, as turnover), ``model_version``, ``history_snapshots``
         (stored snapshots of the coin used; 0 for an unknown coin), ``coin_name``,
         ``symbol``.
 

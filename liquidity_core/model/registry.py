@@ -48,6 +48,8 @@ JSON_COLUMNS = (
     "candidates",
     "band_edges",
     "library_versions",
+    "interval_calibration",
+    "holdout_coverage_by_tercile",
 )
 TS_COLUMNS = ("created_at", "data_window_start", "data_window_end", "holdout_start", "holdout_end")
 

@@ -35,7 +35,7 @@ import pandas as pd
 from .. import db
 from ..errors import InputError, ModelError, NotEnoughData, NotFound
 from ..settings import Settings
-from . import registry
+from . import intervals, registry
 from .features import build_features
 from .metrics import holdout_scores
 from .splits import PanelTimeSeriesSplit, holdout_split
@@ -548,6 +548,10 @@ def train_challenger(
     )
 
     pred = best.predict(X_hold)
+    calibration = _calibrate(best, X_tune, y_tune, t_tune, cv)
+    hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
+    low, high = intervals.bounds(pred, hold_mcap, calibration)
+    covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
     persistence = X_hold["log_turnover"].to_numpy()
     recent = X_hold["log_turnover_mean_7"].to_numpy()
     fill = float(np.nanmean(y_tune))
@@ -610,6 +614,9 @@ def train_challenger(
         "snapshots_beating_persistence": scores["snapshots_beating_persistence"],
         "candidates": cands,
         "band_edges": band_edges,
+        "interval_calibration": calibration,
+        "holdout_coverage": covered["overall"],
+        "holdout_coverage_by_tercile": covered["by_tercile"],
         "library_versions": library_versions(),
         "train_seconds": round(time.perf_counter() - started, 3),
         "model_sha256": registry.sha256_file(model_path),
@@ -633,10 +640,26 @@ def train_challenger(
             "persistence_r2",
             "holdout_skill",
             "snapshots_beating_persistence",
+            "holdout_coverage",
             "cv_r2_mean",
             "train_seconds",
         )
     }
+
+
+def _calibrate(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
+    """Interval calibration (:mod:`.intervals`) on the last CV fold, out of sample.
+
+    The tuned model is refitted on that fold's training side only and forecasts its
+    validation snapshots; the holdout is never touched, so it can measure the coverage.
+    """
+    from sklearn.base import clone
+
+    *_, (fit_rows, cal_rows) = cv.split(X_tune, y_tune, groups=t_tune)
+    model = clone(best).fit(X_tune.iloc[fit_rows], y_tune[fit_rows])
+    residuals = y_tune[cal_rows] - model.predict(X_tune.iloc[cal_rows])
+    mcap = X_tune[intervals.BUCKET_FEATURE].to_numpy()[cal_rows]
+    return intervals.fit(residuals, mcap)
 
 
 def _grid_iter(grid: dict):
@@ -735,6 +758,8 @@ _RESULT_KEYS = (
     "holdout_r2",
     "holdout_skill",
     "snapshots_beating_persistence",
+    "holdout_coverage",
+    "holdout_coverage_by_tercile",
     "champion_version",
     "champion_holdout_r2",
     "persistence_r2",
@@ -831,8 +856,14 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
             "train_seconds",
         )
     }
-    for k in ("snapshots_beating_persistence", "holdout_skill_by_snapshot"):
-        row[k] = challenger.get(k)  # absent from runs staged before migration 005
+    for k in (
+        "snapshots_beating_persistence",
+        "holdout_skill_by_snapshot",
+        "interval_calibration",
+        "holdout_coverage",
+        "holdout_coverage_by_tercile",
+    ):
+        row[k] = challenger.get(k)  # absent from runs staged before migrations 005/006
     row.update(
         created_at=registry.utc_now_iso(),
         champion_version=decision["champion_version"],
