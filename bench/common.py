@@ -158,9 +158,13 @@ def _num(value) -> str:
 
 
 def check_goal(value, goal: str) -> bool | None:
-    """Whether ``value`` meets ``goal`` (``">= 0.5"``, ``"<= 2"``, ``"< 200"``, ``"== 0"``)."""
+    """Whether ``value`` meets ``goal`` (``">= 0.5"``, ``"<= 2"``, ``"< 200"``, ``"== 0"``,
+    or a closed range ``"0.75..0.85"``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if ".." in goal:
+        low, _, high = goal.partition("..")
+        return float(low) <= value <= float(high)
     op, _, bound = goal.partition(" ")
     bound = float(bound)
     return {

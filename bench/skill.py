@@ -53,7 +53,7 @@ def figure_names(scale: Scale) -> list[str]:
         return []
     return [
         f"skill_{c}_{what}" for c in ("daily", "monthly") for what in ("v1", "v2", "beat_share_v2")
-    ]
+    ] + [f"interval_coverage_{c}" for c in ("daily", "monthly")]
 
 
 def load_dev_panel(root: Path) -> pd.DataFrame:
@@ -174,6 +174,19 @@ def evaluate(panel: pd.DataFrame, holdout_snapshots: int, grid: str, settings) -
             n_features=X.shape[1],
             seconds=round(time.perf_counter() - t0, 1),
         )
+        if variant == "v2":  # the served interval, calibrated as the trainer does
+            from liquidity_core.model import intervals
+            from liquidity_core.model.train import calibrate_intervals
+
+            cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
+            cal = calibrate_intervals(
+                search.best_estimator_, X.iloc[tuning], y[tuning], t[tuning], cv
+            )
+            size = X_hold[intervals.BUCKET_FEATURE].to_numpy()
+            low, high = intervals.bounds(pred, size, cal)
+            out[variant]["coverage"] = intervals.coverage(
+                y_hold, low, high, size, cal["mcap_edges"]
+            )
         if variant == "v2":  # the linear HAR challenger of the report, same rows
             from liquidity_core.model.target import har_challenger
 
@@ -220,6 +233,17 @@ def run(scale: Scale, results: Results) -> None:
                 f"{cadence}: persistence MSE {p['persistence_mse']:.4f}, "
                 f"residual median by mcap tercile "
                 + ", ".join(f"{k} {v:+.3f}" for k, v in p["persistence_bias"].items()),
+            )
+            c = res["v2"]["coverage"]
+            results.add(
+                f"interval_coverage_{cadence}",
+                c["overall"],
+                "share",
+                goal="0.75..0.85",
+                note=f"nominal 80% interval on the {cadence} holdout; by market-cap tercile "
+                + ", ".join("-" if v is None else f"{v:.3f}" for v in c["by_tercile"])
+                + f"; mean width {c['mean_width']:.3f} (log turnover)",
+                **c,
             )
             h = res["har"]
             results.note(

@@ -548,7 +548,7 @@ def train_challenger(
     )
 
     pred = best.predict(X_hold)
-    calibration = _calibrate(best, X_tune, y_tune, t_tune, cv)
+    calibration = calibrate_intervals(best, X_tune, y_tune, t_tune, cv)
     hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
     low, high = intervals.bounds(pred, hold_mcap, calibration)
     covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
@@ -647,7 +647,7 @@ def train_challenger(
     }
 
 
-def _calibrate(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
+def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
     """Interval calibration (:mod:`.intervals`) on the last CV fold, out of sample.
 
     The tuned model is refitted on that fold's training side only and forecasts its
