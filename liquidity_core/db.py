@@ -49,6 +49,11 @@ def describe_url(url: str) -> str:
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
 
 
+def describe_backend(url: str) -> str:
+    """The kind of database only (for public pages: no path, host or user)."""
+    return f"the {make_url(url).get_backend_name()} database"
+
+
 @lru_cache(maxsize=16)
 def get_engine(url: str) -> Engine:
     """Return a shared engine for ``url``.

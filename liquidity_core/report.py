@@ -196,7 +196,7 @@ def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     tmp.write_text(
         PAGE.format(
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-            database=html.escape(db.describe_url(settings.database_url)),
+            database=html.escape(db.describe_backend(settings.database_url)),
             data=data_html,
             models=models_html,
             plots=json.dumps(plots + model_plots),

@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from liquidity_core import db
 
-from .errors import ApiError
+from .errors import ApiError, public_text
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__)
@@ -255,4 +255,5 @@ def readyz():
     """200 when a verified model is loaded and the newest pointer loaded cleanly."""
     status = model_holder().status()
     body = {"status": "ready" if status.ready else "not_ready", **status.as_dict()}
+    body["reason"] = public_text(body["reason"])
     return jsonify(body), 200 if status.ready else 503

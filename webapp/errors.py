@@ -13,9 +13,12 @@ JSON, too large a body, too many rows) the field is ``"body"``.
 from __future__ import annotations
 
 import logging
+import tempfile
+from functools import lru_cache
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from liquidity_core import errors as core
@@ -57,7 +60,44 @@ def error_body(code: str, message: str, errors: list[dict] | None = None) -> dic
     return {"error": code, "message": message, "errors": errors or []}
 
 
+@lru_cache(maxsize=8)
+def _private_words(settings) -> tuple[tuple[str, str], ...]:
+    """(server text, public stand-in) pairs, longest first: folders, the database URL,
+    file and host. Public pages and error bodies never show the server's own names."""
+    from liquidity_core.settings import PROJECT_ROOT
+
+    pairs = {
+        str(settings.model_dir): "MODEL_DIR",
+        str(settings.ingest_dir): "INGEST_DIR",
+        str(settings.var_dir): "VAR_DIR",
+        str(PROJECT_ROOT): "APP_DIR",
+        str(Path.home()): "~",
+        str(Path(tempfile.gettempdir()).resolve()): "TMP",
+        tempfile.gettempdir(): "TMP",
+        settings.database_url: "the database",
+    }
+    url = sa.engine.make_url(settings.database_url)
+    if url.database and url.get_backend_name() == "sqlite":
+        pairs[str(url.database)] = "the database file"
+    if url.host:
+        pairs[f"{url.host}:{url.port or 5432}"] = "the database server"
+        pairs[url.host] = "the database server"
+    pairs = {k: v for k, v in pairs.items() if k and len(k) > 1}
+    return tuple(sorted(pairs.items(), key=lambda kv: -len(kv[0])))
+
+
+def public_text(text):
+    """``text`` with server paths, the database URL and host replaced by stand-ins."""
+    if not isinstance(text, str) or not text:
+        return text
+    for word, stand_in in _private_words(current_app.config["SETTINGS"]):
+        text = text.replace(word, stand_in)
+    return text
+
+
 def _respond(status: int, code: str, message: str, errors: list[dict] | None = None):
+    message = public_text(message)
+    errors = [{k: public_text(v) for k, v in e.items()} for e in errors or []]
     if wants_json():
         response = jsonify(error_body(code, message, errors))
         response.status_code = status
@@ -109,9 +149,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(sa.exc.SQLAlchemyError)
     def _database_error(exc):
         log.error("database error on %s %s: %s", request.method, request.path, exc)
-        return _respond(
-            503, "database_unavailable", "the database cannot answer this request now"
-        )
+        return _respond(503, "database_unavailable", "the database cannot answer this request now")
 
     @app.errorhandler(Exception)
     def _unexpected(exc):

@@ -12,7 +12,7 @@ from liquidity_core.errors import InputError, ModelError
 
 from .api import app_engine, app_settings, model_holder, predict_rows, value_problems
 from .charts import r2_history_svg
-from .errors import ApiError
+from .errors import ApiError, public_text
 
 bp = Blueprint("views", __name__)
 
@@ -63,7 +63,7 @@ def index():
             if not field_errors:
                 message = str(exc)
         except ModelError as exc:
-            status, message = 503, f"No model can serve predictions yet: {exc}"
+            status, message = 503, public_text(f"No model can serve predictions yet: {exc}")
     return (
         render_template(
             "index.html",

@@ -212,6 +212,10 @@ def detect_format(header: Sequence[str]) -> FormatSpec:
 # --- slugs ----------------------------------------------------------------------------------
 
 
+#: Text no name or symbol may hold: C0 controls but tab/line breaks, DEL, lone surrogates.
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
 def coin_slug(name: str) -> str:
     """A stable id for a coin name: ASCII, lower case, runs of other characters as ``-``.
 
@@ -225,7 +229,7 @@ def coin_slug(name: str) -> str:
     folded = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
     if not slug:
-        slug = "coin-" + hashlib.sha1(str(name).encode("utf-8")).hexdigest()[:12]
+        slug = "coin-" + hashlib.sha1(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return slug
 
 
@@ -376,17 +380,21 @@ def check_frame(
         if canon in user_of:
             text, empty, codes, uniques = _clean_text(raw[user_of[canon]],
                                                       upper=canon == "symbol")
+            u_bad = uniques.str.contains(_BAD_TEXT).to_numpy(bool)
+            bad = np.append(u_bad, False)[codes]
+            probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
+            text[bad], empty, uniques = None, empty | bad, uniques.mask(u_bad, "")
             if canon == "coin_name":
                 slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
                 coin_ids = slugs[codes]
                 coin_ids[empty] = None
         else:
             text = pd.Series(None, index=index, dtype=object)
-            empty = np.ones(n, dtype=bool)
+            empty, bad = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
             if canon == "coin_name":
                 coin_ids = np.full(n, None, dtype=object)
         if require_identity:
-            probs.add(empty, user, "missing")
+            probs.add(empty & ~bad, user, "missing")
         out[canon] = text
 
     # Numbers.
