@@ -21,6 +21,7 @@ run: setup  ## start the system on embedded defaults (SQLite, folders under var/
 
 test: setup  ## the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	# Both cores, one worker per file. The schemathesis file runs alone afterwards: its
 	# generated tests share one node id, which xdist would collapse into one.
 	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/test_openapi_fuzz.py
@@ -28,6 +29,7 @@ test: setup  ## the whole test suite
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: setup
 	$(BIN)/python -m bench

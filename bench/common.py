@@ -72,22 +72,52 @@ class Scale:
 
 SCALES = {
     "full": Scale(
-        name="full", ingest_coins=2000, ingest_snapshots=500, drop_coins=2000,
-        retrain_sizes=((2000, 125), (2000, 250), (2000, 500)), retrain_grid="default",
-        naive_mode="estimated", serve_coins=2000, serve_snapshots=60, serve_grid="heaviest",
-        load_seconds=30.0, repeats_1=200, repeats_batch=20, dag_test=True,
+        name="full",
+        ingest_coins=2000,
+        ingest_snapshots=500,
+        drop_coins=2000,
+        retrain_sizes=((2000, 125), (2000, 250), (2000, 500)),
+        retrain_grid="default",
+        naive_mode="estimated",
+        serve_coins=2000,
+        serve_snapshots=60,
+        serve_grid="heaviest",
+        load_seconds=30.0,
+        repeats_1=200,
+        repeats_batch=20,
+        dag_test=True,
     ),
     "small": Scale(
-        name="small", ingest_coins=500, ingest_snapshots=100, drop_coins=500,
-        retrain_sizes=((200, 100), (200, 200)), retrain_grid="default",
-        naive_mode="estimated", serve_coins=300, serve_snapshots=40, serve_grid="heaviest",
-        load_seconds=5.0, repeats_1=50, repeats_batch=5, dag_test=False,
+        name="small",
+        ingest_coins=500,
+        ingest_snapshots=100,
+        drop_coins=500,
+        retrain_sizes=((200, 100), (200, 200)),
+        retrain_grid="default",
+        naive_mode="estimated",
+        serve_coins=300,
+        serve_snapshots=40,
+        serve_grid="heaviest",
+        load_seconds=5.0,
+        repeats_1=50,
+        repeats_batch=5,
+        dag_test=False,
     ),
     "tiny": Scale(
-        name="tiny", ingest_coins=100, ingest_snapshots=20, drop_coins=50,
-        retrain_sizes=((40, 25), (40, 50)), retrain_grid="fast",
-        naive_mode="measured", serve_coins=40, serve_snapshots=25, serve_grid="fast",
-        load_seconds=4.0, repeats_1=5, repeats_batch=2, dag_test=False,
+        name="tiny",
+        ingest_coins=100,
+        ingest_snapshots=20,
+        drop_coins=50,
+        retrain_sizes=((40, 25), (40, 50)),
+        retrain_grid="fast",
+        naive_mode="measured",
+        serve_coins=40,
+        serve_snapshots=25,
+        serve_grid="fast",
+        load_seconds=4.0,
+        repeats_1=5,
+        repeats_batch=2,
+        dag_test=False,
     ),
 }
 
@@ -168,7 +198,10 @@ def check_goal(value, goal: str) -> bool | None:
     op, _, bound = goal.partition(" ")
     bound = float(bound)
     return {
-        ">=": value >= bound, "<=": value <= bound, "<": value < bound, ">": value > bound,
+        ">=": value >= bound,
+        "<=": value <= bound,
+        "<": value < bound,
+        ">": value > bound,
         "==": value == bound,
     }[op]
 
@@ -181,9 +214,18 @@ class Results:
         self.figures: dict[str, Figure] = {}
         self.notes: dict[str, str] = {}
 
-    def add(self, name: str, value, unit: str, *, reference: str | None = None,
-            goal: str | None = None, goal_on: str | None = None, note: str | None = None,
-            **extra) -> Figure:
+    def add(
+        self,
+        name: str,
+        value,
+        unit: str,
+        *,
+        reference: str | None = None,
+        goal: str | None = None,
+        goal_on: str | None = None,
+        note: str | None = None,
+        **extra,
+    ) -> Figure:
         """Record a figure; with ``reference`` (a recorded figure's name) add the ratio.
 
         ``goal_on`` defaults to ``"ratio"`` when a reference is given, else ``"value"``.
@@ -196,8 +238,17 @@ class Results:
             else:
                 reference = None
         goal_on = goal_on or ("ratio" if reference is not None else "value")
-        fig = Figure(name=name, value=value, unit=unit, ratio=ratio, reference=reference,
-                     goal=goal, goal_on=goal_on, note=note, extra=extra)
+        fig = Figure(
+            name=name,
+            value=value,
+            unit=unit,
+            ratio=ratio,
+            reference=reference,
+            goal=goal,
+            goal_on=goal_on,
+            note=note,
+            extra=extra,
+        )
         if goal is not None:
             fig.met = check_goal(ratio if goal_on == "ratio" else value, goal)
         self.figures[name] = fig
@@ -234,9 +285,23 @@ def pg_schema(prefix: str = "bench"):
 def psql_command(sql_or_meta: str) -> list[str]:
     """``psql`` arguments for the PostgreSQL server of :func:`pg_base_url`."""
     url = make_url(pg_base_url())
-    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", url.host or "127.0.0.1",
-           "-p", str(url.port or 5432), "-U", url.username or "postgres",
-           "-d", url.database or "postgres", "-c", sql_or_meta]
+    cmd = [
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        url.host or "127.0.0.1",
+        "-p",
+        str(url.port or 5432),
+        "-U",
+        url.username or "postgres",
+        "-d",
+        url.database or "postgres",
+        "-c",
+        sql_or_meta,
+    ]
     return cmd
 
 
@@ -266,7 +331,11 @@ def run_child(module: str, spec: dict, settings: Settings, *, timeout: float) ->
     """
     proc = subprocess.run(
         [sys.executable, "-m", module, "--child", json.dumps(spec)],
-        env=env_of(settings), cwd=str(REPO), capture_output=True, text=True, timeout=timeout,
+        env=env_of(settings),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_MARK)]
     if proc.returncode != 0 or not lines:
@@ -274,7 +343,7 @@ def run_child(module: str, spec: dict, settings: Settings, *, timeout: float) ->
             f"child {module} {spec.get('mode')} failed (exit {proc.returncode}):\n"
             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
         )
-    return json.loads(lines[-1][len(CHILD_MARK):])
+    return json.loads(lines[-1][len(CHILD_MARK) :])
 
 
 def child_report(payload: dict) -> None:

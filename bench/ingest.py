@@ -79,15 +79,25 @@ def run(scale: Scale, results: Results) -> None:
         t0 = time.perf_counter()
         panel = write_file(big, coins=scale.ingest_coins, snapshots=scale.ingest_snapshots)
         n = len(panel)
-        results.note("ingest", f"generated {big.name}: {n:,} rows, "
-                     f"{panel['date'].nunique()} dates, {big.stat().st_size / 1e6:.1f} MB "
-                     f"in {time.perf_counter() - t0:.1f}s")
+        results.note(
+            "ingest",
+            f"generated {big.name}: {n:,} rows, "
+            f"{panel['date'].nunique()} dates, {big.stat().st_size / 1e6:.1f} MB "
+            f"in {time.perf_counter() - t0:.1f}s",
+        )
         with pg_schema("bench_ingest") as (url, schema):
             _psql_reference(big, schema, n, results)
             settings = make_settings(root / "pg", url)
             db.upgrade(db.get_engine(url))
-            _timed_ingest(big, settings, n, "ingest_postgres", results,
-                          reference="ingest_psql_copy", goal=">= 0.5")
+            _timed_ingest(
+                big,
+                settings,
+                n,
+                "ingest_postgres",
+                results,
+                reference="ingest_psql_copy",
+                goal=">= 0.5",
+            )
             _dag_latency(scale, settings, panel, results)
         sqlite = make_settings(root / "sq", f"sqlite:///{root / 'sq' / 'liquidity.db'}")
         db.upgrade(db.get_engine(sqlite.database_url))
@@ -99,14 +109,20 @@ def _psql_reference(path: Path, schema: str, n: int, results: Results) -> None:
     table = REF_TABLE
     ddl = REF_DDL.format(schema=schema, table=table)
     subprocess.run(psql_command(ddl), env=psql_env(), check=True, capture_output=True)
-    copy = f'\\copy "{schema}".{table} FROM \'{path}\' WITH (FORMAT csv, HEADER true)'
+    copy = f"\\copy \"{schema}\".{table} FROM '{path}' WITH (FORMAT csv, HEADER true)"
     t0 = time.perf_counter()
     proc = subprocess.run(psql_command(copy), env=psql_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"psql \\copy failed: {proc.stderr.strip()}")
-    results.add("ingest_psql_copy", n / seconds, "rows/s", seconds=round(seconds, 3), rows=n,
-                note=f"{seconds:.2f}s; the file's columns, PK (date, coin)")
+    results.add(
+        "ingest_psql_copy",
+        n / seconds,
+        "rows/s",
+        seconds=round(seconds, 3),
+        rows=n,
+        note=f"{seconds:.2f}s; the file's columns, PK (date, coin)",
+    )
 
 
 def _timed_ingest(path: Path, settings, n: int, name: str, results: Results, **kw):
@@ -115,9 +131,16 @@ def _timed_ingest(path: Path, settings, n: int, name: str, results: Results, **k
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if outcome.status != "loaded" or outcome.rows_loaded != n:
         raise RuntimeError(f"{name}: expected {n} rows loaded, got {outcome.as_dict()}")
-    return results.add(name, n / seconds, "rows/s", seconds=round(seconds, 3), rows=n,
-                       cpu_seconds=round(cpu, 3),
-                       note=f"{seconds:.2f}s for {n:,} rows (client CPU {cpu:.2f}s)", **kw)
+    return results.add(
+        name,
+        n / seconds,
+        "rows/s",
+        seconds=round(seconds, 3),
+        rows=n,
+        cpu_seconds=round(cpu, 3),
+        note=f"{seconds:.2f}s for {n:,} rows (client CPU {cpu:.2f}s)",
+        **kw,
+    )
 
 
 def _drop(panel: pd.DataFrame, coins: int, k: int) -> tuple[pd.DataFrame, str]:
@@ -163,50 +186,76 @@ def _dag_latency(scale: Scale, settings, panel: pd.DataFrame, results: Results) 
         if seen != len(rows):
             raise RuntimeError(f"drop {date}: {seen} rows queryable, expected {len(rows)}")
     results.add(
-        "ingest_dag_latency", statistics.median(latencies), "s",
-        note=(f"median of {DROPS} drops of {scale.drop_coins:,} rows into a store of "
-              f"{len(panel):,}; measured in process via list_ready_files + ingest_one (the "
-              "ingest DAG's task path), settle time 0, no scheduler delay"),
+        "ingest_dag_latency",
+        statistics.median(latencies),
+        "s",
+        note=(
+            f"median of {DROPS} drops of {scale.drop_coins:,} rows into a store of "
+            f"{len(panel):,}; measured in process via list_ready_files + ingest_one (the "
+            "ingest DAG's task path), settle time 0, no scheduler delay"
+        ),
         runs=[round(v, 4) for v in latencies],
     )
     if scale.dag_test:
         try:
             _dag_test_latency(scale, settings, panel, results)
         except Exception as exc:  # the in-process figure above stands; say why this one is missing
-            results.note("ingest", f"ingest_dag_test_latency not measured: "
-                         f"{type(exc).__name__}: {exc}")
+            results.note(
+                "ingest", f"ingest_dag_test_latency not measured: {type(exc).__name__}: {exc}"
+            )
 
 
 def _dag_test_latency(scale: Scale, settings, panel: pd.DataFrame, results: Results) -> None:
     if not (REPO / "dags" / f"{DAG_ID}.py").exists():
-        results.note("ingest", f"ingest_dag_test_latency not measured: dags/{DAG_ID}.py "
-                     "is not in the tree")
+        results.note(
+            "ingest", f"ingest_dag_test_latency not measured: dags/{DAG_ID}.py is not in the tree"
+        )
         return
     home = Path(tempfile.mkdtemp(prefix="liquidity-bench-airflow-"))
     try:
         env = airflow_env(home, settings)
-        migrate = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-                                 env=env, capture_output=True, text=True, timeout=600)
+        migrate = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if migrate.returncode != 0:
-            results.note("ingest", "ingest_dag_test_latency not measured: airflow db migrate "
-                         f"failed: {migrate.stderr.strip()[-300:]}")
+            results.note(
+                "ingest",
+                "ingest_dag_test_latency not measured: airflow db migrate "
+                f"failed: {migrate.stderr.strip()[-300:]}",
+            )
             return
         rows, date = _drop(panel, scale.drop_coins, DROPS + 1)
         _land(rows, settings.ingest_dir, date)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(REPO / "tests" / "dag_runner.py"), DAG_ID],
-                              env=env, cwd=str(home), capture_output=True, text=True,
-                              timeout=900)
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "tests" / "dag_runner.py"), DAG_ID],
+            env=env,
+            cwd=str(home),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         seen = _count_at(settings.database_url, date)
         seconds = time.perf_counter() - t0
         marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("DAG_RESULT ")]
         if seen != len(rows):
             tail = (proc.stdout + proc.stderr)[-600:]
-            results.note("ingest", f"ingest_dag_test_latency not measured: after dag.test() "
-                         f"{seen} of {len(rows)} rows queryable ({marker or tail})")
+            results.note(
+                "ingest",
+                f"ingest_dag_test_latency not measured: after dag.test() "
+                f"{seen} of {len(rows)} rows queryable ({marker or tail})",
+            )
             return
-        results.add("ingest_dag_test_latency", seconds, "s",
-                    note="real dag.test() of the ingest DAG in a fresh Airflow process "
-                         "(includes interpreter start, Airflow import and DAG parse)")
+        results.add(
+            "ingest_dag_test_latency",
+            seconds,
+            "s",
+            note="real dag.test() of the ingest DAG in a fresh Airflow process "
+            "(includes interpreter start, Airflow import and DAG parse)",
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -46,8 +46,9 @@ PROBE_TREES = 8
 def figure_names(scale: Scale) -> list[str]:
     """The figures :func:`run` records."""
     labels = [rows_label(c * s) for c, s in scale.retrain_sizes]
-    names = [f"retrain_{lb}_{what}" for lb in labels
-             for what in ("seconds", "peak_rss", "model_size")]
+    names = [
+        f"retrain_{lb}_{what}" for lb in labels for what in ("seconds", "peak_rss", "model_size")
+    ]
     names += [f"retrain_growth_{a}_{b}" for a, b in zip(labels, labels[1:], strict=False)]
     return names + [f"retrain_naive_{labels[0]}_seconds"]
 
@@ -62,41 +63,80 @@ def run(scale: Scale, results: Results) -> None:
             label = rows_label(n)
             settings = _store(root / label, coins, snapshots, results)
             stores[label] = settings
-            out = run_child("bench.retrain", {"mode": "cycle", "grid": scale.retrain_grid},
-                            settings, timeout=3 * 3600)
+            out = run_child(
+                "bench.retrain",
+                {"mode": "cycle", "grid": scale.retrain_grid},
+                settings,
+                timeout=3 * 3600,
+            )
             full = scale.name == "full" and n >= 1_000_000
-            results.add(f"retrain_{label}_seconds", out["seconds"], "s",
-                        goal="<= 600" if full else None,
-                        note=(f"{coins:,} coins x {snapshots} snapshots; CPU "
-                              f"{out['cycle_cpu_seconds']:.0f}s; holdout R2 "
-                              f"{_f(out['holdout_r2'])} vs persistence "
-                              f"{_f(out['persistence_r2'])}; best {out['params']}"),
-                        **{k: out[k] for k in ("holdout_r2", "persistence_r2", "params",
-                                               "train_seconds", "cycle_cpu_seconds",
-                                               "log_tail")})
-            results.add(f"retrain_{label}_peak_rss", out["peak_rss_mib"], "MiB",
-                        goal="< 4096" if full else None,
-                        note="peak RSS of the child process running the cycle")
-            results.add(f"retrain_{label}_model_size", out["model_bytes"] / 1e6, "MB",
-                        goal="< 100" if full else None)
+            results.add(
+                f"retrain_{label}_seconds",
+                out["seconds"],
+                "s",
+                goal="<= 600" if full else None,
+                note=(
+                    f"{coins:,} coins x {snapshots} snapshots; CPU "
+                    f"{out['cycle_cpu_seconds']:.0f}s; holdout R2 "
+                    f"{_f(out['holdout_r2'])} vs persistence "
+                    f"{_f(out['persistence_r2'])}; best {out['params']}"
+                ),
+                **{
+                    k: out[k]
+                    for k in (
+                        "holdout_r2",
+                        "persistence_r2",
+                        "params",
+                        "train_seconds",
+                        "cycle_cpu_seconds",
+                        "log_tail",
+                    )
+                },
+            )
+            results.add(
+                f"retrain_{label}_peak_rss",
+                out["peak_rss_mib"],
+                "MiB",
+                goal="< 4096" if full else None,
+                note="peak RSS of the child process running the cycle",
+            )
+            results.add(
+                f"retrain_{label}_model_size",
+                out["model_bytes"] / 1e6,
+                "MB",
+                goal="< 100" if full else None,
+            )
             timings.append((n, label, out["seconds"]))
         for (n1, l1, t1), (n2, l2, t2) in zip(timings, timings[1:], strict=False):
-            results.add(f"retrain_growth_{l1}_{l2}", math.log(t2 / t1) / math.log(n2 / n1), "",
-                        goal="<= 1",
-                        note=f"time exponent between {l1} and {l2} rows (1 = linear)")
+            results.add(
+                f"retrain_growth_{l1}_{l2}",
+                math.log(t2 / t1) / math.log(n2 / n1),
+                "",
+                goal="<= 1",
+                note=f"time exponent between {l1} and {l2} rows (1 = linear)",
+            )
         n, label, _ = timings[0]
         mode = os.environ.get("BENCH_NAIVE") or scale.naive_mode
         if mode not in ("measured", "estimated"):
             raise SystemExit(f"BENCH_NAIVE={mode!r} is not 'measured' or 'estimated'")
-        out = run_child("bench.retrain", {"mode": f"naive_{mode}", "grid": scale.retrain_grid},
-                        stores[label], timeout=3 * 3600)
+        out = run_child(
+            "bench.retrain",
+            {"mode": f"naive_{mode}", "grid": scale.retrain_grid},
+            stores[label],
+            timeout=3 * 3600,
+        )
         results.add(
-            f"retrain_naive_{label}_seconds", out["seconds"], "s",
+            f"retrain_naive_{label}_seconds",
+            out["seconds"],
+            "s",
             reference=f"retrain_{label}_seconds",
-            note=(f"{mode}: full-sample forests, GridSearchCV(cv=KFold(5)) over the same "
-                  f"{out['combinations']} combinations; load+features {out['prep_seconds']:.1f}s"
-                  + (f"; per-tree probe times {out['probe']}" if mode == "estimated" else "")),
-            mode=mode, **{k: v for k, v in out.items() if k not in ("seconds",)},
+            note=(
+                f"{mode}: full-sample forests, GridSearchCV(cv=KFold(5)) over the same "
+                f"{out['combinations']} combinations; load+features {out['prep_seconds']:.1f}s"
+                + (f"; per-tree probe times {out['probe']}" if mode == "estimated" else "")
+            ),
+            mode=mode,
+            **{k: v for k, v in out.items() if k not in ("seconds",)},
         )
 
 
@@ -118,8 +158,10 @@ def _store(root: Path, coins: int, snapshots: int, results: Results):
     if outcome.rows_loaded != len(panel):
         raise RuntimeError(f"panel ingest: {outcome.as_dict()}")
     path.unlink()
-    results.note("retrain", f"store of {len(panel):,} rows ready in "
-                 f"{time.perf_counter() - t0:.1f}s (not timed)")
+    results.note(
+        "retrain",
+        f"store of {len(panel):,} rows ready in {time.perf_counter() - t0:.1f}s (not timed)",
+    )
     return settings
 
 
@@ -163,8 +205,10 @@ def _best_params(settings, version) -> dict:
 
     row = get_version(db.get_engine(settings.database_url), version)
     params = row.get("params") or {}
-    return {k: params.get(k) for k in ("n_estimators", "max_depth", "min_samples_leaf",
-                                         "max_features", "max_samples")}
+    return {
+        k: params.get(k)
+        for k in ("n_estimators", "max_depth", "min_samples_leaf", "max_features", "max_samples")
+    }
 
 
 def _naive_data(settings):
@@ -185,13 +229,23 @@ def _child_naive_measured(spec: dict) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     X, y = _naive_data(settings)
     prep = time.perf_counter() - t0
-    search = GridSearchCV(forest_pipeline(settings, max_samples=None), GRIDS[spec["grid"]],
-                          cv=KFold(5), scoring="r2", refit=True, n_jobs=None)
+    search = GridSearchCV(
+        forest_pipeline(settings, max_samples=None),
+        GRIDS[spec["grid"]],
+        cv=KFold(5),
+        scoring="r2",
+        refit=True,
+        n_jobs=None,
+    )
     search.fit(X, y)
-    return {"seconds": time.perf_counter() - t0, "prep_seconds": prep,
-            "cpu_seconds": time.process_time() - cpu0,
-            "combinations": len(search.cv_results_["params"]), "rows": len(X),
-            "best_params": {k.split("__", 1)[1]: v for k, v in search.best_params_.items()}}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "prep_seconds": prep,
+        "cpu_seconds": time.process_time() - cpu0,
+        "combinations": len(search.cv_results_["params"]),
+        "rows": len(X),
+        "best_params": {k.split("__", 1)[1]: v for k, v in search.best_params_.items()},
+    }
 
 
 def _child_naive_estimated(spec: dict) -> dict:
@@ -220,24 +274,37 @@ def _child_naive_estimated(spec: dict) -> dict:
         t, c = time.perf_counter(), time.process_time()
         pipe.fit(X.iloc[train_idx], y[train_idx])
         pipe.score(X.iloc[test_idx], y[test_idx])
-        per_tree[key] = ((time.perf_counter() - t) / PROBE_TREES,
-                         (time.process_time() - c) / PROBE_TREES)
+        per_tree[key] = (
+            (time.perf_counter() - t) / PROBE_TREES,
+            (time.process_time() - c) / PROBE_TREES,
+        )
 
     def total(k: int) -> float:
         fits = [per_tree[shape_of(p)][k] * p["model__n_estimators"] for p in combos]
         return 5 * sum(fits) + REFIT_FACTOR * sum(fits) / len(fits)
 
-    probe = {",".join(f"{k.split('__')[1]}={v}" for k, v in key): round(s[0], 4)
-             for key, s in per_tree.items()}
+    probe = {
+        ",".join(f"{k.split('__')[1]}={v}" for k, v in key): round(s[0], 4)
+        for key, s in per_tree.items()
+    }
     # The CPU estimate (total(1)) came out implausibly low in the full run (36 s against
     # 2,600 s of wall time); it is kept in results.json only as "cpu_seconds_unchecked".
-    return {"seconds": prep + total(0), "cpu_seconds_unchecked": prep_cpu + total(1),
-            "prep_seconds": prep, "combinations": len(combos), "rows": len(X),
-            "probe": probe, "probe_seconds": time.perf_counter() - t0}
+    return {
+        "seconds": prep + total(0),
+        "cpu_seconds_unchecked": prep_cpu + total(1),
+        "prep_seconds": prep,
+        "combinations": len(combos),
+        "rows": len(X),
+        "probe": probe,
+        "probe_seconds": time.perf_counter() - t0,
+    }
 
 
-CHILDREN = {"cycle": _child_cycle, "naive_measured": _child_naive_measured,
-            "naive_estimated": _child_naive_estimated}
+CHILDREN = {
+    "cycle": _child_cycle,
+    "naive_measured": _child_naive_measured,
+    "naive_estimated": _child_naive_estimated,
+}
 
 
 if __name__ == "__main__":

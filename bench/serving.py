@@ -55,14 +55,25 @@ INPUT_COLUMNS = ("coin", "symbol", "price", "1h", "24h", "7d", "24h_volume", "mk
 
 def figure_names(scale: Scale) -> list[str]:
     """The figures :func:`run` records."""
-    return ["predict_inprocess_1row", "predict_inprocess_1000rows", "http_1row_median",
-            "http_1000rows_median", "http_load_p50", "http_load_p99", "http_load_errors",
-            "http_load_rps", "http_reload_errors", "http_reload_seconds"]
+    return [
+        "predict_inprocess_1row",
+        "predict_inprocess_1000rows",
+        "http_1row_median",
+        "http_1000rows_median",
+        "http_load_p50",
+        "http_load_p99",
+        "http_load_errors",
+        "http_load_rps",
+        "http_reload_errors",
+        "http_reload_seconds",
+    ]
 
 
 def run(scale: Scale, results: Results) -> None:
-    with tempfile.TemporaryDirectory(prefix="liquidity-bench-serving-") as tmp, \
-            pg_schema("bench_serve") as (url, _schema):
+    with (
+        tempfile.TemporaryDirectory(prefix="liquidity-bench-serving-") as tmp,
+        pg_schema("bench_serve") as (url, _schema),
+    ):
         root = Path(tmp)
         settings = make_settings(root, url)
         rows = _store(scale, settings, results)
@@ -94,9 +105,12 @@ def _store(scale: Scale, settings, results: Results) -> list[dict]:
         {k: (v if isinstance(v, str) else float(v)) for k, v in rec.items()}
         for rec in latest[list(INPUT_COLUMNS)].to_dict("records")
     ]
-    results.note("serving", f"store: {len(panel):,} rows ({scale.serve_coins:,} coins x "
-                 f"{scale.serve_snapshots} snapshots) on PostgreSQL, "
-                 f"{time.perf_counter() - t0:.1f}s")
+    results.note(
+        "serving",
+        f"store: {len(panel):,} rows ({scale.serve_coins:,} coins x "
+        f"{scale.serve_snapshots} snapshots) on PostgreSQL, "
+        f"{time.perf_counter() - t0:.1f}s",
+    )
     return rows
 
 
@@ -121,17 +135,21 @@ def _train_two(scale: Scale, settings, results: Results) -> tuple[str, str]:
         a = run_training_cycle(settings, run_id="bench-serve-a", grid=grid, candidates=False)
     finally:
         train.GRIDS.pop("bench_heaviest", None)
-    b = run_training_cycle(settings, run_id="bench-serve-b", grid="fast", candidates=False,
-                           promote=False)
+    b = run_training_cycle(
+        settings, run_id="bench-serve-b", grid="fast", candidates=False, promote=False
+    )
     pointer = registry.read_current_pointer(settings.model_dir)
     if pointer is None or pointer["version"] != a["version"]:
         raise RuntimeError(f"expected {a['version']} to be champion, pointer is {pointer}")
     size = registry.version_dir(settings.model_dir, a["version"]) / "model.pkl"
     params = registry.get_version(db.get_engine(settings.database_url), a["version"])["params"]
     shape = {k: params.get(k) for k in ("n_estimators", "max_depth", "min_samples_leaf")}
-    results.note("serving", f"champion A {a['version']} ({scale.serve_grid} grid {shape}, "
-                 f"{size.stat().st_size / 1e6:.1f} MB) and rejected B {b['version']} "
-                 f"trained in {time.perf_counter() - t0:.1f}s")
+    results.note(
+        "serving",
+        f"champion A {a['version']} ({scale.serve_grid} grid {shape}, "
+        f"{size.stat().st_size / 1e6:.1f} MB) and rejected B {b['version']} "
+        f"trained in {time.perf_counter() - t0:.1f}s",
+    )
     return a["version"], b["version"]
 
 
@@ -151,10 +169,14 @@ def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> N
         predict_liquidity([rows[i % len(rows)]], settings=settings, model=model)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    results.add("predict_inprocess_1row", 1000 * statistics.median(times), "ms",
-                note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms), "
-                     f"model {model.version} in memory",
-                cpu_ms=1000 * statistics.median(cpu))
+    results.add(
+        "predict_inprocess_1row",
+        1000 * statistics.median(times),
+        "ms",
+        note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms), "
+        f"model {model.version} in memory",
+        cpu_ms=1000 * statistics.median(cpu),
+    )
     batch = _batch(rows, BATCH)
     times, cpu = [], []
     for _ in range(scale.repeats_batch):
@@ -163,9 +185,13 @@ def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> N
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         assert len(out) == BATCH
-    results.add("predict_inprocess_1000rows", 1000 * statistics.median(times), "ms",
-                note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms)",
-                cpu_ms=1000 * statistics.median(cpu))
+    results.add(
+        "predict_inprocess_1000rows",
+        1000 * statistics.median(times),
+        "ms",
+        note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms)",
+        cpu_ms=1000 * statistics.median(cpu),
+    )
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -184,10 +210,23 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--access-logfile", "-", "webapp:create_app()"],
-            cwd=str(REPO), env=env_of(self.settings), stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--access-logfile",
+                "-",
+                "webapp:create_app()",
+            ],
+            cwd=str(REPO),
+            env=env_of(self.settings),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -230,8 +269,15 @@ class Gunicorn:
         self._log.close()
 
 
-def request(port: int, method: str, path: str, body=None, *, timeout: float = 30,
-            conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body=None,
+    *,
+    timeout: float = 30,
+    conn: http.client.HTTPConnection | None = None,
+) -> tuple[int, bytes]:
     """One request (on ``conn`` when given, else a fresh connection)."""
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -248,6 +294,7 @@ def request(port: int, method: str, path: str, body=None, *, timeout: float = 30
 
 def _warm(server: Gunicorn, rows: list[dict]) -> None:
     """Every worker loads its model: a burst of concurrent requests."""
+
     def hit():
         for i in range(5):
             request(server.port, "POST", "/api/v1/predict", rows[i % len(rows)])
@@ -265,16 +312,20 @@ def _sequential(scale: Scale, server: Gunicorn, rows: list[dict], results: Resul
     cpu0 = server.workers_cpu()
     for i in range(scale.repeats_1):
         t0 = time.perf_counter()
-        status, _ = request(server.port, "POST", "/api/v1/predict", rows[i % len(rows)],
-                            conn=conn)
+        status, _ = request(server.port, "POST", "/api/v1/predict", rows[i % len(rows)], conn=conn)
         times.append(time.perf_counter() - t0)
         bad += status != 200
     server_cpu = 1000 * (server.workers_cpu() - cpu0) / len(times)
-    results.add("http_1row_median", 1000 * statistics.median(times), "ms",
-                reference="predict_inprocess_1row", goal="<= 2",
-                note=f"one connection, {len(times)} sequential requests, {bad} errors; "
-                     f"server CPU {server_cpu:.1f} ms/request",
-                server_cpu_ms=server_cpu)
+    results.add(
+        "http_1row_median",
+        1000 * statistics.median(times),
+        "ms",
+        reference="predict_inprocess_1row",
+        goal="<= 2",
+        note=f"one connection, {len(times)} sequential requests, {bad} errors; "
+        f"server CPU {server_cpu:.1f} ms/request",
+        server_cpu_ms=server_cpu,
+    )
     batch = _batch(rows, BATCH)
     times = []
     for _ in range(scale.repeats_batch):
@@ -284,9 +335,15 @@ def _sequential(scale: Scale, server: Gunicorn, rows: list[dict], results: Resul
         if status != 200 or len(json.loads(body)["predictions"]) != BATCH:
             raise RuntimeError(f"batch of {BATCH}: HTTP {status} {body[:300]!r}")
     conn.close()
-    results.add("http_1000rows_median", 1000 * statistics.median(times), "ms",
-                reference="predict_inprocess_1000rows", goal="< 200", goal_on="value",
-                note=f"median of {len(times)} sequential batches of {BATCH} rows")
+    results.add(
+        "http_1000rows_median",
+        1000 * statistics.median(times),
+        "ms",
+        reference="predict_inprocess_1000rows",
+        goal="< 200",
+        goal_on="value",
+        note=f"median of {len(times)} sequential batches of {BATCH} rows",
+    )
 
 
 class _Loader(threading.Thread):
@@ -307,8 +364,9 @@ class _Loader(threading.Thread):
                 break
             version = None
             try:
-                status, body = request(self.port, "POST", "/api/v1/predict",
-                                       self.rows[i % len(self.rows)], conn=conn)
+                status, body = request(
+                    self.port, "POST", "/api/v1/predict", self.rows[i % len(self.rows)], conn=conn
+                )
                 if status == 200:
                     version = json.loads(body).get("model_version")
             except (OSError, http.client.HTTPException):
@@ -320,8 +378,15 @@ class _Loader(threading.Thread):
         conn.close()
 
 
-def _load(scale: Scale, settings, server: Gunicorn, rows: list[dict], row_b: dict,
-          version_a: str, results: Results) -> None:
+def _load(
+    scale: Scale,
+    settings,
+    server: Gunicorn,
+    rows: list[dict],
+    row_b: dict,
+    version_a: str,
+    results: Results,
+) -> None:
     start = time.perf_counter()
     cpu0 = time.process_time()
     server_cpu0 = server.workers_cpu()
@@ -331,9 +396,12 @@ def _load(scale: Scale, settings, server: Gunicorn, rows: list[dict], row_b: dic
         t.start()
     time.sleep(scale.load_seconds / 2)
     switch_at = time.perf_counter() - start
-    registry.write_current_pointer(settings.model_dir, version=row_b["version"],
-                                   sha256=row_b["artifact_sha256"],
-                                   artifact_path=row_b["artifact_path"])
+    registry.write_current_pointer(
+        settings.model_dir,
+        version=row_b["version"],
+        sha256=row_b["artifact_sha256"],
+        artifact_path=row_b["artifact_path"],
+    )
     for t in loaders:
         t.join()
     elapsed = time.perf_counter() - start
@@ -350,26 +418,50 @@ def _load(scale: Scale, settings, server: Gunicorn, rows: list[dict], row_b: dic
     # Closed loop: CONNECTIONS requests always in flight on `workers` single-threaded
     # workers, so each waits for the others ahead of it: latency >= this floor.
     floor = CONNECTIONS / server.workers * per_request
-    results.add("http_load_p50", float(np.percentile(lat, 50)), "ms",
-                reference="predict_inprocess_1row", goal="<= 2",
-                note=f"{CONNECTIONS} connections, {elapsed:.1f}s, {len(samples):,} requests; "
-                     f"queueing floor {CONNECTIONS}/{server.workers} workers x "
-                     f"{per_request:.1f} ms CPU per request = {floor:.0f} ms",
-                queue_floor_ms=floor)
-    results.add("http_load_p99", float(np.percentile(lat, 99)), "ms", goal="< 50",
-                max_ms=float(lat.max()))
-    results.add("http_load_errors", errors, "errors", goal="== 0",
-                statuses={str(k): int(v) for k, v in
-                          zip(*np.unique([s[2] for s in samples], return_counts=True),
-                              strict=True)})
-    results.add("http_load_rps", len(samples) / elapsed, "req/s",
-                note=f"workers used {server_cpu:.1f}s CPU ({per_request:.1f} ms/request), "
-                     f"the load generator {cpu:.1f}s, of the same 2 cores",
-                server_cpu_ms=per_request)
-    results.add("http_reload_errors", int(sum(1 for s in after if s[2] != 200)), "errors",
-                goal="== 0",
-                note=f"current.json switched to {row_b['version']} at {switch_at:.1f}s; "
-                     f"answers by version {served}")
-    results.add("http_reload_seconds", None if first_b is None else first_b - switch_at, "s",
-                note="from the pointer switch to the first answer from the new version "
-                     "(ModelHolder checks at most every 2 s)")
+    results.add(
+        "http_load_p50",
+        float(np.percentile(lat, 50)),
+        "ms",
+        reference="predict_inprocess_1row",
+        goal="<= 2",
+        note=f"{CONNECTIONS} connections, {elapsed:.1f}s, {len(samples):,} requests; "
+        f"queueing floor {CONNECTIONS}/{server.workers} workers x "
+        f"{per_request:.1f} ms CPU per request = {floor:.0f} ms",
+        queue_floor_ms=floor,
+    )
+    results.add(
+        "http_load_p99", float(np.percentile(lat, 99)), "ms", goal="< 50", max_ms=float(lat.max())
+    )
+    results.add(
+        "http_load_errors",
+        errors,
+        "errors",
+        goal="== 0",
+        statuses={
+            str(k): int(v)
+            for k, v in zip(*np.unique([s[2] for s in samples], return_counts=True), strict=True)
+        },
+    )
+    results.add(
+        "http_load_rps",
+        len(samples) / elapsed,
+        "req/s",
+        note=f"workers used {server_cpu:.1f}s CPU ({per_request:.1f} ms/request), "
+        f"the load generator {cpu:.1f}s, of the same 2 cores",
+        server_cpu_ms=per_request,
+    )
+    results.add(
+        "http_reload_errors",
+        int(sum(1 for s in after if s[2] != 200)),
+        "errors",
+        goal="== 0",
+        note=f"current.json switched to {row_b['version']} at {switch_at:.1f}s; "
+        f"answers by version {served}",
+    )
+    results.add(
+        "http_reload_seconds",
+        None if first_b is None else first_b - switch_at,
+        "s",
+        note="from the pointer switch to the first answer from the new version "
+        "(ModelHolder checks at most every 2 s)",
+    )

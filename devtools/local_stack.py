@@ -76,7 +76,10 @@ def _trigger(dag_id: str, env: dict) -> bool:
     """Trigger one run of ``dag_id``; False while the DAG is not parsed yet."""
     proc = subprocess.run(
         [str(BIN / "airflow"), "dags", "trigger", dag_id],
-        env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return proc.returncode == 0
 
@@ -137,9 +140,12 @@ def main() -> int:
         _start(
             [
                 str(BIN / "gunicorn"),
-                "--bind", f"127.0.0.1:{web_port}",
-                "--workers", "2",
-                "--access-logfile", "-",
+                "--bind",
+                f"127.0.0.1:{web_port}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
                 "--no-control-socket",  # gunicorn 27 otherwise shares ~/.gunicorn/gunicorn.ctl
                 "webapp:create_app()",
             ],
@@ -161,8 +167,9 @@ def main() -> int:
         if _rows_loaded(settings) == 0 and not any(settings.ingest_dir.glob("*.csv")):
             from liquidity_core.demo import write_demo_drops
 
-            files = write_demo_drops(settings.ingest_dir, coins=60, snapshots=20, seed=7,
-                                     start="2024-01-01")
+            files = write_demo_drops(
+                settings.ingest_dir, coins=60, snapshots=20, seed=7, start="2024-01-01"
+            )
             _say(f"dropped {len(files)} demo CSV files into {settings.ingest_dir}")
 
         home = settings.var_dir / "airflow"

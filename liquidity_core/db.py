@@ -193,7 +193,8 @@ def migration_files(dialect: str = "sqlite") -> list[tuple[str, Path]]:
                 continue  # a dialect's own file wins over a shared one
             found[version] = path
     missing = sorted(
-        m.group(1) for p in SQL_DIR.glob("*.sql")
+        m.group(1)
+        for p in SQL_DIR.glob("*.sql")
         if (m := _MIGRATION_NAME.match(p.name)) and m.group(1) not in found
     )
     if missing:

@@ -22,8 +22,34 @@ import pandas as pd
 
 from .errors import InputError
 
-_SYLLABLES = ("ba", "co", "da", "fi", "ga", "ho", "ka", "li", "mo", "nu", "pa", "qui", "ra",
-              "so", "ta", "vi", "xe", "zo", "el", "or", "an", "is", "um", "ex", "lu", "ne")
+_SYLLABLES = (
+    "ba",
+    "co",
+    "da",
+    "fi",
+    "ga",
+    "ho",
+    "ka",
+    "li",
+    "mo",
+    "nu",
+    "pa",
+    "qui",
+    "ra",
+    "so",
+    "ta",
+    "vi",
+    "xe",
+    "zo",
+    "el",
+    "or",
+    "an",
+    "is",
+    "um",
+    "ex",
+    "lu",
+    "ne",
+)
 _SUFFIXES = ("", "", "", " Coin", " Token", " Network", " Protocol", " Chain", " Finance")
 
 
@@ -52,9 +78,7 @@ def _names(rng: np.random.Generator, n: int) -> tuple[list[str], list[str]]:
 
 def _check_counts(coins: int, snapshots: int) -> None:
     if int(coins) < 1 or int(snapshots) < 1:
-        raise InputError(
-            f"coins={coins} and snapshots={snapshots}: both must be at least 1"
-        )
+        raise InputError(f"coins={coins} and snapshots={snapshots}: both must be at least 1")
 
 
 def generate_panel(
@@ -102,25 +126,26 @@ def generate_panel(
     steps = t_total + burn
 
     names, symbols = _names(rng, n)
-    level = rng.normal(np.log(0.06), 0.7, n)          # long-run log turnover per coin
-    phi = rng.uniform(0.55, 0.85, n)                  # persistence of log turnover
-    react_now = rng.uniform(3.0, 7.0, n)              # reaction to |today's return| / vol
-    react_lag = rng.uniform(3.0, 6.0, n)              # delayed reaction to yesterday's move
-    base_vol = rng.uniform(0.015, 0.06, n)            # daily return volatility
+    level = rng.normal(np.log(0.06), 0.7, n)  # long-run log turnover per coin
+    phi = rng.uniform(0.55, 0.85, n)  # persistence of log turnover
+    react_now = rng.uniform(3.0, 7.0, n)  # reaction to |today's return| / vol
+    react_lag = rng.uniform(3.0, 6.0, n)  # delayed reaction to yesterday's move
+    base_vol = rng.uniform(0.015, 0.06, n)  # daily return volatility
     supply = np.exp(rng.normal(18.0, 2.0, n))
     price0 = np.exp(rng.normal(0.0, 3.0, n))
 
-    market = rng.normal(0.0, 0.02, steps)             # common market factor
+    market = rng.normal(0.0, 0.02, steps)  # common market factor
     var = base_vol**2
     ret = np.zeros((steps, n))
     latent = np.empty((steps, n))
     prev_ret = np.zeros(n)
     prev_latent = level.copy()
-    for t in range(steps):                            # loop over time, vectorized over coins
+    for t in range(steps):  # loop over time, vectorized over coins
         var = base_vol**2 * 0.1 + 0.15 * prev_ret**2 + 0.75 * var
         r = 0.8 * market[t] + np.sqrt(var) * rng.standard_t(5, n) * np.sqrt(3 / 5)
         shock = react_now * (np.abs(r) - 0.8 * base_vol) + react_lag * (
-            np.abs(prev_ret) - 0.8 * base_vol)
+            np.abs(prev_ret) - 0.8 * base_vol
+        )
         prev_latent = level + phi * (prev_latent - level) + 0.6 * shock + rng.normal(0, 0.12, n)
         latent[t] = prev_latent
         ret[t] = r
@@ -138,17 +163,19 @@ def generate_panel(
 
     sl = slice(burn, steps)
     dates = pd.date_range(first, periods=t_total, freq="D").strftime("%Y-%m-%d")
-    frame = pd.DataFrame({
-        "coin": np.tile(np.array(names, dtype=object), t_total),
-        "symbol": np.tile(np.array(symbols, dtype=object), t_total),
-        "price": _round_sig(price[sl].ravel(), 8),
-        "1h": np.round(change_1h[sl].ravel(), 4),
-        "24h": np.round(change_24h[sl].ravel(), 4),
-        "7d": np.round(change_7d[sl].ravel(), 4),
-        "24h_volume": np.round(volume[sl].ravel(), 0),
-        "mkt_cap": np.round(mkt_cap[sl].ravel(), 0),
-        "date": np.repeat(np.asarray(dates, dtype=object), n),
-    })
+    frame = pd.DataFrame(
+        {
+            "coin": np.tile(np.array(names, dtype=object), t_total),
+            "symbol": np.tile(np.array(symbols, dtype=object), t_total),
+            "price": _round_sig(price[sl].ravel(), 8),
+            "1h": np.round(change_1h[sl].ravel(), 4),
+            "24h": np.round(change_24h[sl].ravel(), 4),
+            "7d": np.round(change_7d[sl].ravel(), 4),
+            "24h_volume": np.round(volume[sl].ravel(), 0),
+            "mkt_cap": np.round(mkt_cap[sl].ravel(), 0),
+            "date": np.repeat(np.asarray(dates, dtype=object), n),
+        }
+    )
     frame = frame.sort_values(["date", "mkt_cap"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True)
 

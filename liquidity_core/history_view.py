@@ -17,8 +17,11 @@ from markupsafe import Markup
 R2_COLUMNS = ("holdout_r2", "champion_holdout_r2", "persistence_r2")
 """The R² columns every history table shows, after the version and the time."""
 
-EXTRA_COLUMNS = (("recent_mean_r2", "R² (recent mean)"), ("holdout_skill", "Skill"),
-                 ("snapshots_beating_persistence", "Snapshots beating persistence"))
+EXTRA_COLUMNS = (
+    ("recent_mean_r2", "R² (recent mean)"),
+    ("holdout_skill", "Skill"),
+    ("snapshots_beating_persistence", "Snapshots beating persistence"),
+)
 """Columns shown with ``extra=True`` (the report), when a row has a value for them."""
 
 

@@ -278,8 +278,11 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
     parts = [
         "<h3 id='model-history'>Holdout R² and skill over versions</h3>",
         _history_plot(history),
-        render_history_table(sorted(versions, key=lambda v: str(v["created_at"]), reverse=True),
-                             table_id=None, extra=True),
+        render_history_table(
+            sorted(versions, key=lambda v: str(v["created_at"]), reverse=True),
+            table_id=None,
+            extra=True,
+        ),
     ]
     plots = ["model-history"]
     if not (history["status"] == "champion").any():

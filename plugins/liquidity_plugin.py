@@ -89,8 +89,9 @@ def model_history_page() -> HTMLResponse:
         else f"{len(versions)} training runs; no champion yet."
     )
     return HTMLResponse(
-        _PAGE.format(summary=summary, chart=r2_history_svg(versions),
-                     table=render_history_table(versions))
+        _PAGE.format(
+            summary=summary, chart=r2_history_svg(versions), table=render_history_table(versions)
+        )
     )
 
 

@@ -112,7 +112,7 @@ def run_dag(airflow_home):
             raise AssertionError(
                 f"dag {dag_id} did not finish (exit {proc.returncode}):\n{log[-6000:]}"
             )
-        outcome = json.loads(marker[-1][len("DAG_RESULT "):])
+        outcome = json.loads(marker[-1][len("DAG_RESULT ") :])
         return DagRunResult(state=outcome["state"], tasks=outcome["tasks"], log=log)
 
     return run

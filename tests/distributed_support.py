@@ -105,8 +105,10 @@ def init_databases(tag: str) -> dict:
     """
     url = make_url(PG_ADMIN_DSN)
     names = {
-        "AIRFLOW_DB_NAME": f"dist_{tag}_airflow", "AIRFLOW_DB_USER": f"dist_{tag}_airflow",
-        "LIQUIDITY_DB_NAME": f"dist_{tag}_liquidity", "LIQUIDITY_DB_USER": f"dist_{tag}_liquidity",
+        "AIRFLOW_DB_NAME": f"dist_{tag}_airflow",
+        "AIRFLOW_DB_USER": f"dist_{tag}_airflow",
+        "LIQUIDITY_DB_NAME": f"dist_{tag}_liquidity",
+        "LIQUIDITY_DB_USER": f"dist_{tag}_liquidity",
         "LIQUIDITY_WEB_DB_USER": f"dist_{tag}_web",
     }
     passwords = {
@@ -114,13 +116,24 @@ def init_databases(tag: str) -> dict:
         "LIQUIDITY_DB_PASSWORD": secrets.token_urlsafe(16),
         "LIQUIDITY_WEB_DB_PASSWORD": secrets.token_urlsafe(16),
     }
-    env = {**os.environ, **names, **passwords, "PGHOST": url.host or "127.0.0.1",
-           "PGPORT": str(url.port or 5432), "POSTGRES_USER": url.username or "postgres",
-           "POSTGRES_DB": url.database or "postgres"}
+    env = {
+        **os.environ,
+        **names,
+        **passwords,
+        "PGHOST": url.host or "127.0.0.1",
+        "PGPORT": str(url.port or 5432),
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_DB": url.database or "postgres",
+    }
     if url.password:
         env["PGPASSWORD"] = url.password
-    proc = subprocess.run(["bash", str(REPO / "deploy" / "postgres" / "init-databases.sh")],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(REPO / "deploy" / "postgres" / "init-databases.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     created = {"names": names}
     if proc.returncode != 0:
         drop_init_databases(created)
@@ -133,8 +146,7 @@ def init_databases(tag: str) -> dict:
     created.update(
         airflow_url=role_url("AIRFLOW_DB_USER", "AIRFLOW_DB_PASSWORD", "AIRFLOW_DB_NAME"),
         owner_url=role_url("LIQUIDITY_DB_USER", "LIQUIDITY_DB_PASSWORD", "LIQUIDITY_DB_NAME"),
-        web_url=role_url("LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD",
-                         "LIQUIDITY_DB_NAME"),
+        web_url=role_url("LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD", "LIQUIDITY_DB_NAME"),
     )
     return created
 
@@ -208,8 +220,14 @@ class CeleryCluster:
 
     COMPONENTS = ("scheduler", "dag-processor", "worker", "api-server")
 
-    def __init__(self, root: Path, dags_folder: Path, *, extra_env: dict | None = None,
-                 metadata_url: str | None = None):
+    def __init__(
+        self,
+        root: Path,
+        dags_folder: Path,
+        *,
+        extra_env: dict | None = None,
+        metadata_url: str | None = None,
+    ):
         tag = secrets.token_hex(4)
         self.root = root
         self.home = root / "airflow"
@@ -283,18 +301,34 @@ class CeleryCluster:
         commands = {
             # The api-server starts as in compose: deploy/airflow-apiserver.sh writes the
             # login from AIRFLOW_ADMIN_USERNAME/PASSWORD, then execs `airflow api-server`.
-            "api-server": ["bash", str(REPO / "deploy" / "airflow-apiserver.sh"),
-                           "--host", "127.0.0.1", "--port", str(self.port)],
+            "api-server": [
+                "bash",
+                str(REPO / "deploy" / "airflow-apiserver.sh"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             "scheduler": [airflow, "scheduler"],
             "dag-processor": [airflow, "dag-processor"],
-            "worker": [airflow, "celery", "worker", "--concurrency", "2",
-                       "--celery-hostname", f"dist-{secrets.token_hex(3)}@%h"],
+            "worker": [
+                airflow,
+                "celery",
+                "worker",
+                "--concurrency",
+                "2",
+                "--celery-hostname",
+                f"dist-{secrets.token_hex(3)}@%h",
+            ],
         }
         for name, cmd in commands.items():
             env = self.env
             if name == "api-server":
-                env = {**env, "AIRFLOW_ADMIN_USERNAME": self.username,
-                       "AIRFLOW_ADMIN_PASSWORD": self.password}
+                env = {
+                    **env,
+                    "AIRFLOW_ADMIN_USERNAME": self.username,
+                    "AIRFLOW_ADMIN_PASSWORD": self.password,
+                }
             self._spawn(name, cmd, env)
         deadline.wait_for(
             "the api-server to answer",
@@ -413,8 +447,9 @@ class AirflowApi:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers=headers)
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read() or b"null")
@@ -439,8 +474,9 @@ class AirflowApi:
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         """Trigger a manual run now; returns its ``dag_run_id``."""
-        run = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                        {"logical_date": None, "conf": conf or {}})
+        run = self.call(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+        )
         return run["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
@@ -450,8 +486,13 @@ class AirflowApi:
         body = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return body["task_instances"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, deadline: Deadline, cluster: CeleryCluster,
-                     ) -> str:
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        deadline: Deadline,
+        cluster: CeleryCluster,
+    ) -> str:
         """Wait until the run is finished; return its final state."""
 
         def finished():
@@ -464,8 +505,9 @@ class AirflowApi:
             states = {t["task_id"]: t["state"] for t in tis}
             return f"task states: {states}\n{cluster.log_tails()}"
 
-        return deadline.wait_for(f"{dag_id} run {run_id}", finished, interval=3.0,
-                                 on_timeout=explain)
+        return deadline.wait_for(
+            f"{dag_id} run {run_id}", finished, interval=3.0, on_timeout=explain
+        )
 
 
 class ApiError(AssertionError):

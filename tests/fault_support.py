@@ -48,17 +48,19 @@ def write_big_csv(path: Path, *, coins: int = 2000, snapshots: int = 100, seed: 
     coin = np.tile(np.arange(coins), snapshots)
     day = np.repeat(np.arange(snapshots), coins)
     dates = pd.date_range("2023-01-01", periods=snapshots, freq="D").strftime("%Y-%m-%d")
-    frame = pd.DataFrame({
-        "coin": [f"Coin{c:05d}" for c in coin],
-        "symbol": [f"C{c:05d}" for c in coin],
-        "price": np.round(rng.lognormal(2, 2, n), 6),
-        "1h": np.round(rng.normal(0, 0.01, n), 5),
-        "24h": np.round(rng.normal(0, 0.03, n), 5),
-        "7d": np.round(rng.normal(0, 0.08, n), 5),
-        "24h_volume": np.round(rng.lognormal(15, 2, n), 1),
-        "mkt_cap": np.round(rng.lognormal(19, 2, n), 1),
-        "date": np.asarray(dates)[day],
-    })
+    frame = pd.DataFrame(
+        {
+            "coin": [f"Coin{c:05d}" for c in coin],
+            "symbol": [f"C{c:05d}" for c in coin],
+            "price": np.round(rng.lognormal(2, 2, n), 6),
+            "1h": np.round(rng.normal(0, 0.01, n), 5),
+            "24h": np.round(rng.normal(0, 0.03, n), 5),
+            "7d": np.round(rng.normal(0, 0.08, n), 5),
+            "24h_volume": np.round(rng.lognormal(15, 2, n), 1),
+            "mkt_cap": np.round(rng.lognormal(19, 2, n), 1),
+            "date": np.asarray(dates)[day],
+        }
+    )
     frame.to_csv(path, index=False, lineterminator="\n")
     return n
 
@@ -76,15 +78,28 @@ def liquidity_env(settings, **extra: str) -> dict[str, str]:
 
 def run_cli(settings, *args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """``liquidity ARGS...`` with ``settings`` in the environment; waits for it."""
-    return subprocess.run([str(LIQUIDITY), *args], env=liquidity_env(settings), text=True,
-                          capture_output=True, timeout=timeout, cwd=str(REPO), **kwargs)
+    return subprocess.run(
+        [str(LIQUIDITY), *args],
+        env=liquidity_env(settings),
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        cwd=str(REPO),
+        **kwargs,
+    )
 
 
 def start_cli(settings, *args: str) -> subprocess.Popen:
     """``liquidity ARGS...`` started in its own process group."""
-    return subprocess.Popen([str(LIQUIDITY), *args], env=liquidity_env(settings),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(REPO), start_new_session=True)
+    return subprocess.Popen(
+        [str(LIQUIDITY), *args],
+        env=liquidity_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+        start_new_session=True,
+    )
 
 
 def kill9(proc: subprocess.Popen) -> None:
@@ -108,9 +123,18 @@ class Proxy:
     def start(self) -> Proxy:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "proxy", str(self.port), self.target[0],
-             str(self.target[1])],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                __file__,
+                "proxy",
+                str(self.port),
+                self.target[0],
+                str(self.target[1]),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -168,9 +192,13 @@ def database_dump(database_url: str) -> dict[str, list[tuple]]:
     with db.transaction(engine) as conn:
         names = sorted(sa.inspect(conn).get_table_names())
         for name in names:
-            rows = conn.execute(sa.select(sa.table(name, *[
-                sa.column(c["name"]) for c in sa.inspect(conn).get_columns(name)
-            ]))).all()
+            rows = conn.execute(
+                sa.select(
+                    sa.table(
+                        name, *[sa.column(c["name"]) for c in sa.inspect(conn).get_columns(name)]
+                    )
+                )
+            ).all()
             out[name] = sorted(tuple(map(str, r)) for r in rows)
     return out
 
@@ -180,7 +208,7 @@ def database_dump(database_url: str) -> dict[str, list[tuple]]:
 
 def booby_trapped_pickle(marker: Path) -> bytes:
     """Pickle bytes whose unpickling creates ``marker`` (and would run any code)."""
-    return (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
 
 
 # --- script mode -------------------------------------------------------------------------------

@@ -27,16 +27,19 @@ from conftest import REPO, airflow_env
 from liquidity_core import db
 from liquidity_core.model import registry
 
-INGEST_ONE = ("import json,sys; from liquidity_core.settings import load_settings; "
-              "from liquidity_core.ingest import ingest_one; "
-              "print(json.dumps(ingest_one(sys.argv[1], load_settings())))")
+INGEST_ONE = (
+    "import json,sys; from liquidity_core.settings import load_settings; "
+    "from liquidity_core.ingest import ingest_one; "
+    "print(json.dumps(ingest_one(sys.argv[1], load_settings())))"
+)
 
 
 def _counts(settings) -> tuple[int, int]:
     with db.transaction(db.get_engine(settings.database_url)) as conn:
         rows = conn.execute(sa.text("SELECT COUNT(*) FROM market_snapshots")).scalar_one()
-        loaded = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM ingest_files WHERE status = 'loaded'")).scalar_one()
+        loaded = conn.execute(
+            sa.text("SELECT COUNT(*) FROM ingest_files WHERE status = 'loaded'")
+        ).scalar_one()
     return rows, loaded
 
 
@@ -44,9 +47,13 @@ def _counts(settings) -> tuple[int, int]:
 def test_a_killed_ingest_task_is_rerun_safely_by_the_dag(settings, engine, run_dag):
     path = settings.ingest_dir / "big.csv"
     n = write_big_csv(path, coins=500, snapshots=100)
-    proc = subprocess.Popen([sys.executable, "-c", INGEST_ONE, str(path)],
-                            env=liquidity_env(settings), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INGEST_ONE, str(path)],
+        env=liquidity_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     delay = random.uniform(1.5, 4.0)
     time.sleep(delay)
     finished = proc.poll() is not None
@@ -92,14 +99,25 @@ def test_publish_task_retried_after_its_commit_records_once(tmp_path):
         store = settings_for(tmp_path / "store", url)
         db.upgrade(db.get_engine(url))
         ingest_demo(store, snapshots=30)
-        env = {**liquidity_env(store),
-               **{k: v for k, v in airflow_env(tmp_path / "airflow", store).items()
-                  if k.startswith("AIRFLOW")}}
-        proc = subprocess.run([sys.executable, "-c", PUBLISH_TWICE], env=env, text=True,
-                              capture_output=True, timeout=600, cwd=str(REPO))
+        env = {
+            **liquidity_env(store),
+            **{
+                k: v
+                for k, v in airflow_env(tmp_path / "airflow", store).items()
+                if k.startswith("AIRFLOW")
+            },
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", PUBLISH_TWICE],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=600,
+            cwd=str(REPO),
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PUBLISHED ")]
         assert lines, proc.stdout[-2000:] + proc.stderr[-4000:]
-        first, second = json.loads(lines[-1][len("PUBLISHED "):])
+        first, second = json.loads(lines[-1][len("PUBLISHED ") :])
         assert first == second
         engine = db.get_engine(url)
         versions = registry.list_versions(engine)

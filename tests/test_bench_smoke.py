@@ -29,8 +29,14 @@ def test_bench_runs_end_to_end_at_tiny_scale(tmp_path):
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIQUIDITY_", "BENCH_"))}
     env.update(BENCH_SCALE="tiny", BENCH_RESULTS=str(out), BENCH_DATABASE_URL=PG_URL)
-    proc = subprocess.run([sys.executable, "-m", "bench"], cwd=str(REPO), env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench"],
+        cwd=str(REPO),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     log = proc.stdout[-6000:] + proc.stderr[-6000:]
     assert proc.returncode == 0, log
 

@@ -40,9 +40,15 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--window-size=1280,1000",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
     ):
         options.add_argument(flag)
@@ -65,8 +71,13 @@ def _fill(driver, values: dict[str, str]) -> None:
 
 
 GOOD = {
-    "price": "40859.46", "1h": "0.022", "24h": "0.03", "7d": "0.055",
-    "24h_volume": "35390763321", "mkt_cap": "770991461396", "coin": "Bitcoin",
+    "price": "40859.46",
+    "1h": "0.022",
+    "24h": "0.03",
+    "7d": "0.055",
+    "24h_volume": "35390763321",
+    "mkt_cap": "770991461396",
+    "coin": "Bitcoin",
     "symbol": "BTC",
 }
 

@@ -117,8 +117,12 @@ def parse_env_file(path: Path) -> tuple[dict[str, str], set[str]]:
 def generated_env(tmp_path: Path) -> dict[str, str]:
     """The values ``deploy/generate_env.py`` writes into a fresh ``.env``."""
     target = tmp_path / ".env"
-    proc = subprocess.run([sys.executable, str(REPO / "deploy" / "generate_env.py"), str(target)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "generate_env.py"), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     return parse_env_file(target)[0]
 
@@ -196,9 +200,14 @@ def test_airflow_runs_the_celery_executor_on_postgres_and_redis(compose, name):
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:")
     assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:")
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
-    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
-                "AIRFLOW__CORE__FERNET_KEY"):
+    assert (
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    )
+    for key in (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+    ):
         assert len(env[key]) >= 32, key
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
 
@@ -451,7 +460,8 @@ def test_dockerfile_installs_the_lock_and_the_project():
     assert instructions[0][1] in ("python:3.11-slim", "apache/airflow:3.3.2-python3.11")
     runs = " && ".join(rest for op, rest in instructions if op == "RUN")
     assert "requirements.txt" in runs and "pip install -e /opt/liquidity" in runs.replace(
-        "--no-deps ", "")
+        "--no-deps ", ""
+    )
     copies = [shlex.split(rest)[0] for op, rest in instructions if op == "COPY"]
     for needed in ("requirements.txt", "liquidity_core/", "webapp/", "dags/", "sql/", "deploy/"):
         assert needed in copies, needed
@@ -475,7 +485,8 @@ def test_image_paths_match_the_compose_mounts(compose):
     for name in AIRFLOW_SERVICES:
         assert ("airflow-logs", logs, "rw") in mounts(compose["services"][name]), name
     passwords = env_of(compose["services"]["airflow-apiserver"])[
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+    ]
     assert passwords.startswith(env["AIRFLOW_HOME"] + "/")  # writable by the airflow user
 
 
@@ -513,8 +524,10 @@ def initialised_server():
         "host": url.host or "127.0.0.1",
         "port": url.port or 5432,
         "names": {
-            "AIRFLOW_DB_NAME": f"{tag}_airflow", "AIRFLOW_DB_USER": f"{tag}_airflow",
-            "LIQUIDITY_DB_NAME": f"{tag}_liquidity", "LIQUIDITY_DB_USER": f"{tag}_liquidity",
+            "AIRFLOW_DB_NAME": f"{tag}_airflow",
+            "AIRFLOW_DB_USER": f"{tag}_airflow",
+            "LIQUIDITY_DB_NAME": f"{tag}_liquidity",
+            "LIQUIDITY_DB_USER": f"{tag}_liquidity",
             "LIQUIDITY_WEB_DB_USER": f"{tag}_web",
         },
         "passwords": {
@@ -524,39 +537,54 @@ def initialised_server():
         },
     }
     env = {
-        **os.environ, **server["names"], **server["passwords"],
-        "PGHOST": server["host"], "PGPORT": str(server["port"]),
-        "POSTGRES_USER": url.username or "postgres", "POSTGRES_DB": "postgres",
+        **os.environ,
+        **server["names"],
+        **server["passwords"],
+        "PGHOST": server["host"],
+        "PGPORT": str(server["port"]),
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_DB": "postgres",
     }
     if url.password:
         env["PGPASSWORD"] = url.password
     try:
         for _ in range(2):  # idempotent: a second run changes nothing and does not fail
-            proc = subprocess.run(["bash", str(INIT_SQL_SCRIPT)], env=env, capture_output=True,
-                                  text=True, timeout=60)
+            proc = subprocess.run(
+                ["bash", str(INIT_SQL_SCRIPT)], env=env, capture_output=True, text=True, timeout=60
+            )
             assert proc.returncode == 0, proc.stderr
             for password in server["passwords"].values():
                 assert password not in proc.stdout + proc.stderr
         yield server
     finally:
-        admin = psycopg2.connect(host=server["host"], port=server["port"],
-                                 user=env["POSTGRES_USER"], password=url.password,
-                                 dbname="postgres")
+        admin = psycopg2.connect(
+            host=server["host"],
+            port=server["port"],
+            user=env["POSTGRES_USER"],
+            password=url.password,
+            dbname="postgres",
+        )
         admin.autocommit = True
         names = server["names"]
         with admin.cursor() as cur:
             for db_name in (names["AIRFLOW_DB_NAME"], names["LIQUIDITY_DB_NAME"]):
                 cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            for role in (names["LIQUIDITY_WEB_DB_USER"], names["LIQUIDITY_DB_USER"],
-                         names["AIRFLOW_DB_USER"]):
+            for role in (
+                names["LIQUIDITY_WEB_DB_USER"],
+                names["LIQUIDITY_DB_USER"],
+                names["AIRFLOW_DB_USER"],
+            ):
                 cur.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
 
 
 def _connect(server: dict, user_var: str, password_var: str, db_var: str):
     return psycopg2.connect(
-        host=server["host"], port=server["port"], user=server["names"][user_var],
-        password=server["passwords"][password_var], dbname=server["names"][db_var],
+        host=server["host"],
+        port=server["port"],
+        user=server["names"][user_var],
+        password=server["passwords"][password_var],
+        dbname=server["names"][db_var],
     )
 
 
@@ -577,8 +605,9 @@ def test_init_script_makes_the_web_role_read_only(initialised_server):
         engine.dispose()
         db.get_engine.cache_clear()
 
-    web = _connect(server, "LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD",
-                   "LIQUIDITY_DB_NAME")
+    web = _connect(
+        server, "LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD", "LIQUIDITY_DB_NAME"
+    )
     try:
         with web.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM market_snapshots")
@@ -652,8 +681,14 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
     if os.geteuid() == 0:
         # uid 65534, gid 0. The one capability kept, read-search, only lets it reach the
         # interpreter (which may live under /root); it grants no write anywhere.
-        as_user = ["setpriv", "--reuid=65534", "--regid=0", "--clear-groups",
-                   "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+        as_user = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=0",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+        ]
     create_database(airflow_db)
     create_database(liquidity_db)
     try:
@@ -661,8 +696,9 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
             proc = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
             assert proc.returncode == 1 and "refusing to run as root" in proc.stderr
 
-        proc = subprocess.run(as_user + script, env=env, capture_output=True, text=True,
-                              timeout=300, cwd=root)
+        proc = subprocess.run(
+            as_user + script, env=env, capture_output=True, text=True, timeout=300, cwd=root
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "airflow-init: done" in proc.stdout
         with psycopg2.connect(pg_url(airflow_db, driver="postgresql")) as conn:
@@ -676,8 +712,9 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
 
         # A shared folder the user cannot write stops the stack with its name.
         (root / "ingest").chmod(0o550)
-        proc = subprocess.run(as_user + script, env=env, capture_output=True, text=True,
-                              timeout=300, cwd=root)
+        proc = subprocess.run(
+            as_user + script, env=env, capture_output=True, text=True, timeout=300, cwd=root
+        )
         assert proc.returncode == 1
         assert f"{root / 'ingest'} is not a folder writable by uid" in proc.stderr
     finally:

@@ -62,7 +62,7 @@ def parsed(tmp_path_factory):
     )
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("PARSED ")]
     assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(line[-1][len("PARSED "):])
+    return json.loads(line[-1][len("PARSED ") :])
 
 
 def test_no_import_errors(parsed):
@@ -106,11 +106,14 @@ UPSTREAM = {
 def test_task_edges(parsed, dag_id):
     dag = parsed["dags"][dag_id]
     assert dag["upstream"] == UPSTREAM[dag_id]
-    downstream = {task: sorted(t for t, ups in UPSTREAM[dag_id].items() if task in ups)
-                  for task in UPSTREAM[dag_id]}
+    downstream = {
+        task: sorted(t for t, ups in UPSTREAM[dag_id].items() if task in ups)
+        for task in UPSTREAM[dag_id]
+    }
     assert dag["downstream"] == downstream
-    assert dag["edges"] == sorted([up, task] for task, ups in UPSTREAM[dag_id].items()
-                                  for up in ups)
+    assert dag["edges"] == sorted(
+        [up, task] for task, ups in UPSTREAM[dag_id].items() for up in ups
+    )
 
 
 def test_parsing_loads_no_heavy_modules(parsed):

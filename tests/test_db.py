@@ -44,32 +44,41 @@ def test_snapshot_key_migration_keeps_the_rows_and_rekeys_time_first(settings):
     db.upgrade(engine, until="002_models")
     rows = [
         {"coin_id": c, "ts": ts, "cap": cap}
-        for c, ts, cap in [("bitcoin", "2024-01-02T00:00:00+00:00", 9e11),
-                           ("ethereum", "2024-01-01T00:00:00+00:00", 3e11),
-                           ("bitcoin", "2024-01-01T00:00:00+00:00", 8e11)]
+        for c, ts, cap in [
+            ("bitcoin", "2024-01-02T00:00:00+00:00", 9e11),
+            ("ethereum", "2024-01-01T00:00:00+00:00", 3e11),
+            ("bitcoin", "2024-01-01T00:00:00+00:00", 8e11),
+        ]
     ]
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO ingest_files (sha256, file_name, status, started_at, finished_at) "
-            "VALUES (:sha, 'f.csv', 'loaded', :ts, :ts)"), {"sha": "a" * 64, "ts": rows[0]["ts"]})
-        conn.execute(sa.text(
-            "INSERT INTO market_snapshots (coin_id, snapshot_ts, coin_name, symbol, price, "
-            "volume_24h, market_cap, source_file_id) "
-            "VALUES (:coin_id, :ts, :coin_id, 'X', 1.0, 5.0, :cap, 1)"), rows)
+        conn.execute(
+            sa.text(
+                "INSERT INTO ingest_files (sha256, file_name, status, started_at, finished_at) "
+                "VALUES (:sha, 'f.csv', 'loaded', :ts, :ts)"
+            ),
+            {"sha": "a" * 64, "ts": rows[0]["ts"]},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO market_snapshots (coin_id, snapshot_ts, coin_name, symbol, price, "
+                "volume_24h, market_cap, source_file_id) "
+                "VALUES (:coin_id, :ts, :coin_id, 'X', 1.0, 5.0, :cap, 1)"
+            ),
+            rows,
+        )
     assert db.upgrade(engine, until="003_snapshot_key") == ["003_snapshot_key"]
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         key = inspector.get_pk_constraint("market_snapshots")["constrained_columns"]
         indexes = inspector.get_indexes("market_snapshots")
         foreign_keys = inspector.get_foreign_keys("market_snapshots")
-        stored = conn.execute(sa.text(
-            "SELECT coin_id, market_cap FROM market_snapshots ORDER BY coin_id, market_cap"
-        )).all()
+        stored = conn.execute(
+            sa.text("SELECT coin_id, market_cap FROM market_snapshots ORDER BY coin_id, market_cap")
+        ).all()
     assert key == ["snapshot_ts", "coin_id"]
     assert indexes == []  # the time index and the symbol index are gone with the old key
     assert foreign_keys == []  # a per-row ledger lookup on every ingested row (see 003)
-    assert [tuple(r) for r in stored] == [("bitcoin", 8e11), ("bitcoin", 9e11),
-                                          ("ethereum", 3e11)]
+    assert [tuple(r) for r in stored] == [("bitcoin", 8e11), ("bitcoin", 9e11), ("ethereum", 3e11)]
 
 
 def test_a_migration_without_a_file_for_the_dialect_is_refused(tmp_path, monkeypatch):

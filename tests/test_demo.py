@@ -19,8 +19,9 @@ def test_panel_shape_columns_and_determinism():
     assert panel.groupby("date").size().eq(12).all()
     assert (panel[["price", "24h_volume", "mkt_cap"]] > 0).all(axis=None)
     assert panel[["1h", "24h", "7d"]].notna().all(axis=None)
-    pd.testing.assert_frame_equal(panel, generate_panel(coins=12, snapshots=20, seed=3,
-                                                        start="2024-02-01"))
+    pd.testing.assert_frame_equal(
+        panel, generate_panel(coins=12, snapshots=20, seed=3, start="2024-02-01")
+    )
     assert not panel.equals(generate_panel(coins=12, snapshots=20, seed=4, start="2024-02-01"))
 
 
@@ -57,8 +58,11 @@ def test_write_demo_drops_writes_one_clean_file_per_snapshot(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"coins": 0}, "coins=0"), ({"snapshots": -1}, "snapshots=-1"),
-     ({"start": "someday"}, "start='someday' is not a date")],
+    [
+        ({"coins": 0}, "coins=0"),
+        ({"snapshots": -1}, "snapshots=-1"),
+        ({"start": "someday"}, "start='someday' is not a date"),
+    ],
 )
 def test_bad_arguments_are_named(kwargs, message, tmp_path):
     with pytest.raises(InputError, match=message):

@@ -87,13 +87,13 @@ SMOKE_DAG = textwrap.dedent('''
 
 
 def _liquidity_env(root: Path, database_url: str) -> dict:
-    return liquidity_env(root, database_url, LIQUIDITY_N_JOBS=1,
-                         DIST_SMOKE_OUT=root / "smoke.json")
+    return liquidity_env(root, database_url, LIQUIDITY_N_JOBS=1, DIST_SMOKE_OUT=root / "smoke.json")
 
 
 def _liquidity(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / "liquidity"), *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(BIN / "liquidity"), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"liquidity {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -106,14 +106,22 @@ def _demo_drops(env: dict, ingest_dir: Path, *, coins: int, snapshots: int, file
     ``.part`` and renamed, as a well-behaved producer does.
     """
     staging = ingest_dir.parent / "demo"
-    _liquidity(env, "demo-data", "--out", str(staging), "--coins", str(coins),
-               "--snapshots", str(snapshots))
+    _liquidity(
+        env,
+        "demo-data",
+        "--out",
+        str(staging),
+        "--coins",
+        str(coins),
+        "--snapshots",
+        str(snapshots),
+    )
     singles = sorted(staging.glob("*.csv"))
     assert len(singles) == snapshots
     per_file = -(-len(singles) // files)
     drops = []
     for i in range(files):
-        group = singles[i * per_file:(i + 1) * per_file]
+        group = singles[i * per_file : (i + 1) * per_file]
         lines = group[0].read_text().splitlines()[:1]
         for path in group:
             lines += path.read_text().splitlines()[1:]
@@ -164,8 +172,9 @@ def _wait_for_dag(api: AirflowApi, dag_id: str, deadline: Deadline, cluster: Cel
         cluster.check_alive()
         return api.dag(dag_id)
 
-    return deadline.wait_for(f"the dag-processor to serialize {dag_id}", parsed,
-                             on_timeout=cluster.log_tails)
+    return deadline.wait_for(
+        f"the dag-processor to serialize {dag_id}", parsed, on_timeout=cluster.log_tails
+    )
 
 
 def test_login_is_required(topology, deadline):
@@ -259,22 +268,44 @@ def test_ingest_then_retrain_promotes_a_model(topology, deadline):
         spans = [(r["start_date"], r["end_date"]) for r in runs if r["start_date"]]
         for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
             assert end is not None and end <= next_start, f"{dag_id} runs overlap: {spans}"
-    finished = [r for r in api.call("GET", "/api/v2/dags/liquidity_retrain/dagRuns")["dag_runs"]
-                if r["state"] == "success"]
+    finished = [
+        r
+        for r in api.call("GET", "/api/v2/dags/liquidity_retrain/dagRuns")["dag_runs"]
+        if r["state"] == "success"
+    ]
     assert len(models["versions"]) >= len(finished)
 
     # The web app, as compose runs it: gunicorn, the read-only role, the shared model folder.
     web_url = f"http://127.0.0.1:{free_port()}"
     web_env = {k: v for k, v in env.items() if not k.startswith("LIQUIDITY_")}
-    web_env.update(LIQUIDITY_DATABASE_URL=env["DIST_WEB_DATABASE_URL"],
-                   LIQUIDITY_MODEL_DIR=str(model_dir), LIQUIDITY_VAR_DIR=env["LIQUIDITY_VAR_DIR"])
-    cluster.spawn("webapp", [
-        str(BIN / "gunicorn"), "--bind", web_url.removeprefix("http://"), "--workers", "1",
-        "--worker-class", "gthread", "--threads", "2", "--no-control-socket",
-        "webapp:create_app()",
-    ], web_env, cwd=REPO)  # as tests/webapp_support.py: the repo's webapp/ package first
-    deadline.wait_for("the web app to be ready", lambda: cluster.check_alive() or _get(
-        f"{web_url}/readyz")[0] == 200, on_timeout=cluster.log_tails)
+    web_env.update(
+        LIQUIDITY_DATABASE_URL=env["DIST_WEB_DATABASE_URL"],
+        LIQUIDITY_MODEL_DIR=str(model_dir),
+        LIQUIDITY_VAR_DIR=env["LIQUIDITY_VAR_DIR"],
+    )
+    cluster.spawn(
+        "webapp",
+        [
+            str(BIN / "gunicorn"),
+            "--bind",
+            web_url.removeprefix("http://"),
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "2",
+            "--no-control-socket",
+            "webapp:create_app()",
+        ],
+        web_env,
+        cwd=REPO,
+    )  # as tests/webapp_support.py: the repo's webapp/ package first
+    deadline.wait_for(
+        "the web app to be ready",
+        lambda: cluster.check_alive() or _get(f"{web_url}/readyz")[0] == 200,
+        on_timeout=cluster.log_tails,
+    )
     status, body = _get(f"{web_url}/api/v1/models")
     assert status == 200 and pointer["version"] in json.dumps(body["champion"]), body
     with engine.connect() as conn:

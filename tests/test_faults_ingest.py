@@ -66,18 +66,24 @@ def big_file(tmp_path_factory) -> tuple[Path, int]:
 def ledger(settings) -> dict:
     engine = db.get_engine(settings.database_url)
     with db.transaction(engine) as conn:
-        files = conn.execute(sa.text(
-            "SELECT id, status, rows_loaded, rows_rejected FROM ingest_files ORDER BY id"
-        )).all()
+        files = conn.execute(
+            sa.text("SELECT id, status, rows_loaded, rows_rejected FROM ingest_files ORDER BY id")
+        ).all()
         rows = conn.execute(sa.text("SELECT COUNT(*) FROM market_snapshots")).scalar_one()
-        keys = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT coin_id, snapshot_ts FROM market_snapshots) k"
-        )).scalar_one()
-        by_source = dict(conn.execute(sa.text(
-            "SELECT source_file_id, COUNT(*) FROM market_snapshots GROUP BY source_file_id"
-        )).all())
-    return {"files": [tuple(f) for f in files], "rows": rows, "keys": keys,
-            "by_source": by_source}
+        keys = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM "
+                "(SELECT DISTINCT coin_id, snapshot_ts FROM market_snapshots) k"
+            )
+        ).scalar_one()
+        by_source = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT source_file_id, COUNT(*) FROM market_snapshots GROUP BY source_file_id"
+                )
+            ).all()
+        )
+    return {"files": [tuple(f) for f in files], "rows": rows, "keys": keys, "by_source": by_source}
 
 
 def _assert_all_or_nothing(state: dict, n: int) -> None:
@@ -181,8 +187,11 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
             host = f"127.0.0.1:{proxy.port}"
             proc = start_cli(via, "ingest", "--move", str(target))
             try:
-                _wait(lambda: proxy.bytes_forwarded() > 4_000_000 or proc.poll() is not None,
-                      60, "the COPY to start")
+                _wait(
+                    lambda: proxy.bytes_forwarded() > 4_000_000 or proc.poll() is not None,
+                    60,
+                    "the COPY to start",
+                )
                 assert proc.poll() is None, "the load finished before the proxy was killed"
                 proxy.kill()
                 _count("database connection lost mid-COPY (proxy SIGKILLed)")
@@ -192,8 +201,11 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
                 _reap(proc)
         else:
             app = f"rel_{uuid.uuid4().hex[:10]}"
-            via = settings.with_overrides(database_url=real.update_query_dict(
-                {"application_name": app}).render_as_string(hide_password=False))
+            via = settings.with_overrides(
+                database_url=real.update_query_dict({"application_name": app}).render_as_string(
+                    hide_password=False
+                )
+            )
             host = f"{real.host}:{real.port or 5432}"
             admin = sa.create_engine(os.environ["TEST_DATABASE_URL"], poolclass=sa.pool.NullPool)
 
@@ -201,14 +213,21 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
                 # The file's one transaction has begun once the session holds an xid
                 # (the ledger claim INSERT): terminate it then, mid-load.
                 with admin.connect() as conn:
-                    return conn.execute(sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE application_name = :a "
-                        "AND backend_xid IS NOT NULL"), {"a": app}).scalar()
+                    return conn.execute(
+                        sa.text(
+                            "SELECT pid FROM pg_stat_activity WHERE application_name = :a "
+                            "AND backend_xid IS NOT NULL"
+                        ),
+                        {"a": app},
+                    ).scalar()
 
             proc = start_cli(via, "ingest", "--move", str(target))
             try:
-                pid = _wait(lambda: in_load_transaction() or proc.poll() is not None, 60,
-                            "the load transaction")
+                pid = _wait(
+                    lambda: in_load_transaction() or proc.poll() is not None,
+                    60,
+                    "the load transaction",
+                )
                 assert proc.poll() is None, "the load finished before the backend was ended"
                 with admin.connect() as conn:
                     conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
@@ -217,8 +236,16 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
             finally:
                 admin.dispose()
                 _reap(proc)
-        yield {"settings": settings, "target": target, "src": src, "n": n, "host": host,
-               "returncode": proc.returncode, "stderr": err, "via": via}
+        yield {
+            "settings": settings,
+            "target": target,
+            "src": src,
+            "n": n,
+            "host": host,
+            "returncode": proc.returncode,
+            "stderr": err,
+            "via": via,
+        }
 
 
 def test_database_lost_mid_copy_leaves_the_file_and_nothing_loaded(lost_mid_copy):
@@ -263,8 +290,11 @@ def tiny_disk(tmp_path):
     """A 2 MB tmpfs at ``tmp_path/tiny`` (skipped when mounting is not allowed)."""
     where = tmp_path / "tiny"
     where.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:
@@ -325,11 +355,19 @@ def test_disk_full_under_the_sqlite_database_says_so_in_one_line(settings, tiny_
 def _ingest_one_in(settings, path: Path) -> subprocess.CompletedProcess:
     """The DAG's mapped task (``ingest_one``) in its own process."""
     return subprocess.run(
-        [sys.executable, "-c",
-         "import json,sys; from liquidity_core.settings import load_settings; "
-         "from liquidity_core.ingest import ingest_one; "
-         "print(json.dumps(ingest_one(sys.argv[1], load_settings())))", str(path)],
-        env=liquidity_env(settings), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import json,sys; from liquidity_core.settings import load_settings; "
+            "from liquidity_core.ingest import ingest_one; "
+            "print(json.dumps(ingest_one(sys.argv[1], load_settings())))",
+            str(path),
+        ],
+        env=liquidity_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _full_ingest_folder(settings, tiny_disk) -> tuple:
@@ -346,8 +384,10 @@ def _full_ingest_folder(settings, tiny_disk) -> tuple:
 def test_disk_full_under_the_ingest_folder_never_half_moves(settings, engine, tiny_disk):
     s, bad, good, n, outcomes = _full_ingest_folder(settings, tiny_disk)
     for name, proc in outcomes.items():
-        print(f"\n{name}: exit {proc.returncode} {proc.stdout.strip()[:200]} "
-              f"{proc.stderr.strip()[-300:]}")
+        print(
+            f"\n{name}: exit {proc.returncode} {proc.stdout.strip()[:200]} "
+            f"{proc.stderr.strip()[-300:]}"
+        )
     # Every file is in exactly one place, whole.
     for path, expect_dir in ((bad, "quarantine"), (good, "processed")):
         copies = list(tiny_disk.rglob(path.name))
@@ -356,8 +396,9 @@ def test_disk_full_under_the_ingest_folder_never_half_moves(settings, engine, ti
     assert (tiny_disk / "processed" / "good.csv").read_bytes().count(b"\n") == n + 1
     # The reason of the quarantine is in the ledger even if the disk had no room for a note.
     with db.transaction(db.get_engine(s.database_url)) as conn:
-        reason = conn.execute(sa.text(
-            "SELECT error FROM ingest_files WHERE file_name = 'bad.csv'")).scalar_one()
+        reason = conn.execute(
+            sa.text("SELECT error FROM ingest_files WHERE file_name = 'bad.csv'")
+        ).scalar_one()
     assert "header" in reason.lower(), reason
     assert ledger(s)["rows"] == n
 
@@ -378,8 +419,10 @@ def test_unreadable_entries_never_hang_or_crash(settings, engine):
     os.mkfifo(fifo)
     (folder / "dir.csv").mkdir()
     latin = folder / "latin1.csv"
-    latin.write_bytes("coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"
-                      "Caf\u00e9 Coin,CAF,1,0,0,0,10,100,2024-01-01\n".encode("latin-1"))
+    latin.write_bytes(
+        "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"
+        "Caf\u00e9 Coin,CAF,1,0,0,0,10,100,2024-01-01\n".encode("latin-1")
+    )
     utf16 = folder / "utf16.csv"
     utf16.write_bytes("coin,symbol,price\nA,B,1\n".encode("utf-16"))
     gone = folder / "gone.csv"
@@ -417,11 +460,21 @@ def test_file_the_ingest_process_cannot_read(settings, engine):
     _demo_file(path, rows=100)
     path.chmod(0)
     proc = subprocess.run(
-        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c",
-         "import json,sys; from liquidity_core.settings import load_settings;"
-         "from liquidity_core.ingest import ingest_one;"
-         "print(json.dumps(ingest_one(sys.argv[1], load_settings())))", str(path)],
-        env=liquidity_env(settings), capture_output=True, text=True, timeout=120)
+        [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            sys.executable,
+            "-c",
+            "import json,sys; from liquidity_core.settings import load_settings;"
+            "from liquidity_core.ingest import ingest_one;"
+            "print(json.dumps(ingest_one(sys.argv[1], load_settings())))",
+            str(path),
+        ],
+        env=liquidity_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     _count("unreadable file (EACCES)")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -96,8 +96,14 @@ def _train_script(settings, run_id: str, mode: str | None = None, **env) -> tupl
     cmd = [sys.executable, str(REPO / "tests" / "fault_support.py"), "train", run_id]
     if mode:
         cmd.append(mode)
-    proc = subprocess.run(cmd, env=liquidity_env(settings, **env), capture_output=True,
-                          text=True, timeout=300, cwd=str(REPO))
+    proc = subprocess.run(
+        cmd,
+        env=liquidity_env(settings, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(REPO),
+    )
     return proc
 
 
@@ -129,8 +135,9 @@ def test_kill9_during_training_leaves_champion_and_pointer_untouched(store):
         # its commit may have recorded a non-promoted challenger: allowed.)
         assert now["champion"] == before["champion"] and now["pointer"] == before["pointer"]
         assert {v: now["versions"][v] for v in before["versions"]} == before["versions"]
-        assert all(st == "rejected" for v, st in now["versions"].items()
-                   if v not in before["versions"])
+        assert all(
+            st == "rejected" for v, st in now["versions"].items() if v not in before["versions"]
+        )
         tree = tree_digest(store.model_dir / "versions")
         assert {k: tree.get(k) for k in before_tree} == before_tree
         assert registry.load_verified_model(store).version == before["champion"]["version"]
@@ -156,8 +163,9 @@ def test_killed_after_commit_before_pointer_switch_then_reconciled(backend, requ
     old = before["champion"]["version"]
     # Same data as the champion's (which beat persistence) and a margin of -1: this run
     # promotes its challenger, so it reaches the pointer switch.
-    proc = _train_script(store, "killed-before-pointer", "--kill-before-pointer",
-                         LIQUIDITY_PROMOTION_MARGIN="-1")
+    proc = _train_script(
+        store, "killed-before-pointer", "--kill-before-pointer", LIQUIDITY_PROMOTION_MARGIN="-1"
+    )
     _count("SIGKILL between the champion commit and the pointer switch")
     assert proc.returncode == -9, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "KILLING MYSELF" in proc.stdout
@@ -169,8 +177,10 @@ def test_killed_after_commit_before_pointer_switch_then_reconciled(backend, requ
     assert champion_state(store)["pointer"] == before["pointer"]
     assert registry.load_verified_model(store).version == old
     new_row = registry.get_version(engine, new)
-    assert registry.sha256_file(store.model_dir / new_row["artifact_path"]) == (
-        new_row["artifact_sha256"])
+    assert (
+        registry.sha256_file(store.model_dir / new_row["artifact_path"])
+        == (new_row["artifact_sha256"])
+    )
 
     # The next run (the CLI, as the nightly DAG) reconciles the pointer before anything.
     proc = run_cli(store, "train", "--grid", "fast", "--no-candidates", "--json")
@@ -187,8 +197,9 @@ def test_killed_after_commit_before_pointer_switch_then_reconciled(backend, requ
 def test_killed_after_version_files_before_record(store):
     """SIGKILL after ``versions/<v>/`` is written, before its ``model_versions`` row."""
     before = champion_state(store)
-    proc = _train_script(store, "killed-before-record", "--kill-before-record",
-                         LIQUIDITY_PROMOTION_MARGIN="-1")
+    proc = _train_script(
+        store, "killed-before-record", "--kill-before-record", LIQUIDITY_PROMOTION_MARGIN="-1"
+    )
     _count("SIGKILL between the version files and the model_versions commit")
     assert proc.returncode == -9, proc.stdout[-2000:] + proc.stderr[-3000:]
     # Nothing the readers use changed: champion row, pointer, history.
@@ -212,8 +223,9 @@ def test_next_run_cleans_up_what_a_killed_run_left(store):
     unrecorded version folder and temp files. The next run removes them once they are a
     day old (a younger staging folder may belong to a live run between DAG tasks), and
     leaves young ones alone."""
-    proc = _train_script(store, "killed-before-record", "--kill-before-record",
-                         LIQUIDITY_PROMOTION_MARGIN="-1")
+    proc = _train_script(
+        store, "killed-before-record", "--kill-before-record", LIQUIDITY_PROMOTION_MARGIN="-1"
+    )
     assert proc.returncode == -9
     young = leftovers(store)
     assert young["staging"] and young["orphan_versions"]
@@ -244,8 +256,12 @@ def tampered(store, tmp_path):
     _count("tampered champion artifact")
     # Sanity: the trap works when something does unpickle it.
     probe = tmp_path / "probe-marker"
-    subprocess.run([sys.executable, "-c", "import pickle,sys; pickle.load(sys.stdin.buffer)"],
-                   input=booby_trapped_pickle(probe), check=True, timeout=30)
+    subprocess.run(
+        [sys.executable, "-c", "import pickle,sys; pickle.load(sys.stdin.buffer)"],
+        input=booby_trapped_pickle(probe),
+        check=True,
+        timeout=30,
+    )
     assert probe.exists()
     return store, marker, champion
 
@@ -267,8 +283,9 @@ def test_tampered_artifact_never_unpickled_by_the_web_app(tampered, make_app):
 def test_tampered_artifact_never_unpickled_by_the_cli(tampered, tmp_path):
     store, marker, champion = tampered
     rows = tmp_path / "rows.json"
-    rows.write_text(json.dumps([{"price": 1, "1h": 0, "24h": 0, "7d": 0, "24h_volume": 10,
-                                 "mkt_cap": 100}]))
+    rows.write_text(
+        json.dumps([{"price": 1, "1h": 0, "24h": 0, "7d": 0, "24h_volume": 10, "mkt_cap": 100}])
+    )
     engine = db.get_engine(store.database_url)
     symbol = _a_symbol(store)
     for args in (("predict", "--symbol", symbol), ("predict", "--input", str(rows))):
@@ -332,13 +349,24 @@ def test_tampered_artifact_never_unpickled_by_the_retrain_dag_tasks(tampered, tm
 
     store, marker, champion = tampered
     env = {**airflow_env(tmp_path / "airflow", store), **liquidity_env(store)}
-    env.update({k: v for k, v in airflow_env(tmp_path / "airflow", store).items()
-                if k.startswith("AIRFLOW")})
-    proc = subprocess.run([sys.executable, "-c", DAG_TASKS_SCRIPT], env=env, text=True,
-                          capture_output=True, timeout=300, cwd=str(tmp_path))
+    env.update(
+        {
+            k: v
+            for k, v in airflow_env(tmp_path / "airflow", store).items()
+            if k.startswith("AIRFLOW")
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", DAG_TASKS_SCRIPT],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        cwd=str(tmp_path),
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("TASK_")]
     assert lines and lines[-1].startswith("TASK_FAILED"), proc.stdout[-2000:] + proc.stderr[-3000:]
-    failure = json.loads(lines[-1][len("TASK_FAILED "):])
+    failure = json.loads(lines[-1][len("TASK_FAILED ") :])
     assert failure["type"] == "ModelError" and "sha256" in failure["message"], failure
     engine = db.get_engine(store.database_url)
     assert registry.get_champion(engine)["version"] == champion["version"]

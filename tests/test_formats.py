@@ -31,16 +31,70 @@ def cg(*rows: str, header: str = CG_HEADER) -> bytes:
     ("header", "spec"),
     [
         (CG_HEADER.split(","), COINGECKO),
-        (["COIN", " Symbol ", "Price", "1H", "24h", "7D", "24h Volume", "Mkt_Cap", "Date"],
-         COINGECKO),
-        (["Rank", "Name", "Symbol", "Market Cap", "Price", "Circulating Supply", "Volume (24h)",
-          "% 1h", "% 24h", "% 7d", "snapshot_date"], CMC),
-        (["name", "symbol", "marketcap", "price", "volume(24h)", "%1h", "%24h", "%7d",
-          "Snapshot Date"], CMC),  # optional columns absent, spacing folded
-        (["SNo", "Name", "Symbol", "Date", "High", "Low", "Open", "Close", "Volume",
-          "Marketcap"], OHLCV),
-        (["name", "SYMBOL", "date", "high", "low", "open", "close", "volume", "marketcap",
-          "sentiment"], OHLCV),
+        (
+            ["COIN", " Symbol ", "Price", "1H", "24h", "7D", "24h Volume", "Mkt_Cap", "Date"],
+            COINGECKO,
+        ),
+        (
+            [
+                "Rank",
+                "Name",
+                "Symbol",
+                "Market Cap",
+                "Price",
+                "Circulating Supply",
+                "Volume (24h)",
+                "% 1h",
+                "% 24h",
+                "% 7d",
+                "snapshot_date",
+            ],
+            CMC,
+        ),
+        (
+            [
+                "name",
+                "symbol",
+                "marketcap",
+                "price",
+                "volume(24h)",
+                "%1h",
+                "%24h",
+                "%7d",
+                "Snapshot Date",
+            ],
+            CMC,
+        ),  # optional columns absent, spacing folded
+        (
+            [
+                "SNo",
+                "Name",
+                "Symbol",
+                "Date",
+                "High",
+                "Low",
+                "Open",
+                "Close",
+                "Volume",
+                "Marketcap",
+            ],
+            OHLCV,
+        ),
+        (
+            [
+                "name",
+                "SYMBOL",
+                "date",
+                "high",
+                "low",
+                "open",
+                "close",
+                "volume",
+                "marketcap",
+                "sentiment",
+            ],
+            OHLCV,
+        ),
     ],
 )
 def test_detect_format_is_case_and_space_insensitive(header, spec):
@@ -93,11 +147,11 @@ def test_coin_slug():
 
 def test_cmc_percents_dollars_commas_and_date_styles():
     data = (
-        b'Rank,Name,Symbol,Market Cap,Price,Circulating Supply,Volume (24h),% 1h,% 24h,% 7d,'
-        b'snapshot_date\n'
+        b"Rank,Name,Symbol,Market Cap,Price,Circulating Supply,Volume (24h),% 1h,% 24h,% 7d,"
+        b"snapshot_date\n"
         b'1,Bitcoin,BTC,"$770,991,461,396","$40,859.46","18,980,000","$35,390,763,321",'
-        b'2.2%,3.0,-5.5%,2022-03-16\n'
-        b'2,Ethereum,ETH,$327104429349,$2744.41,1,$19748695312,0.1,0.2,0.3,20220316\n'
+        b"2.2%,3.0,-5.5%,2022-03-16\n"
+        b"2,Ethereum,ETH,$327104429349,$2744.41,1,$19748695312,0.1,0.2,0.3,20220316\n"
     )
     parsed = parse_csv(data)
     assert parsed.spec is CMC and parsed.rejected.empty
@@ -105,7 +159,8 @@ def test_cmc_percents_dollars_commas_and_date_styles():
     assert btc["market_cap"] == 770991461396.0 and btc["price"] == 40859.46
     assert btc["volume_24h"] == 35390763321.0
     assert (btc["change_1h"], btc["change_24h"], btc["change_7d"]) == pytest.approx(
-        (0.022, 0.03, -0.055))
+        (0.022, 0.03, -0.055)
+    )
     assert eth["snapshot_ts"] == btc["snapshot_ts"] == pd.Timestamp("2022-03-16", tz="UTC")
     assert parsed.extra_columns == []  # Rank and Circulating Supply are known, not extras
 
@@ -133,15 +188,19 @@ def test_ohlcv_changes_are_derived_per_coin_from_closes():
 
 
 def test_timestamps_become_utc():
-    parsed = parse_csv(cg(
-        "A,A,1,0,0,0,1,1,2022-03-16T05:00:00+02:00",
-        "B,B,1,0,0,0,1,1,2022-03-16 03:00:00",
-        "C,C,1,0,0,0,1,1,20220316",
-        "D,D,1,0,0,0,1,1,2022-03-16T03:00:00Z",
-    ))
+    parsed = parse_csv(
+        cg(
+            "A,A,1,0,0,0,1,1,2022-03-16T05:00:00+02:00",
+            "B,B,1,0,0,0,1,1,2022-03-16 03:00:00",
+            "C,C,1,0,0,0,1,1,20220316",
+            "D,D,1,0,0,0,1,1,2022-03-16T03:00:00Z",
+        )
+    )
     assert parsed.rows["snapshot_ts"].tolist() == [
-        pd.Timestamp("2022-03-16 03:00", tz="UTC"), pd.Timestamp("2022-03-16 03:00", tz="UTC"),
-        pd.Timestamp("2022-03-16 00:00", tz="UTC"), pd.Timestamp("2022-03-16 03:00", tz="UTC"),
+        pd.Timestamp("2022-03-16 03:00", tz="UTC"),
+        pd.Timestamp("2022-03-16 03:00", tz="UTC"),
+        pd.Timestamp("2022-03-16 00:00", tz="UTC"),
+        pd.Timestamp("2022-03-16 03:00", tz="UTC"),
     ]
 
 
@@ -179,29 +238,36 @@ def test_each_kind_of_bad_row_is_rejected_with_its_line_and_reason(row, reason):
 def test_several_problems_in_one_row_are_all_named():
     parsed = parse_csv(cg(",BTC,-1,0,0,0,abc,1,nope"))
     reason = parsed.rejected.loc[0, "reason"]
-    for part in ("coin: missing", "price: -1 is negative", "24h_volume: 'abc' is not a number",
-                 "date: 'nope' is not a date"):
+    for part in (
+        "coin: missing",
+        "price: -1 is negative",
+        "24h_volume: 'abc' is not a number",
+        "date: 'nope' is not a date",
+    ):
         assert part in reason
 
 
 def test_a_coin_twice_at_the_same_time_keeps_the_first():
-    parsed = parse_csv(cg("Bitcoin,BTC,1,0,0,0,5,1,2022-03-16",
-                          "bitcoin,BTC,2,0,0,0,5,1,2022-03-16T00:00:00Z"))
+    parsed = parse_csv(
+        cg("Bitcoin,BTC,1,0,0,0,5,1,2022-03-16", "bitcoin,BTC,2,0,0,0,5,1,2022-03-16T00:00:00Z")
+    )
     assert parsed.rows["price"].tolist() == [1.0]
     assert parsed.rejected.loc[0, "reason"] == "duplicate of line 2 (same coin and time)"
 
 
 def test_blank_lines_are_skipped_and_line_numbers_stay_true():
-    parsed = parse_csv(cg("", "A,A,1,0,0,0,1,1,2022-03-16", "", "", "B,B,x,0,0,0,1,1,2022-03-16",
-                          ""))
+    parsed = parse_csv(
+        cg("", "A,A,1,0,0,0,1,1,2022-03-16", "", "", "B,B,x,0,0,0,1,1,2022-03-16", "")
+    )
     assert parsed.rows_in_file == 2
     assert parsed.rows["line"].tolist() == [3]
     assert parsed.rejected["line"].tolist() == [6]
 
 
 def test_quoted_line_breaks_keep_line_numbers_true():
-    parsed = parse_csv(cg('"Multi\nLine Coin",ML,1,0,0,0,1,1,2022-03-16',
-                          "B,B,x,0,0,0,1,1,2022-03-16"))
+    parsed = parse_csv(
+        cg('"Multi\nLine Coin",ML,1,0,0,0,1,1,2022-03-16', "B,B,x,0,0,0,1,1,2022-03-16")
+    )
     assert parsed.rows["coin_name"].tolist() == ["Multi\nLine Coin"]
     assert parsed.rejected["line"].tolist() == [4]
 
@@ -213,9 +279,13 @@ def test_missing_tokens_in_optional_changes_are_null_not_errors():
 
 
 def test_extra_numeric_columns_are_kept_and_text_columns_ignored():
-    parsed = parse_csv(cg("A,A,1,0,0,0,1,1,2022-03-16,0.5,hello,",
-                          "B,B,1,0,0,0,1,1,2022-03-16,,bye,",
-                          header=CG_HEADER + ",Sentiment Score,note,"))
+    parsed = parse_csv(
+        cg(
+            "A,A,1,0,0,0,1,1,2022-03-16,0.5,hello,",
+            "B,B,1,0,0,0,1,1,2022-03-16,,bye,",
+            header=CG_HEADER + ",Sentiment Score,note,",
+        )
+    )
     assert parsed.extra_columns == ["Sentiment Score"]
     assert parsed.ignored_columns == ["note"]
     assert parsed.rows["x_sentiment_score"].tolist()[0] == 0.5
@@ -233,8 +303,10 @@ def test_extra_numeric_columns_are_kept_and_text_columns_ignored():
         (CG_HEADER.encode() + b"\n", "no rows: the file has a CoinGecko snapshot header"),
         (CG_HEADER.encode() + b"\n\n\n", "no rows"),
         (b"foo,bar\n1,2\n", "unknown header 'foo,bar'"),
-        (CG_HEADER.encode() + b"\nCaf\xe9,C,1,0,0,0,1,1,2022-03-16\n",
-         "unreadable encoding: byte 0xe9 at offset"),
+        (
+            CG_HEADER.encode() + b"\nCaf\xe9,C,1,0,0,0,1,1,2022-03-16\n",
+            "unreadable encoding: byte 0xe9 at offset",
+        ),
         ("coin,symbol\n".encode("utf-16"), "unreadable encoding"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "unreadable encoding: NUL byte"),
         ((CG_HEADER + ",Price\n").encode(), "duplicate column 'Price' (also 'price')"),
@@ -256,14 +328,39 @@ def test_utf8_bom_is_accepted():
 
 
 def test_normalize_records_accepts_every_format():
-    frame, errors = normalize_records([
-        {"coin": "Bitcoin", "symbol": "btc", "price": 100, "1h": 0.01, "24h": 0.02, "7d": 0.03,
-         "24h_volume": 10, "mkt_cap": 1000, "date": "2022-03-16"},
-        {"Name": "Ether", "Symbol": "ETH", "Price": "$1,000", "% 24h": "2%",
-         "Volume (24h)": "$5,000", "Market Cap": "50,000", "snapshot_date": 20220316},
-        {"Name": "Doge", "Symbol": "DOGE", "Date": "2022-03-16", "Close": 0.1, "Volume": 7,
-         "Marketcap": 70, "mood": 0.7},
-    ])
+    frame, errors = normalize_records(
+        [
+            {
+                "coin": "Bitcoin",
+                "symbol": "btc",
+                "price": 100,
+                "1h": 0.01,
+                "24h": 0.02,
+                "7d": 0.03,
+                "24h_volume": 10,
+                "mkt_cap": 1000,
+                "date": "2022-03-16",
+            },
+            {
+                "Name": "Ether",
+                "Symbol": "ETH",
+                "Price": "$1,000",
+                "% 24h": "2%",
+                "Volume (24h)": "$5,000",
+                "Market Cap": "50,000",
+                "snapshot_date": 20220316,
+            },
+            {
+                "Name": "Doge",
+                "Symbol": "DOGE",
+                "Date": "2022-03-16",
+                "Close": 0.1,
+                "Volume": 7,
+                "Marketcap": 70,
+                "mood": 0.7,
+            },
+        ]
+    )
     assert errors == []
     assert frame["coin_id"].tolist() == ["bitcoin", "ether", "doge"]
     assert frame["symbol"].tolist() == ["BTC", "ETH", "DOGE"]
@@ -275,11 +372,14 @@ def test_normalize_records_accepts_every_format():
 
 
 def test_normalize_records_reports_each_field_with_the_users_name():
-    frame, errors = normalize_records([
-        {"Price": "abc", "Volume (24h)": -1, "Market Cap": float("inf")},
-        {"price": 1, "24h_volume": 1},
-        "not a dict",
-    ], require_identity=False)
+    frame, errors = normalize_records(
+        [
+            {"Price": "abc", "Volume (24h)": -1, "Market Cap": float("inf")},
+            {"price": 1, "24h_volume": 1},
+            "not a dict",
+        ],
+        require_identity=False,
+    )
     assert {"index": 0, "field": "Price", "problem": "'abc' is not a number"} in errors
     assert {"index": 0, "field": "Volume (24h)", "problem": "-1 is negative"} in errors
     assert {"index": 0, "field": "Market Cap", "problem": "inf is not finite"} in errors
@@ -292,37 +392,63 @@ def test_normalize_records_reports_each_field_with_the_users_name():
 def test_normalize_records_requires_identity_by_default():
     _, errors = normalize_records([{"price": 1, "24h_volume": 1, "mkt_cap": 1}])
     assert {e["field"] for e in errors} == {"coin", "symbol", "date"}
-    _, errors = normalize_records(pd.DataFrame({"price": [1.0], "24h_volume": [1.0],
-                                                "mkt_cap": [2.0]}), require_identity=False)
+    _, errors = normalize_records(
+        pd.DataFrame({"price": [1.0], "24h_volume": [1.0], "mkt_cap": [2.0]}),
+        require_identity=False,
+    )
     assert errors == []
 
 
 def test_normalize_records_flags_a_field_given_twice():
-    _, errors = normalize_records([{"price": 1, "Price": 2, "24h_volume": 1, "mkt_cap": 1}],
-                                  require_identity=False)
+    _, errors = normalize_records(
+        [{"price": 1, "Price": 2, "24h_volume": 1, "mkt_cap": 1}], require_identity=False
+    )
     assert errors == [{"index": 0, "field": "Price", "problem": "given twice (also as 'price')"}]
 
 
 def test_normalize_records_rejects_nested_values_without_crashing():
-    frame, errors = normalize_records([{"coin": {"a": 1}, "symbol": ["X"], "price": [1],
-                                        "24h_volume": 1, "mkt_cap": 1, "date": "2022-03-16"}])
-    assert {"index": 0, "field": "coin",
-            "problem": "must be a single value, not a list or object"} in errors
-    assert {"index": 0, "field": "price",
-            "problem": "must be a single value, not a list or object"} in errors
+    frame, errors = normalize_records(
+        [
+            {
+                "coin": {"a": 1},
+                "symbol": ["X"],
+                "price": [1],
+                "24h_volume": 1,
+                "mkt_cap": 1,
+                "date": "2022-03-16",
+            }
+        ]
+    )
+    assert {
+        "index": 0,
+        "field": "coin",
+        "problem": "must be a single value, not a list or object",
+    } in errors
+    assert {
+        "index": 0,
+        "field": "price",
+        "problem": "must be a single value, not a list or object",
+    } in errors
     assert {"index": 0, "field": "price", "problem": "missing"} in errors
     assert len(frame) == 1
 
 
 def test_cr_line_endings_and_a_stray_cr_are_read_as_line_breaks():
-    data = (b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r"
-            b"Bitcoin,BTC,1,0,0,0,5,10,2022-03-16\r"
-            b"Ether,ETH,abc,0,0,0,5,10,2022-03-16\r")
+    data = (
+        b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r"
+        b"Bitcoin,BTC,1,0,0,0,5,10,2022-03-16\r"
+        b"Ether,ETH,abc,0,0,0,5,10,2022-03-16\r"
+    )
     parsed = parse_csv(data)
     assert parsed.rows["coin_id"].tolist() == ["bitcoin"]
     assert parsed.rejected[["line", "raw_line"]].values.tolist() == [
-        [3, "Ether,ETH,abc,0,0,0,5,10,2022-03-16"]]
-    stray = parse_csv(cg("A,A,1,0,0,0,1,1,2022-03-16,surplus\rB,B,1,0,0,0,1,1,2022-03-16",
-                         '"C\nCoin",C,1,0,0,0,1,1,2022-03-16'))
+        [3, "Ether,ETH,abc,0,0,0,5,10,2022-03-16"]
+    ]
+    stray = parse_csv(
+        cg(
+            "A,A,1,0,0,0,1,1,2022-03-16,surplus\rB,B,1,0,0,0,1,1,2022-03-16",
+            '"C\nCoin",C,1,0,0,0,1,1,2022-03-16',
+        )
+    )
     assert sorted(stray.rows["coin_id"]) == ["b", "c-coin"]
     assert stray.rejected["reason"].tolist() == ["has 10 fields, expected 9"]

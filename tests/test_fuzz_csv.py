@@ -40,35 +40,121 @@ OUTCOMES: dict[str, int] = {}
 
 HEADERS = {
     "coingecko": ["coin", "symbol", "price", "1h", "24h", "7d", "24h_volume", "mkt_cap", "date"],
-    "cmc": ["Rank", "Name", "Symbol", "Market Cap", "Price", "Circulating Supply",
-            "Volume (24h)", "% 1h", "% 24h", "% 7d", "snapshot_date"],
-    "ohlcv": ["SNo", "Name", "Symbol", "Date", "High", "Low", "Open", "Close", "Volume",
-              "Marketcap"],
+    "cmc": [
+        "Rank",
+        "Name",
+        "Symbol",
+        "Market Cap",
+        "Price",
+        "Circulating Supply",
+        "Volume (24h)",
+        "% 1h",
+        "% 24h",
+        "% 7d",
+        "snapshot_date",
+    ],
+    "ohlcv": [
+        "SNo",
+        "Name",
+        "Symbol",
+        "Date",
+        "High",
+        "Low",
+        "Open",
+        "Close",
+        "Volume",
+        "Marketcap",
+    ],
 }
 TEXT_COLUMNS = {"coin", "symbol", "name", "date", "snapshot_date"}
 
 valid_numbers = st.floats(min_value=0.001, max_value=1e12, allow_nan=False).map(repr)
 numbers = st.one_of(
-    valid_numbers, valid_numbers, valid_numbers,
+    valid_numbers,
+    valid_numbers,
+    valid_numbers,
     st.floats(min_value=0, max_value=1e12, allow_nan=False).map(repr),
     st.integers(min_value=0, max_value=10**15).map(str),
-    st.sampled_from(["1e308", "1e309", "-1e309", "9" * 400, "0", "-0", "-5", "1e-320",
-                     "NaN", "nan", "inf", "-inf", "Infinity", "-Infinity", "INF", "", "N/A",
-                     "null", "-", "\u2014", "1,234", '"1,234.5"', "$1,234", '"$12,345.67"',
-                     "12%", "0x1F", "1_000", " 42 ", "\u0661\u0662", "1.2.3", "--1", "1e",
-                     "3.4e+38", "\u00a01\u00a0"]),
+    st.sampled_from(
+        [
+            "1e308",
+            "1e309",
+            "-1e309",
+            "9" * 400,
+            "0",
+            "-0",
+            "-5",
+            "1e-320",
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "Infinity",
+            "-Infinity",
+            "INF",
+            "",
+            "N/A",
+            "null",
+            "-",
+            "\u2014",
+            "1,234",
+            '"1,234.5"',
+            "$1,234",
+            '"$12,345.67"',
+            "12%",
+            "0x1F",
+            "1_000",
+            " 42 ",
+            "\u0661\u0662",
+            "1.2.3",
+            "--1",
+            "1e",
+            "3.4e+38",
+            "\u00a01\u00a0",
+        ]
+    ),
 )
 names = st.sampled_from(["Bitcoin", "Ethereum", "Solana", "Dogecoin", "Tether", "XRP"])
 texts = st.one_of(
-    names, names, names,
-    st.sampled_from(["Bitcoin", "BTC", "Ether, classic", '"Quoted, name"', "", "  ", "🚀",
-                     "Caf\u00e9", "a\u0000b", "=cmd|' /C calc'!A0", "<script>", "'; DROP TABLE x"]),
+    names,
+    names,
+    names,
+    st.sampled_from(
+        [
+            "Bitcoin",
+            "BTC",
+            "Ether, classic",
+            '"Quoted, name"',
+            "",
+            "  ",
+            "🚀",
+            "Caf\u00e9",
+            "a\u0000b",
+            "=cmd|' /C calc'!A0",
+            "<script>",
+            "'; DROP TABLE x",
+        ]
+    ),
     st.text(min_size=0, max_size=12),
 )
-dates = st.sampled_from(["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-03",
-                         "2024-01-02", "2024-02-30", "01/02/2024", "",
-                         "2024-01-01T05:00:00Z", "2024-01-01 25:00", "yesterday",
-                         "1970-01-01", "9999-12-31", "2024-01-01+14:00"])
+dates = st.sampled_from(
+    [
+        "2024-01-01",
+        "2024-01-01",
+        "2024-01-02",
+        "2024-01-03",
+        "2024-01-02",
+        "2024-02-30",
+        "01/02/2024",
+        "",
+        "2024-01-01T05:00:00Z",
+        "2024-01-01 25:00",
+        "yesterday",
+        "1970-01-01",
+        "9999-12-31",
+        "2024-01-01+14:00",
+    ]
+)
 line_endings = st.sampled_from(["\n"] * 6 + ["\r\n"] * 3 + ["\r"])
 encodings = st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16", "latin-1", "cp1252"])
 
@@ -84,8 +170,9 @@ def csv_documents(draw) -> bytes:
     kind = draw(st.sampled_from(sorted(HEADERS)))
     header = list(HEADERS[kind])
     if draw(st.booleans()):
-        header = [draw(st.sampled_from([h, h.upper(), f" {h} ", h.replace("_", " ")]))
-                  for h in header]
+        header = [
+            draw(st.sampled_from([h, h.upper(), f" {h} ", h.replace("_", " ")])) for h in header
+        ]
     if draw(st.integers(0, 4)) == 0:
         header.append(draw(st.sampled_from(["sentiment", "Extra Col", "notes", ""])))
     n_rows = draw(st.integers(0, 25))
@@ -150,8 +237,11 @@ def _check_parsed(data: bytes) -> None:
 @example(data=b"\xff\xfe")
 @example(data=b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r\n\r\n\n\r")
 @example(data=b'coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"unterminated,BTC,1')
-@example(data=b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\nA,B,1,0,0,0,1,"
-              + b"9" * 5000 + b",2024-01-01\n")
+@example(
+    data=b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\nA,B,1,0,0,0,1,"
+    + b"9" * 5000
+    + b",2024-01-01\n"
+)
 def test_parse_csv_never_crashes_and_accounts_for_every_row(data):
     CASES["parse"] += 1
     _check_parsed(data)
@@ -159,10 +249,12 @@ def test_parse_csv_never_crashes_and_accounts_for_every_row(data):
 
 # A blank line, rows with a surplus field, a lone CR, then a quoted line break: found by
 # the property above (it made parse_csv raise csv.Error; fixed in formats).
-LONE_CR = (b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n\n"
-           b"Bitcoin,BTC,0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\n"
-           b"Bitcoin,BTC,0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\r"
-           b"Bitcoin,\"\n\",0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\n")
+LONE_CR = (
+    b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n\n"
+    b"Bitcoin,BTC,0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\n"
+    b"Bitcoin,BTC,0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\r"
+    b'Bitcoin,"\n",0.0,0.0,0.0,0.0,0.0,0.0,2024-01-01,surplus\n'
+)
 
 
 def test_lone_cr_before_a_quoted_line_break():
@@ -180,9 +272,11 @@ def _check_parsed_strict(data: bytes) -> None:
 
 def test_cr_line_endings_load():
     CASES["parse"] += 1
-    data = (b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r"
-            b"Bitcoin,BTC,40859.46,0.022,0.03,0.055,35390763321.0,770991461396.0,2022-03-16\r"
-            b"Ethereum,ETH,2744.41,0.024,0.034,0.065,19748695312.0,327104429349.0,2022-03-16\r")
+    data = (
+        b"coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\r"
+        b"Bitcoin,BTC,40859.46,0.022,0.03,0.055,35390763321.0,770991461396.0,2022-03-16\r"
+        b"Ethereum,ETH,2744.41,0.024,0.034,0.065,19748695312.0,327104429349.0,2022-03-16\r"
+    )
     try:
         parsed = parse_csv(data)
     except FileRejected as exc:
@@ -203,7 +297,7 @@ def test_ten_thousand_columns():
     result = ingest_file(path, engine=engine, settings=s)
     CASES["wide"] += 1
     _check_ingested(engine, result)
-    only_text = (",".join(f"c{i}" for i in range(10_000)) + "\n" + ",".join(["x"] * 10_000))
+    only_text = ",".join(f"c{i}" for i in range(10_000)) + "\n" + ",".join(["x"] * 10_000)
     CASES["wide"] += 1
     with pytest.raises(FileRejected, match="header"):
         parse_csv(only_text.encode())
@@ -229,21 +323,24 @@ def _fresh_store():
 def _check_ingested(engine, result) -> None:
     assert result.status in ("loaded", "duplicate", "quarantined"), result
     with db.transaction(engine) as conn:
-        stored = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM market_snapshots WHERE source_file_id = :f"),
-            {"f": result.file_id}).scalar_one()
-        rejected = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM rejected_rows WHERE file_id = :f"),
-            {"f": result.file_id}).scalar_one()
-        ledger = conn.execute(sa.text(
-            "SELECT status, rows_loaded, rows_rejected FROM ingest_files WHERE id = :f"),
-            {"f": result.file_id}).one()
+        stored = conn.execute(
+            sa.text("SELECT COUNT(*) FROM market_snapshots WHERE source_file_id = :f"),
+            {"f": result.file_id},
+        ).scalar_one()
+        rejected = conn.execute(
+            sa.text("SELECT COUNT(*) FROM rejected_rows WHERE file_id = :f"), {"f": result.file_id}
+        ).scalar_one()
+        ledger = conn.execute(
+            sa.text("SELECT status, rows_loaded, rows_rejected FROM ingest_files WHERE id = :f"),
+            {"f": result.file_id},
+        ).one()
     assert ledger.status == result.status
     if result.status == "loaded":
         assert stored == result.rows_loaded == ledger.rows_loaded
         assert rejected == result.rows_rejected == ledger.rows_rejected
-        assert (result.rows_loaded + result.rows_existing + result.rows_rejected
-                == result.rows_in_file), result
+        assert (
+            result.rows_loaded + result.rows_existing + result.rows_rejected == result.rows_in_file
+        ), result
     else:
         assert stored == 0, f"{result.status} file has {stored} stored rows"
         assert result.error
@@ -251,8 +348,7 @@ def _check_ingested(engine, result) -> None:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.one_of(csv_documents(), csv_documents(), csv_documents(),
-                      st.binary(max_size=1000)))
+@given(data=st.one_of(csv_documents(), csv_documents(), csv_documents(), st.binary(max_size=1000)))
 def test_ingest_file_is_all_or_nothing_with_every_row_accounted(data):
     engine, s, folder = _fresh_store()
     _STORE["n"] += 1

@@ -24,8 +24,16 @@ from liquidity_core.model import registry
 DURATION = 60.0
 CLIENTS = 8
 MAX_REQUESTS = 200_000  # a hard bound whatever the speed
-ROW = {"coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
-       "7d": 0.055, "24h_volume": 35390763321.0, "mkt_cap": 770991461396.0}
+ROW = {
+    "coin": "Bitcoin",
+    "symbol": "BTC",
+    "price": 40859.46,
+    "1h": 0.022,
+    "24h": 0.03,
+    "7d": 0.055,
+    "24h_volume": 35390763321.0,
+    "mkt_cap": 770991461396.0,
+}
 
 
 def _children(pid: int) -> list[int]:
@@ -54,16 +62,23 @@ def _second_version(store) -> dict:
     shutil.copy(store.model_dir / row["artifact_path"], model_file)
     for key in ("artifact_path", "artifact_sha256", "artifact_bytes", "status"):
         row.pop(key, None)
-    row.update(version=champion["version"] + "-b", created_at=registry.utc_now_iso(),
-               reason="promoted by the load test", run_id="load-test")
+    row.update(
+        version=champion["version"] + "-b",
+        created_at=registry.utc_now_iso(),
+        reason="promoted by the load test",
+        run_id="load-test",
+    )
     registry.publish(store, row=row, model_file=model_file, metadata=row, promote=True)
     return registry.get_version(engine, row["version"])
 
 
 def _point_at(store, row: dict) -> None:
-    registry.write_current_pointer(store.model_dir, version=row["version"],
-                                   sha256=row["artifact_sha256"],
-                                   artifact_path=row["artifact_path"])
+    registry.write_current_pointer(
+        store.model_dir,
+        version=row["version"],
+        sha256=row["artifact_sha256"],
+        artifact_path=row["artifact_path"],
+    )
 
 
 @pytest.mark.slow
@@ -108,15 +123,17 @@ def test_sixty_seconds_of_load_with_two_model_swaps(tmp_path):
                     t0 = time.perf_counter()
                     try:
                         status, payload, _ = http(method, g.url + path, body, timeout=30)
-                        version = (payload.get("model_version")
-                                   if isinstance(payload, dict) else None)
+                        version = (
+                            payload.get("model_version") if isinstance(payload, dict) else None
+                        )
                     except Exception as exc:  # noqa: BLE001 - a failed request is counted
                         status, version = -1, repr(exc)
                     with lock:
                         results.append((status, version, time.perf_counter() - t0))
 
-            threads = [threading.Thread(target=client, args=(k,), daemon=True)
-                       for k in range(CLIENTS)]
+            threads = [
+                threading.Thread(target=client, args=(k,), daemon=True) for k in range(CLIENTS)
+            ]
             started = time.monotonic()
             for t in threads:
                 t.start()
@@ -140,10 +157,12 @@ def test_sixty_seconds_of_load_with_two_model_swaps(tmp_path):
     served = {r[1] for r in results if r[1]}
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[int(len(latencies) * 0.99)]
-    print(f"\nload: {len(results)} requests in {elapsed:.1f} s ({len(results) / elapsed:.0f}/s) "
-          f"from {CLIENTS} clients, {len(failed)} failed; p50 {p50 * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms; swaps at {swaps}; versions served {sorted(served)}; "
-          f"worker RSS after warm-up {rss_warm} kB, at the end {rss_end} kB")
+    print(
+        f"\nload: {len(results)} requests in {elapsed:.1f} s ({len(results) / elapsed:.0f}/s) "
+        f"from {CLIENTS} clients, {len(failed)} failed; p50 {p50 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms; swaps at {swaps}; versions served {sorted(served)}; "
+        f"worker RSS after warm-up {rss_warm} kB, at the end {rss_end} kB"
+    )
     assert not failed, failed[:5]
     assert {first["version"], second["version"]} <= served
     for w, warm in rss_warm.items():

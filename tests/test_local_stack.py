@@ -59,7 +59,11 @@ def test_make_run_promotes_a_model_and_serves_it(tmp_path):
     with open(log, "wb") as out:
         stack = subprocess.Popen(
             [sys.executable, "-m", "devtools.local_stack"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 600
@@ -68,8 +72,14 @@ def test_make_run_promotes_a_model_and_serves_it(tmp_path):
             if (var_dir / "models" / "current.json").exists():
                 status, body = _post_json(
                     f"http://127.0.0.1:{web_port}/api/v1/predict",
-                    {"price": 2.5, "1h": 0.01, "24h": -0.02, "7d": 0.05,
-                     "24h_volume": 1.2e7, "mkt_cap": 3.4e8},
+                    {
+                        "price": 2.5,
+                        "1h": 0.01,
+                        "24h": -0.02,
+                        "7d": 0.05,
+                        "24h_volume": 1.2e7,
+                        "mkt_cap": 3.4e8,
+                    },
                 )
                 if status == 200:
                     answer = body

@@ -24,10 +24,13 @@ def test_airflow_lists_the_plugin(tmp_path):
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "plugins", "-o", "json"],
         env=airflow_env(tmp_path / "airflow_home"),
-        capture_output=True, text=True, timeout=180, cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=str(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    plugins = json.loads(proc.stdout[proc.stdout.index("["):])
+    plugins = json.loads(proc.stdout[proc.stdout.index("[") :])
     (ours,) = [p for p in plugins if p["name"] == "liquidity"]
     assert ours["source"].endswith("liquidity_plugin.py")
     (app,) = ours["fastapi_apps"]
@@ -43,8 +46,10 @@ def _through_airflow(store, tmp_path, paths: list[str], *, mounted: bool = True)
     if mounted:
         make_app = "from airflow.api_fastapi.app import create_app; app = create_app()"
     else:
-        make_app = (f"import sys; sys.path.insert(0, {str(REPO / 'plugins')!r}); "
-                    "from liquidity_plugin import app")
+        make_app = (
+            f"import sys; sys.path.insert(0, {str(REPO / 'plugins')!r}); "
+            "from liquidity_plugin import app"
+        )
     script = f"""
 import json
 from fastapi.testclient import TestClient
@@ -58,17 +63,22 @@ print("RESULT " + json.dumps(out))
 """
     env = airflow_env(tmp_path / "airflow_home", store)
     env.update(env_of(store))
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=240, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_plugin_view_answers_with_history(store, tmp_path):
     """Airflow's API server mounts the plugin app under /liquidity."""
-    page, data = _through_airflow(store, tmp_path, ["/liquidity/models",
-                                                    "/liquidity/models.json"])
+    page, data = _through_airflow(store, tmp_path, ["/liquidity/models", "/liquidity/models.json"])
     assert data["status"] == 200, data["text"][:500]
     body = json.loads(data["text"])
     (version,) = body["versions"]

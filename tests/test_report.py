@@ -14,8 +14,14 @@ from liquidity_core.model.train import run_training_cycle
 from liquidity_core.report import build_report
 
 DATA_PLOTS = ["distributions", "correlations", "turnover-over-time"]
-MODEL_PLOTS = ["model-history", "predicted-vs-actual", "residuals-by-market-cap",
-               "feature-importances", "candidates", "skill-by-snapshot"]
+MODEL_PLOTS = [
+    "model-history",
+    "predicted-vs-actual",
+    "residuals-by-market-cap",
+    "feature-importances",
+    "candidates",
+    "skill-by-snapshot",
+]
 
 
 class _Page(HTMLParser):
@@ -43,8 +49,10 @@ def _parse(path: Path) -> _Page:
 
 def test_report_without_data_says_so(settings, engine):
     page = _parse(build_report(settings))
-    assert "No market data has been ingested yet" in (settings.var_dir / "report" /
-                                                        "report.html").read_text()
+    assert (
+        "No market data has been ingested yet"
+        in (settings.var_dir / "report" / "report.html").read_text()
+    )
     assert page.svgs == 0
 
 
@@ -70,10 +78,22 @@ def test_report_holds_every_plot_and_no_network(settings, engine, tmp_path):
     shot = shots / f"report-{settings.database_url.split(':')[0]}.png"
     shot.unlink(missing_ok=True)
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1200,4000",
-         f"--screenshot={shot}", path.as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1200,4000",
+            f"--screenshot={shot}",
+            path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     assert shot.stat().st_size > 10_000

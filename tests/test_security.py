@@ -27,8 +27,16 @@ from liquidity_core import db, ingest
 from liquidity_core.errors import ModelError
 from liquidity_core.model import registry
 
-ROW = {"coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
-       "7d": 0.055, "24h_volume": 35390763321.0, "mkt_cap": 770991461396.0}
+ROW = {
+    "coin": "Bitcoin",
+    "symbol": "BTC",
+    "price": 40859.46,
+    "1h": 0.022,
+    "24h": 0.03,
+    "7d": 0.055,
+    "24h_volume": 35390763321.0,
+    "mkt_cap": 770991461396.0,
+}
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: The only non-GET routes: both compute a prediction and store nothing.
 ALLOWED_POSTS = {"/", "/api/v1/predict"}
@@ -87,15 +95,22 @@ def test_a_session_of_api_calls_leaves_database_and_model_dir_byte_identical(cli
     files_before = tree_digest(store.model_dir)
     symbol = _symbol(store)
     calls = [
-        ("GET", "/", None), ("GET", "/models", None), ("GET", f"/coins/{symbol}", None),
-        ("GET", "/coins?symbol=" + symbol, None), ("GET", "/api/v1/models", None),
-        ("GET", f"/api/v1/coins/{symbol}/prediction", None), ("GET", "/readyz", None),
-        ("GET", "/api/v1/openapi.json", None), ("POST", "/api/v1/predict", ROW),
-        ("POST", "/api/v1/predict", [ROW] * 50), ("POST", "/api/v1/predict", {"price": -1}),
+        ("GET", "/", None),
+        ("GET", "/models", None),
+        ("GET", f"/coins/{symbol}", None),
+        ("GET", "/coins?symbol=" + symbol, None),
+        ("GET", "/api/v1/models", None),
+        ("GET", f"/api/v1/coins/{symbol}/prediction", None),
+        ("GET", "/readyz", None),
+        ("GET", "/api/v1/openapi.json", None),
+        ("POST", "/api/v1/predict", ROW),
+        ("POST", "/api/v1/predict", [ROW] * 50),
+        ("POST", "/api/v1/predict", {"price": -1}),
         ("POST", "/api/v1/predict", [{"coin": "'; DROP TABLE market_snapshots; --"}]),
         ("GET", "/coins/'; DELETE FROM model_versions; --", None),
         ("GET", "/api/v1/coins/%27%20OR%201=1--/prediction", None),
-        ("GET", "/coins/..%2F..%2Fetc%2Fpasswd", None), ("GET", "/static/../liquidity.db", None),
+        ("GET", "/coins/..%2F..%2Fetc%2Fpasswd", None),
+        ("GET", "/static/../liquidity.db", None),
     ]
     for method, path, body in calls * 3:
         resp = client.open(path, method=method, json=body)
@@ -119,8 +134,10 @@ def _plant(path: Path, marker: Path) -> str:
 def _set_row(store, version: str, **values) -> None:
     with db.transaction(db.get_engine(store.database_url)) as conn:
         for column, value in values.items():
-            conn.execute(sa.text(f"UPDATE model_versions SET {column} = :v WHERE version = :ver"),
-                         {"v": value, "ver": version})
+            conn.execute(
+                sa.text(f"UPDATE model_versions SET {column} = :v WHERE version = :ver"),
+                {"v": value, "ver": version},
+            )
 
 
 @pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink", "symlinked-dir"])
@@ -146,8 +163,12 @@ def test_a_matching_sha256_outside_model_dir_is_still_refused(store, tmp_path, w
         vdir.rename(vdir.with_name("moved"))
         vdir.symlink_to(outside.parent, target_is_directory=True)
         _set_row(store, champion["version"], artifact_sha256=sha)
-    registry.write_current_pointer(store.model_dir, version=champion["version"], sha256=sha,
-                                   artifact_path=champion["artifact_path"])
+    registry.write_current_pointer(
+        store.model_dir,
+        version=champion["version"],
+        sha256=sha,
+        artifact_path=champion["artifact_path"],
+    )
     with pytest.raises(ModelError, match="outside the model folder"):
         registry.load_verified_model(store)
     client = make_app(store).test_client()
@@ -155,24 +176,36 @@ def test_a_matching_sha256_outside_model_dir_is_still_refused(store, tmp_path, w
     assert not marker.exists(), f"a pickle outside MODEL_DIR was unpickled ({where})"
 
 
-@pytest.mark.parametrize("artifact_path", ["../../evil/model.pkl", "/tmp/evil-model.pkl",
-                                           "versions/../../evil/model.pkl"])
+@pytest.mark.parametrize(
+    "artifact_path",
+    ["../../evil/model.pkl", "/tmp/evil-model.pkl", "versions/../../evil/model.pkl"],
+)
 def test_the_pointer_cannot_redirect_loading_outside_model_dir(store, tmp_path, artifact_path):
     """current.json names a path outside MODEL_DIR: the path is never opened; the sha256
     check against the database refuses an evil pointer, a correct one loads the real file."""
     marker = tmp_path / "MARKER"
-    evil = (store.model_dir / artifact_path).resolve() if not artifact_path.startswith("/") \
+    evil = (
+        (store.model_dir / artifact_path).resolve()
+        if not artifact_path.startswith("/")
         else Path(artifact_path)
+    )
     evil_sha = _plant(evil, marker)
     try:
         champion = registry.get_champion(db.get_engine(store.database_url))
-        registry.write_current_pointer(store.model_dir, version=champion["version"],
-                                       sha256=evil_sha, artifact_path=artifact_path)
+        registry.write_current_pointer(
+            store.model_dir,
+            version=champion["version"],
+            sha256=evil_sha,
+            artifact_path=artifact_path,
+        )
         with pytest.raises(ModelError, match="sha256"):
             registry.load_verified_model(store)
-        registry.write_current_pointer(store.model_dir, version=champion["version"],
-                                       sha256=champion["artifact_sha256"],
-                                       artifact_path=artifact_path)
+        registry.write_current_pointer(
+            store.model_dir,
+            version=champion["version"],
+            sha256=champion["artifact_sha256"],
+            artifact_path=artifact_path,
+        )
         loaded = registry.load_verified_model(store)
         assert loaded.sha256 == champion["artifact_sha256"]
         assert not marker.exists()
@@ -185,10 +218,16 @@ def test_an_evil_pointer_with_an_evil_artifact_inside_model_dir_is_refused(store
     marker = tmp_path / "MARKER"
     champion = registry.get_champion(db.get_engine(store.database_url))
     sha = _plant(store.model_dir / champion["artifact_path"], marker)
-    registry.write_current_pointer(store.model_dir, version=champion["version"], sha256=sha,
-                                   artifact_path=champion["artifact_path"])
-    for call in (lambda: registry.load_verified_model(store),
-                 lambda: registry.load_verified_model(store, champion["version"])):
+    registry.write_current_pointer(
+        store.model_dir,
+        version=champion["version"],
+        sha256=sha,
+        artifact_path=champion["artifact_path"],
+    )
+    for call in (
+        lambda: registry.load_verified_model(store),
+        lambda: registry.load_verified_model(store, champion["version"]),
+    ):
         with pytest.raises(ModelError, match="sha256"):
             call()
     assert not marker.exists()
@@ -200,8 +239,9 @@ def test_an_evil_pointer_with_an_evil_artifact_inside_model_dir_is_refused(store
 def test_symlinked_folder_and_dotdot_inside_the_ingest_folder_are_refused(store, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "x.csv").write_text("coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"
-                                   "A,A,1,0,0,0,1,1,2024-01-01\n")
+    (outside / "x.csv").write_text(
+        "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\nA,A,1,0,0,0,1,1,2024-01-01\n"
+    )
     folder = store.ingest_dir
     (folder / "sub").mkdir()
     (folder / "linkdir").symlink_to(outside, target_is_directory=True)
@@ -221,8 +261,9 @@ def test_a_symlinked_processed_or_quarantine_folder_is_not_followed(store, tmp_p
     (store.ingest_dir / sub).symlink_to(elsewhere, target_is_directory=True)
     drop = store.ingest_dir / "drop.csv"
     if sub == "processed":
-        drop.write_text("coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"
-                        "A,A,1,0,0,0,1,1,2024-01-01\n")
+        drop.write_text(
+            "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\nA,A,1,0,0,0,1,1,2024-01-01\n"
+        )
     else:
         drop.write_text("not,a,known,header\n1,2,3,4\n")
     ingest.ingest_one(drop, store)
@@ -263,9 +304,20 @@ def _raw(server, method: str, path: str, *, headers=None, body=None, chunks=None
 
 def test_security_headers_on_every_page_and_error(server, template):
     symbol = _symbol(template)
-    pages = ["/", "/models", f"/coins/{symbol}", "/coins/NO-SUCH-COIN", "/report",
-             "/no/such/page", "/api/v1/models", "/api/v1/nope", "/healthz", "/readyz",
-             "/static/style.css", "/api/v1/openapi.json"]
+    pages = [
+        "/",
+        "/models",
+        f"/coins/{symbol}",
+        "/coins/NO-SUCH-COIN",
+        "/report",
+        "/no/such/page",
+        "/api/v1/models",
+        "/api/v1/nope",
+        "/healthz",
+        "/readyz",
+        "/static/style.css",
+        "/api/v1/openapi.json",
+    ]
     for path in pages:
         status, headers, _ = _raw(server, "GET", path)
         h = {k.lower(): v for k, v in headers.items()}
@@ -274,17 +326,26 @@ def test_security_headers_on_every_page_and_error(server, template):
         assert h.get("x-content-type-options") == "nosniff", path
         assert h.get("x-frame-options") == "DENY", path
         assert h.get("referrer-policy") == "no-referrer", path
-    status, headers, _ = _raw(server, "POST", "/", body=b"price=1",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, headers, _ = _raw(
+        server,
+        "POST",
+        "/",
+        body=b"price=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert "frame-ancestors 'none'" in headers.get("Content-Security-Policy", "")
 
 
 def test_a_chunked_body_over_the_limit_is_refused(server):
     """No Content-Length: the limit must still hold while the body streams in."""
     chunk = b" " * 65536
-    status, _, body = _raw(server, "POST", "/api/v1/predict",
-                           headers={"Content-Type": "application/json"},
-                           chunks=[chunk] * 64)  # 4 MiB > the 2 MiB limit
+    status, _, body = _raw(
+        server,
+        "POST",
+        "/api/v1/predict",
+        headers={"Content-Type": "application/json"},
+        chunks=[chunk] * 64,
+    )  # 4 MiB > the 2 MiB limit
     # Refused either as too large, or (what Werkzeug does with a chunked stream) cut at the
     # limit: the JSON error says it stopped reading at byte 2 MiB + 1.
     assert status == 413 or (status == 400 and b"column 2097153" in body), (status, body[:300])
@@ -292,12 +353,22 @@ def test_a_chunked_body_over_the_limit_is_refused(server):
 
 def test_a_huge_form_is_refused(server):
     body = b"price=" + b"1" * (3 * 1024 * 1024)
-    status, _, _ = _raw(server, "POST", "/", body=body,
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = _raw(
+        server,
+        "POST",
+        "/",
+        body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 413
     many = "&".join(f"f{i}=1" for i in range(5000)).encode()
-    status, _, _ = _raw(server, "POST", "/", body=many,
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = _raw(
+        server,
+        "POST",
+        "/",
+        body=many,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert 400 <= status < 500  # refused (422: the known fields are missing)
 
 
@@ -316,8 +387,10 @@ def _sql_calls_with_formatted_text(path: Path, root: Path = REPO) -> list[str]:
             continue
         arg = node.args[0]
         formatted = (
-            (isinstance(arg, ast.JoinedStr)
-             and any(isinstance(v, ast.FormattedValue) for v in arg.values))
+            (
+                isinstance(arg, ast.JoinedStr)
+                and any(isinstance(v, ast.FormattedValue) for v in arg.values)
+            )
             or (isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod | ast.Add))
             or (isinstance(arg, ast.Call) and getattr(arg.func, "attr", "") == "format")
         )
@@ -327,8 +400,11 @@ def _sql_calls_with_formatted_text(path: Path, root: Path = REPO) -> list[str]:
 
 
 def test_sql_is_never_built_from_values():
-    files = [p for folder in ("liquidity_core", "webapp", "plugins", "dags")
-             for p in sorted((REPO / folder).rglob("*.py"))]
+    files = [
+        p
+        for folder in ("liquidity_core", "webapp", "plugins", "dags")
+        for p in sorted((REPO / folder).rglob("*.py"))
+    ]
     assert len(files) > 10
     offenders = [hit for f in files for hit in _sql_calls_with_formatted_text(f)]
     assert offenders == [], "\n".join(offenders)
@@ -340,8 +416,10 @@ def test_sql_is_never_built_from_values():
 
 def test_the_checker_catches_formatted_sql(tmp_path):
     bad = tmp_path / "probe.py"
-    bad.write_text("def f(conn, v):\n    conn.execute(f\"SELECT * FROM t WHERE x = {v}\")\n"
-                   "    conn.exec_driver_sql('DELETE FROM t WHERE id = %s' % v)\n")
+    bad.write_text(
+        'def f(conn, v):\n    conn.execute(f"SELECT * FROM t WHERE x = {v}")\n'
+        "    conn.exec_driver_sql('DELETE FROM t WHERE id = %s' % v)\n"
+    )
     assert len(_sql_calls_with_formatted_text(bad, root=tmp_path)) == 2
 
 
@@ -357,36 +435,61 @@ def roles(tmp_path):
 
     url = sa.engine.make_url(PG_URL)
     tag = f"sec{secrets.token_hex(4)}"
-    names = {"AIRFLOW_DB_NAME": f"{tag}_airflow", "AIRFLOW_DB_USER": f"{tag}_airflow",
-             "LIQUIDITY_DB_NAME": f"{tag}_liquidity", "LIQUIDITY_DB_USER": f"{tag}_liquidity",
-             "LIQUIDITY_WEB_DB_USER": f"{tag}_web"}
-    passwords = {"AIRFLOW_DB_PASSWORD": secrets.token_urlsafe(12),
-                 "LIQUIDITY_DB_PASSWORD": secrets.token_urlsafe(12),
-                 "LIQUIDITY_WEB_DB_PASSWORD": secrets.token_urlsafe(12)}
-    env = {**os.environ, **names, **passwords, "PGHOST": url.host or "127.0.0.1",
-           "PGPORT": str(url.port or 5432), "POSTGRES_USER": url.username or "postgres",
-           "POSTGRES_DB": "postgres"}
-    proc = subprocess.run(["bash", str(REPO / "deploy" / "postgres" / "init-databases.sh")],
-                          env=env, capture_output=True, text=True, timeout=60)
+    names = {
+        "AIRFLOW_DB_NAME": f"{tag}_airflow",
+        "AIRFLOW_DB_USER": f"{tag}_airflow",
+        "LIQUIDITY_DB_NAME": f"{tag}_liquidity",
+        "LIQUIDITY_DB_USER": f"{tag}_liquidity",
+        "LIQUIDITY_WEB_DB_USER": f"{tag}_web",
+    }
+    passwords = {
+        "AIRFLOW_DB_PASSWORD": secrets.token_urlsafe(12),
+        "LIQUIDITY_DB_PASSWORD": secrets.token_urlsafe(12),
+        "LIQUIDITY_WEB_DB_PASSWORD": secrets.token_urlsafe(12),
+    }
+    env = {
+        **os.environ,
+        **names,
+        **passwords,
+        "PGHOST": url.host or "127.0.0.1",
+        "PGPORT": str(url.port or 5432),
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_DB": "postgres",
+    }
+    proc = subprocess.run(
+        ["bash", str(REPO / "deploy" / "postgres" / "init-databases.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
     def as_user(user, password):
-        return (f"postgresql+psycopg2://{names[user]}:{passwords[password]}@"
-                f"{url.host or '127.0.0.1'}:{url.port or 5432}/{names['LIQUIDITY_DB_NAME']}")
+        return (
+            f"postgresql+psycopg2://{names[user]}:{passwords[password]}@"
+            f"{url.host or '127.0.0.1'}:{url.port or 5432}/{names['LIQUIDITY_DB_NAME']}"
+        )
 
     try:
-        yield {"owner": as_user("LIQUIDITY_DB_USER", "LIQUIDITY_DB_PASSWORD"),
-               "web": as_user("LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD")}
+        yield {
+            "owner": as_user("LIQUIDITY_DB_USER", "LIQUIDITY_DB_PASSWORD"),
+            "web": as_user("LIQUIDITY_WEB_DB_USER", "LIQUIDITY_WEB_DB_PASSWORD"),
+        }
     finally:
         db.get_engine.cache_clear()
-        admin = psycopg2.connect(host=url.host, port=url.port or 5432,
-                                 user=url.username or "postgres", dbname="postgres")
+        admin = psycopg2.connect(
+            host=url.host, port=url.port or 5432, user=url.username or "postgres", dbname="postgres"
+        )
         admin.autocommit = True
         with admin.cursor() as cur:
             for name in (names["AIRFLOW_DB_NAME"], names["LIQUIDITY_DB_NAME"]):
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            for role in (names["LIQUIDITY_WEB_DB_USER"], names["LIQUIDITY_DB_USER"],
-                         names["AIRFLOW_DB_USER"]):
+            for role in (
+                names["LIQUIDITY_WEB_DB_USER"],
+                names["LIQUIDITY_DB_USER"],
+                names["AIRFLOW_DB_USER"],
+            ):
                 cur.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
 
@@ -399,24 +502,33 @@ def test_the_web_app_reads_as_the_read_only_role_and_cannot_write(roles, tmp_pat
     before = database_dump(owner.database_url)
     client = make_app(web).test_client()
     symbol = _symbol(owner)
-    for path in ("/api/v1/models", f"/api/v1/coins/{symbol}/prediction", "/models",
-                 f"/coins/{symbol}", "/readyz"):
+    for path in (
+        "/api/v1/models",
+        f"/api/v1/coins/{symbol}/prediction",
+        "/models",
+        f"/coins/{symbol}",
+        "/readyz",
+    ):
         resp = client.get(path)
         assert resp.status_code == 200, (path, resp.get_data(as_text=True)[:500])
     assert client.post("/api/v1/predict", json=[ROW] * 3).status_code == 200
     # The same connection pool cannot write, whatever the statement.
     engine = db.get_engine(web.database_url)
-    for statement in ("DELETE FROM market_snapshots", "UPDATE model_versions SET status = 'x'",
-                      "INSERT INTO schema_migrations VALUES ('999', 'x')",
-                      "CREATE TABLE evil (x int)"):
+    for statement in (
+        "DELETE FROM market_snapshots",
+        "UPDATE model_versions SET status = 'x'",
+        "INSERT INTO schema_migrations VALUES ('999', 'x')",
+        "CREATE TABLE evil (x int)",
+    ):
         with pytest.raises(sa.exc.DBAPIError, match="permission denied|read-only"):
             with engine.begin() as conn:
                 conn.execute(sa.text("SET TRANSACTION READ WRITE"))
                 conn.execute(sa.text(statement))
     # The write paths fail too: an ingest as the web role changes nothing.
     drop = tmp_path / "drop.csv"
-    drop.write_text("coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"
-                    "Newcoin,NEW,1,0,0,0,1,1,2030-01-01\n")
+    drop.write_text(
+        "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\nNewcoin,NEW,1,0,0,0,1,1,2030-01-01\n"
+    )
     proc = run_cli(web, "ingest", str(drop))
     assert proc.returncode != 0
     assert database_dump(owner.database_url) == before

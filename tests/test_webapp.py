@@ -22,12 +22,23 @@ from webapp_support import (
 from liquidity_core import db
 
 ROW = {
-    "coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
-    "7d": 0.055, "24h_volume": 35390763321.0, "mkt_cap": 770991461396.0,
+    "coin": "Bitcoin",
+    "symbol": "BTC",
+    "price": 40859.46,
+    "1h": 0.022,
+    "24h": 0.03,
+    "7d": 0.055,
+    "24h_volume": 35390763321.0,
+    "mkt_cap": 770991461396.0,
 }
 CMC_ROW = {
-    "Name": "Ethereum", "Symbol": "ETH", "Price": "$2,744.41", "% 1h": "2.4",
-    "% 24h": "3.4", "% 7d": "6.5", "Volume (24h)": "$19,748,695,312",
+    "Name": "Ethereum",
+    "Symbol": "ETH",
+    "Price": "$2,744.41",
+    "% 1h": "2.4",
+    "% 24h": "3.4",
+    "% 7d": "6.5",
+    "Volume (24h)": "$19,748,695,312",
     "Market Cap": "$327,104,429,349",
 }
 
@@ -113,7 +124,8 @@ def test_openapi_describes_every_route(client, app):
     assert doc["openapi"].startswith("3.1")
     documented = {p.replace("{symbol}", "<symbol>") for p in doc["paths"]}
     api_rules = {
-        r.rule for r in app.url_map.iter_rules()
+        r.rule
+        for r in app.url_map.iter_rules()
         if r.rule.startswith("/api/") or r.rule in ("/healthz", "/readyz")
     }
     assert api_rules == documented
@@ -206,8 +218,9 @@ BAD_JSON = [
 ]
 
 
-@pytest.mark.parametrize(("body", "status", "fields"),
-                         [b[1:] for b in BAD_JSON], ids=[b[0] for b in BAD_JSON])
+@pytest.mark.parametrize(
+    ("body", "status", "fields"), [b[1:] for b in BAD_JSON], ids=[b[0] for b in BAD_JSON]
+)
 def test_predict_rejects_bad_json(client, body, status, fields):
     resp = client.post("/api/v1/predict", data=body, content_type="application/json")
     _assert_error(resp, status, *fields)
@@ -246,9 +259,15 @@ def test_predict_rejects_bad_fields(client, row, field):
     assert all("index" not in e for e in body["errors"])  # one object: no row numbers
 
 
-@pytest.mark.parametrize(("literal", "field"), [
-    (b"NaN", "price"), (b"Infinity", "price"), (b"-Infinity", "24h_volume"), (b"1e999", "mkt_cap"),
-])
+@pytest.mark.parametrize(
+    ("literal", "field"),
+    [
+        (b"NaN", "price"),
+        (b"Infinity", "price"),
+        (b"-Infinity", "24h_volume"),
+        (b"1e999", "mkt_cap"),
+    ],
+)
 def test_predict_rejects_non_finite_numbers(client, literal, field):
     body = json.dumps({**ROW, field: "__X__"}).encode().replace(b'"__X__"', literal)
     resp = client.post("/api/v1/predict", data=body, content_type="application/json")
@@ -428,8 +447,12 @@ def test_corrupt_artifact_keeps_serving_old_model(store, tmp_path, champion, mak
     artifact = copy.model_dir / pointer["artifact_path"]
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
     # Re-point (a new pointer file) at the same version: the holder must reload and fail.
-    write_current_pointer(copy.model_dir, version=pointer["version"], sha256="0" * 64,
-                          artifact_path=pointer["artifact_path"])
+    write_current_pointer(
+        copy.model_dir,
+        version=pointer["version"],
+        sha256="0" * 64,
+        artifact_path=pointer["artifact_path"],
+    )
     resp = client.get("/readyz")
     assert resp.status_code == 503
     body = resp.get_json()

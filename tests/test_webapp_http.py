@@ -25,8 +25,14 @@ from webapp_support import (
 from liquidity_core.model.registry import read_current_pointer, rollback, write_current_pointer
 
 ROW = {
-    "coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022, "24h": 0.03,
-    "7d": 0.055, "24h_volume": 35390763321.0, "mkt_cap": 770991461396.0,
+    "coin": "Bitcoin",
+    "symbol": "BTC",
+    "price": 40859.46,
+    "1h": 0.022,
+    "24h": 0.03,
+    "7d": 0.055,
+    "24h_volume": 35390763321.0,
+    "mkt_cap": 770991461396.0,
 }
 CHECK = 0.2  # LIQUIDITY_WEB_MODEL_CHECK_INTERVAL for these servers (default 2 s)
 
@@ -50,8 +56,10 @@ def versions(store) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {"LIQUIDITY_WEB_MODEL_CHECK_INTERVAL": str(CHECK),
-           "LIQUIDITY_WEB_MODEL_RETRY_INTERVAL": "0.5"}
+    env = {
+        "LIQUIDITY_WEB_MODEL_CHECK_INTERVAL": str(CHECK),
+        "LIQUIDITY_WEB_MODEL_RETRY_INTERVAL": "0.5",
+    }
     with Gunicorn(store, log, workers=2, threads=4, extra_env=env) as g:
         yield g
 
@@ -125,8 +133,10 @@ def test_hot_reload_under_load_loses_no_request(server, store, versions):
         _wait_for(lambda: len(results) >= 30, what="30 requests before the switch")
         rollback(store, second["version"])  # champion -> second: current.json replaced
         switched_at = time.monotonic()
-        _wait_for(lambda: _all_workers_serve(server, second["version"]),
-                  what=f"{second['version']} everywhere")
+        _wait_for(
+            lambda: _all_workers_serve(server, second["version"]),
+            what=f"{second['version']} everywhere",
+        )
         reload_seconds = time.monotonic() - switched_at
         n_mid = len(results)
         rollback(store, first)  # and back again, still under load
@@ -143,12 +153,15 @@ def test_hot_reload_under_load_loses_no_request(server, store, versions):
     # Generous: the check runs every 0.2 s, but on a loaded 2-core CI box the probes
     # themselves queue behind the hammering threads.
     assert reload_seconds < 60, reload_seconds
-    print(f"hot reload: {len(results)} requests, 0 failed, new model everywhere in "
-          f"{reload_seconds:.2f} s")
+    print(
+        f"hot reload: {len(results)} requests, 0 failed, new model everywhere in "
+        f"{reload_seconds:.2f} s"
+    )
 
 
-@pytest.mark.parametrize("breakage", ["sha256-mismatch", "missing-artifact", "unknown-version",
-                                      "malformed-pointer"])
+@pytest.mark.parametrize(
+    "breakage", ["sha256-mismatch", "missing-artifact", "unknown-version", "malformed-pointer"]
+)
 def test_broken_pointer_keeps_old_model(server, store, versions, breakage):
     good = read_current_pointer(store.model_dir)
     _wait_for(lambda: http("GET", server.url + "/readyz")[0] == 200, what="ready")
@@ -158,30 +171,46 @@ def test_broken_pointer_keeps_old_model(server, store, versions, breakage):
     moved = artifact.with_suffix(".moved")
     try:
         if breakage == "sha256-mismatch":
-            write_current_pointer(store.model_dir, version=good["version"], sha256="f" * 64,
-                                  artifact_path=good["artifact_path"])
+            write_current_pointer(
+                store.model_dir,
+                version=good["version"],
+                sha256="f" * 64,
+                artifact_path=good["artifact_path"],
+            )
             expect = "sha256"
         elif breakage == "missing-artifact":
             artifact.rename(moved)
             # The same pointer rewritten (new mtime and inode) makes the workers look again;
             # the old model is in memory, so they keep it and report nothing wrong...
-            write_current_pointer(store.model_dir, version=good["version"],
-                                  sha256=good["sha256"], artifact_path=good["artifact_path"])
+            write_current_pointer(
+                store.model_dir,
+                version=good["version"],
+                sha256=good["sha256"],
+                artifact_path=good["artifact_path"],
+            )
             time.sleep(CHECK * 3)
             assert http("GET", server.url + "/readyz")[0] == 200
             # ...but a pointer to a version whose file is gone cannot load.
             other = _other_version(store, good["version"])
-            write_current_pointer(store.model_dir, version=other["version"],
-                                  sha256=other["artifact_sha256"],
-                                  artifact_path=other["artifact_path"])
+            write_current_pointer(
+                store.model_dir,
+                version=other["version"],
+                sha256=other["artifact_sha256"],
+                artifact_path=other["artifact_path"],
+            )
             (store.model_dir / other["artifact_path"]).rename(
-                (store.model_dir / other["artifact_path"]).with_suffix(".moved"))
+                (store.model_dir / other["artifact_path"]).with_suffix(".moved")
+            )
             moved = (store.model_dir / other["artifact_path"]).with_suffix(".moved")
             artifact = store.model_dir / other["artifact_path"]
             expect = "cannot be read"
         elif breakage == "unknown-version":
-            write_current_pointer(store.model_dir, version="v-does-not-exist",
-                                  sha256="a" * 64, artifact_path="versions/x/model.pkl")
+            write_current_pointer(
+                store.model_dir,
+                version="v-does-not-exist",
+                sha256="a" * 64,
+                artifact_path="versions/x/model.pkl",
+            )
             expect = "not recorded"
         else:
             pointer_path.write_text("{not json")
@@ -204,8 +233,10 @@ def test_broken_pointer_keeps_old_model(server, store, versions, breakage):
             moved.rename(artifact)
         pointer_path.write_bytes(saved)
         pointer_path.touch()
-    _wait_for(lambda: all(http("GET", server.url + "/readyz")[0] == 200 for _ in range(8)),
-              what="ready again after the fix")
+    _wait_for(
+        lambda: all(http("GET", server.url + "/readyz")[0] == 200 for _ in range(8)),
+        what="ready again after the fix",
+    )
 
 
 def _second_champion(store) -> dict:
@@ -230,8 +261,12 @@ def _second_champion(store) -> dict:
     shutil.copy(store.model_dir / row["artifact_path"], model_file)
     for key in ("artifact_path", "artifact_sha256", "artifact_bytes", "status"):
         row.pop(key, None)
-    row.update(version=outcome["version"] + "-b", created_at=utc_now_iso(),
-               reason="promoted by the hot-reload test", run_id="test-webapp-2b")
+    row.update(
+        version=outcome["version"] + "-b",
+        created_at=utc_now_iso(),
+        reason="promoted by the hot-reload test",
+        run_id="test-webapp-2b",
+    )
     published = publish(store, row=row, model_file=model_file, metadata=row, promote=True)
     return {"version": published["version"]}
 

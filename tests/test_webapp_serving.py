@@ -48,8 +48,12 @@ class CountingLoader:
 
 def _break_pointer(settings) -> dict:
     good = read_current_pointer(settings.model_dir)
-    write_current_pointer(settings.model_dir, version=good["version"], sha256="e" * 64,
-                          artifact_path=good["artifact_path"])
+    write_current_pointer(
+        settings.model_dir,
+        version=good["version"],
+        sha256="e" * 64,
+        artifact_path=good["artifact_path"],
+    )
     return good
 
 
@@ -68,8 +72,7 @@ def test_loads_the_champion_once(copy):
 
 def test_checks_at_most_every_interval(copy):
     loader, clock = CountingLoader(), Clock()
-    holder = ModelHolder(copy, check_interval=2.0, retry_interval=60.0, loader=loader,
-                         clock=clock)
+    holder = ModelHolder(copy, check_interval=2.0, retry_interval=60.0, loader=loader, clock=clock)
     model = holder.get()
     _break_pointer(copy)
     clock.now += 1.9
@@ -93,8 +96,9 @@ def test_fixed_pointer_makes_it_ready_again(copy):
     model = holder.get()
     good = _break_pointer(copy)
     assert not holder.status().ready
-    write_current_pointer(copy.model_dir, **{k: good[k] for k in
-                                             ("version", "sha256", "artifact_path")})
+    write_current_pointer(
+        copy.model_dir, **{k: good[k] for k in ("version", "sha256", "artifact_path")}
+    )
     status = holder.status()
     assert status.ready and status.reason is None
     assert holder.get() is model  # same version and sha256: not even reloaded

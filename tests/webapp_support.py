@@ -35,8 +35,14 @@ DEMO = {"coins": 12, "snapshots": 30, "seed": 11, "start": "2024-01-01"}
 
 def settings_for(root: Path, database_url: str) -> Settings:
     """Settings with every folder under ``root``, tuned for tiny, fast training."""
-    return make_settings(root, database_url, LIQUIDITY_N_JOBS=1, LIQUIDITY_CV_SPLITS=2,
-                         LIQUIDITY_HOLDOUT_SNAPSHOTS=3, LIQUIDITY_MAX_SAMPLES=2000)
+    return make_settings(
+        root,
+        database_url,
+        LIQUIDITY_N_JOBS=1,
+        LIQUIDITY_CV_SPLITS=2,
+        LIQUIDITY_HOLDOUT_SNAPSHOTS=3,
+        LIQUIDITY_MAX_SAMPLES=2000,
+    )
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -99,8 +105,13 @@ def table_counts(settings: Settings) -> dict[str, int]:
     engine = db.get_engine(settings.database_url)
     out = {}
     with db.transaction(engine) as conn:
-        for table in ("market_snapshots", "ingest_files", "rejected_rows", "model_versions",
-                      "model_events"):
+        for table in (
+            "market_snapshots",
+            "ingest_files",
+            "rejected_rows",
+            "model_versions",
+            "model_events",
+        ):
             out[table] = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
     return out
 
@@ -114,8 +125,9 @@ def model_dir_state(settings: Settings) -> dict[str, tuple[int, int]]:
     }
 
 
-def http(method: str, url: str, body=None, *, timeout: float = 10.0,
-         headers: dict | None = None) -> tuple[int, dict | str, dict]:
+def http(
+    method: str, url: str, body=None, *, timeout: float = 10.0, headers: dict | None = None
+) -> tuple[int, dict | str, dict]:
     """One request; returns (status, parsed JSON or text, headers)."""
     data = None
     hdrs = dict(headers or {})
@@ -137,8 +149,15 @@ def http(method: str, url: str, body=None, *, timeout: float = 10.0,
 class Gunicorn:
     """``gunicorn 'webapp:create_app()'`` on 127.0.0.1:<free port>, as a context manager."""
 
-    def __init__(self, settings: Settings, log_path: Path, *, workers: int = 2,
-                 threads: int = 4, extra_env: dict | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        workers: int = 2,
+        threads: int = 4,
+        extra_env: dict | None = None,
+    ):
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -155,16 +174,26 @@ class Gunicorn:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers),
-                "--threads", str(self.threads),
-                "--worker-class", "gthread",
-                "--graceful-timeout", "5",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--worker-class",
+                "gthread",
+                "--graceful-timeout",
+                "5",
                 "--no-control-socket",  # gunicorn 27 otherwise shares ~/.gunicorn/gunicorn.ctl
                 "webapp:create_app()",
             ],
-            cwd=str(REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 120

@@ -76,9 +76,7 @@ def read_rows() -> tuple[list[dict], bool]:
     """
     if not request.is_json:
         got = request.mimetype or "no Content-Type"
-        raise _body_error(
-            415, "unsupported_media_type", f"is {got}; send application/json"
-        )
+        raise _body_error(415, "unsupported_media_type", f"is {got}; send application/json")
     raw = request.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
     try:
         data = json.loads(raw)
@@ -94,7 +92,8 @@ def read_rows() -> tuple[list[dict], bool]:
         rows = data
     else:
         raise _body_error(
-            422, "invalid_input",
+            422,
+            "invalid_input",
             f"is a JSON {_json_type(data)}; send one object or a list of objects",
         )
     if not rows:
@@ -109,14 +108,20 @@ def read_rows() -> tuple[list[dict], bool]:
         where = {} if single else {"index": i}
         if not isinstance(row, dict):
             problems.append(
-                {**where, "field": "body",
-                 "problem": f"row is a JSON {_json_type(row)}; expected an object"}
+                {
+                    **where,
+                    "field": "body",
+                    "problem": f"row is a JSON {_json_type(row)}; expected an object",
+                }
             )
             continue
         if len(row) > MAX_FIELDS_PER_ROW:
             problems.append(
-                {**where, "field": "body",
-                 "problem": f"row has {len(row)} fields; at most {MAX_FIELDS_PER_ROW}"}
+                {
+                    **where,
+                    "field": "body",
+                    "problem": f"row has {len(row)} fields; at most {MAX_FIELDS_PER_ROW}",
+                }
             )
             continue
         problems.extend({**where, **p} for p in value_problems(row))
@@ -131,8 +136,10 @@ def value_problems(row: dict) -> list[dict]:
     for key, value in row.items():
         if isinstance(value, bool | dict | list):
             problems.append(
-                {"field": key,
-                 "problem": f"is a JSON {_json_type(value)}; expected a number or a string"}
+                {
+                    "field": key,
+                    "problem": f"is a JSON {_json_type(value)}; expected a number or a string",
+                }
             )
         else:
             problem = _out_of_range(value)
@@ -196,7 +203,8 @@ def predict_rows(rows: list[dict], model) -> list[dict]:
         if "infinity or a value too large" not in str(exc):
             raise
         raise _body_error(
-            422, "invalid_input",
+            422,
+            "invalid_input",
             "has values whose derived features overflow; check the sizes of the numbers",
         ) from None
 

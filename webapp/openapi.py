@@ -8,12 +8,16 @@ from typing import Any
 import liquidity_core
 
 _NONNEG = {
-    "oneOf": [{"type": "number", "minimum": 0, "maximum": 1e18},
-              {"type": "string", "maxLength": 64}],
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": 1e18},
+        {"type": "string", "maxLength": 64},
+    ],
 }
 _CHANGE = {
-    "oneOf": [{"type": "number", "minimum": -1, "maximum": 1e18},
-              {"type": "string", "maxLength": 64}],
+    "oneOf": [
+        {"type": "number", "minimum": -1, "maximum": 1e18},
+        {"type": "string", "maxLength": 64},
+    ],
 }
 
 
@@ -79,8 +83,13 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
         "additionalProperties": {"type": ["number", "string", "null"]},
         "maxProperties": 64,
         "example": {
-            "coin": "Bitcoin", "symbol": "BTC", "price": 40859.46, "1h": 0.022,
-            "24h": 0.03, "7d": 0.055, "24h_volume": 35390763321.0,
+            "coin": "Bitcoin",
+            "symbol": "BTC",
+            "price": 40859.46,
+            "1h": 0.022,
+            "24h": 0.03,
+            "7d": 0.055,
+            "24h_volume": 35390763321.0,
             "mkt_cap": 770991461396.0,
         },
     }

@@ -105,8 +105,9 @@ def models():
     from liquidity_core.model.registry import list_versions
 
     versions = list_versions(app_engine())
-    return render_template("models.html", table=render_history_table(versions),
-                           chart=r2_history_svg(versions))
+    return render_template(
+        "models.html", table=render_history_table(versions), chart=r2_history_svg(versions)
+    )
 
 
 @bp.get("/report")

@@ -53,8 +53,23 @@ REQUIRED_NUMBERS = ("price", "volume_24h", "market_cap")
 IDENTITY_FIELDS = ("coin_name", "symbol", "snapshot_ts")
 
 #: Cell values that mean "no value" in a numeric column.
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "Null",
-                  "None", "none", "-", "\u2014")
+MISSING_TOKENS = (
+    "",
+    "NA",
+    "N/A",
+    "n/a",
+    "na",
+    "NaN",
+    "nan",
+    "NAN",
+    "null",
+    "NULL",
+    "Null",
+    "None",
+    "none",
+    "-",
+    "\u2014",
+)
 _MISSING_LOWER = frozenset(t.lower() for t in MISSING_TOKENS)
 
 
@@ -137,20 +152,43 @@ COINGECKO = FormatSpec(
     title="CoinGecko snapshot",
     header=("coin", "symbol", "price", "1h", "24h", "7d", "24h_volume", "mkt_cap", "date"),
     fields={
-        "coin": "coin_name", "symbol": "symbol", "price": "price", "1h": "change_1h",
-        "24h": "change_24h", "7d": "change_7d", "24hvolume": "volume_24h",
-        "mktcap": "market_cap", "date": "snapshot_ts",
+        "coin": "coin_name",
+        "symbol": "symbol",
+        "price": "price",
+        "1h": "change_1h",
+        "24h": "change_24h",
+        "7d": "change_7d",
+        "24hvolume": "volume_24h",
+        "mktcap": "market_cap",
+        "date": "snapshot_ts",
     },
 )
 CMC = FormatSpec(
     name="cmc",
     title="CoinMarketCap export",
-    header=("Rank?", "Name", "Symbol", "Market Cap", "Price", "Circulating Supply?",
-            "Volume (24h)", "% 1h", "% 24h", "% 7d", "snapshot_date"),
+    header=(
+        "Rank?",
+        "Name",
+        "Symbol",
+        "Market Cap",
+        "Price",
+        "Circulating Supply?",
+        "Volume (24h)",
+        "% 1h",
+        "% 24h",
+        "% 7d",
+        "snapshot_date",
+    ),
     fields={
-        "name": "coin_name", "symbol": "symbol", "marketcap": "market_cap", "price": "price",
-        "volume(24h)": "volume_24h", "%1h": "change_1h", "%24h": "change_24h",
-        "%7d": "change_7d", "snapshotdate": "snapshot_ts",
+        "name": "coin_name",
+        "symbol": "symbol",
+        "marketcap": "market_cap",
+        "price": "price",
+        "volume(24h)": "volume_24h",
+        "%1h": "change_1h",
+        "%24h": "change_24h",
+        "%7d": "change_7d",
+        "snapshotdate": "snapshot_ts",
     },
     percent=True,
     money=True,
@@ -158,11 +196,25 @@ CMC = FormatSpec(
 OHLCV = FormatSpec(
     name="ohlcv",
     title="daily OHLCV history",
-    header=("SNo?", "Name", "Symbol", "Date", "High", "Low", "Open", "Close", "Volume",
-            "Marketcap"),
+    header=(
+        "SNo?",
+        "Name",
+        "Symbol",
+        "Date",
+        "High",
+        "Low",
+        "Open",
+        "Close",
+        "Volume",
+        "Marketcap",
+    ),
     fields={
-        "name": "coin_name", "symbol": "symbol", "date": "snapshot_ts", "close": "price",
-        "volume": "volume_24h", "marketcap": "market_cap",
+        "name": "coin_name",
+        "symbol": "symbol",
+        "date": "snapshot_ts",
+        "close": "price",
+        "volume": "volume_24h",
+        "marketcap": "market_cap",
     },
     derive_changes=True,
 )
@@ -198,8 +250,9 @@ def detect_format(header: Sequence[str]) -> FormatSpec:
     if matches:
         return max(matches, key=lambda s: len(s.required))
     closest = max(FORMATS, key=lambda s: len(s.required & present) / len(s.required))
-    missing = [h for h in closest.header if not h.endswith("?")
-               and normalize_header(h) not in present]
+    missing = [
+        h for h in closest.header if not h.endswith("?") and normalize_header(h) not in present
+    ]
     shown = ",".join(str(h) for h in header)
     if len(shown) > 200:
         shown = shown[:200] + "..."
@@ -264,14 +317,20 @@ class _Problems:
 
     def frame(self) -> pd.DataFrame:
         if not self.positions:
-            return pd.DataFrame({"position": np.array([], dtype=np.int64),
-                                 "field": np.array([], dtype=object),
-                                 "problem": np.array([], dtype=object)})
-        out = pd.DataFrame({
-            "position": np.concatenate(self.positions),
-            "field": np.concatenate(self.fields),
-            "problem": np.concatenate(self.texts),
-        })
+            return pd.DataFrame(
+                {
+                    "position": np.array([], dtype=np.int64),
+                    "field": np.array([], dtype=object),
+                    "problem": np.array([], dtype=object),
+                }
+            )
+        out = pd.DataFrame(
+            {
+                "position": np.concatenate(self.positions),
+                "field": np.concatenate(self.fields),
+                "problem": np.concatenate(self.texts),
+            }
+        )
         return out.sort_values("position", kind="stable").reset_index(drop=True)
 
 
@@ -378,8 +437,7 @@ def check_frame(
     for canon in ("coin_name", "symbol"):
         user = user_of.get(canon, spec.user_name(canon))
         if canon in user_of:
-            text, empty, codes, uniques = _clean_text(raw[user_of[canon]],
-                                                      upper=canon == "symbol")
+            text, empty, codes, uniques = _clean_text(raw[user_of[canon]], upper=canon == "symbol")
             u_bad = uniques.str.contains(_BAD_TEXT).to_numpy(bool)
             bad = np.append(u_bad, False)[codes]
             probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
@@ -423,8 +481,13 @@ def check_frame(
                 if spec.percent:
                     values = values / 100.0
                 below = values < -1
-                probs.add(below, user, _shown(shown, unit + " is below -100% (a price cannot "
-                                              "fall by more than all of it)"))
+                probs.add(
+                    below,
+                    user,
+                    _shown(
+                        shown, unit + " is below -100% (a price cannot fall by more than all of it)"
+                    ),
+                )
                 values = np.where(below, np.nan, values)
         out[canon] = values
 
@@ -434,8 +497,14 @@ def check_frame(
         ts, missing, bad = _parse_times(raw[user_of["snapshot_ts"]])
         if require_identity:
             probs.add(missing, user, "missing")
-        probs.add(bad, user, _shown_text(_as_text(raw[user_of["snapshot_ts"]]), " is not a "
-                  "date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)"))
+        probs.add(
+            bad,
+            user,
+            _shown_text(
+                _as_text(raw[user_of["snapshot_ts"]]),
+                " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)",
+            ),
+        )
         out["snapshot_ts"] = ts
     else:
         if require_identity:
@@ -475,15 +544,20 @@ def check_frame(
         p = probs.frame()
         bad_rows[p["position"].to_numpy()] = True
         _derive_changes(frame, ok=~bad_rows)
-    return Checked(frame=frame, problems=probs.frame(), extra_columns=extras,
-                   ignored_columns=ignored)
+    return Checked(
+        frame=frame, problems=probs.frame(), extra_columns=extras, ignored_columns=ignored
+    )
 
 
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
     _, missing, codes, uniques = _clean_text(s)
-    parsed = pd.to_datetime(pd.Index(uniques.to_numpy(dtype=object), dtype=object),
-                            format="ISO8601", utc=True, errors="coerce")
+    parsed = pd.to_datetime(
+        pd.Index(uniques.to_numpy(dtype=object), dtype=object),
+        format="ISO8601",
+        utc=True,
+        errors="coerce",
+    )
     parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
     values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
     ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
@@ -497,13 +571,15 @@ def _derive_changes(frame: pd.DataFrame, *, ok: np.ndarray) -> None:
     usable = ok & frame["coin_id"].notna().to_numpy() & day.notna().to_numpy()
     closes = pd.Series(
         frame["price"].to_numpy()[usable],
-        index=pd.MultiIndex.from_arrays([frame["coin_id"].to_numpy()[usable],
-                                         day.to_numpy()[usable]]),
+        index=pd.MultiIndex.from_arrays(
+            [frame["coin_id"].to_numpy()[usable], day.to_numpy()[usable]]
+        ),
     )
     closes = closes[~closes.index.duplicated(keep="first")]
     for canon, days in (("change_24h", 1), ("change_7d", 7)):
-        key = pd.MultiIndex.from_arrays([frame["coin_id"].to_numpy(),
-                                         (day - pd.Timedelta(days=days)).to_numpy()])
+        key = pd.MultiIndex.from_arrays(
+            [frame["coin_id"].to_numpy(), (day - pd.Timedelta(days=days)).to_numpy()]
+        )
         before = closes.reindex(key).to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             change = frame["price"].to_numpy() / before - 1.0
@@ -569,16 +645,22 @@ def normalize_records(
         groups = []
         for positions in by_spec.values():
             rows = [{str(k): v for k, v in records[i].items()} for i in positions]
-            groups.append((np.array(positions, dtype=np.int64),
-                           pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows)))))
+            groups.append(
+                (
+                    np.array(positions, dtype=np.int64),
+                    pd.DataFrame.from_records(rows, index=pd.RangeIndex(len(rows))),
+                )
+            )
     frames = []
     for positions, raw in groups:
         # Columns that hold only numbers (the usual JSON body) keep or get a numeric
         # dtype, so check_frame takes its numeric path instead of parsing them as text.
-        raw = _coalesce_folded(_drop_nested(raw.infer_objects(), positions, errors),
-                               positions, errors)
-        checked = check_frame(raw, _records_spec(list(raw.columns)),
-                              require_identity=require_identity)
+        raw = _coalesce_folded(
+            _drop_nested(raw.infer_objects(), positions, errors), positions, errors
+        )
+        checked = check_frame(
+            raw, _records_spec(list(raw.columns)), require_identity=require_identity
+        )
         p = checked.problems
         errors.extend(
             {"index": int(positions[i]), "field": str(f), "problem": str(t)}
@@ -600,9 +682,14 @@ def _drop_nested(raw: pd.DataFrame, positions: np.ndarray, errors: list) -> pd.D
             continue
         nested = raw[col].map(lambda v: isinstance(v, (list, tuple, dict, set))).to_numpy(bool)
         if nested.any():
-            errors.extend({"index": int(positions[i]), "field": str(col),
-                           "problem": "must be a single value, not a list or object"}
-                          for i in np.flatnonzero(nested))
+            errors.extend(
+                {
+                    "index": int(positions[i]),
+                    "field": str(col),
+                    "problem": "must be a single value, not a list or object",
+                }
+                for i in np.flatnonzero(nested)
+            )
             raw[col] = raw[col].where(~nested, None)
     return raw
 
@@ -618,8 +705,10 @@ def _coalesce_folded(raw: pd.DataFrame, positions: np.ndarray, errors: list) -> 
             continue
         both = raw[cols].notna().sum(axis=1).to_numpy() > 1
         problem = f"given twice (also as {cols[0]!r})"
-        errors.extend({"index": int(positions[i]), "field": cols[1], "problem": problem}
-                      for i in np.flatnonzero(both))
+        errors.extend(
+            {"index": int(positions[i]), "field": cols[1], "problem": problem}
+            for i in np.flatnonzero(both)
+        )
         merged = raw[cols[0]]
         for other in cols[1:]:
             merged = merged.where(merged.notna(), raw[other])
@@ -704,8 +793,9 @@ def parse_csv(data: bytes) -> ParsedFile:
     """
     text = decode_csv_bytes(data)
     if not text or text.isspace():
-        raise FileRejected(f"empty file: no header and no rows; expected one of: "
-                           f"{expected_formats_text()}")
+        raise FileRejected(
+            f"empty file: no header and no rows; expected one of: {expected_formats_text()}"
+        )
     first = _LINE_BREAK.split(text, maxsplit=1)[0]
     try:
         # newline="": the csv module sees \r, \n and \r\n line ends as they are.
@@ -746,18 +836,27 @@ def parse_csv(data: bytes) -> ParsedFile:
     if dup.any():
         first = keyed.groupby(["coin_id", "snapshot_ts"], sort=False)["line"].transform("first")
         dup_pos = keyed.index.to_numpy()[dup]
-        reasons[dup_pos] = [f"duplicate of line {int(f)} (same coin and time)"
-                            for f in first.to_numpy()[dup]]
+        reasons[dup_pos] = [
+            f"duplicate of line {int(f)} (same coin and time)" for f in first.to_numpy()[dup]
+        ]
         good[dup_pos] = False
 
     bad_pos = np.flatnonzero(~good)
-    rejected = pd.DataFrame({
-        "line": np.concatenate([lines[bad_pos],
-                                np.array([s[0] for s in skipped], dtype=np.int64)]),
-        "reason": np.concatenate([reasons[bad_pos],
-                                  np.array([f"has {s[2]} fields, expected {s[1]}"
-                                            for s in skipped], dtype=object)]),
-    })
+    rejected = pd.DataFrame(
+        {
+            "line": np.concatenate(
+                [lines[bad_pos], np.array([s[0] for s in skipped], dtype=np.int64)]
+            ),
+            "reason": np.concatenate(
+                [
+                    reasons[bad_pos],
+                    np.array(
+                        [f"has {s[2]} fields, expected {s[1]}" for s in skipped], dtype=object
+                    ),
+                ]
+            ),
+        }
+    )
     rejected = rejected.sort_values("line", kind="stable").reset_index(drop=True)
     raw_lines = _raw_lines(text, rejected["line"].to_numpy())
     rejected["raw_line"] = raw_lines
@@ -771,9 +870,14 @@ def parse_csv(data: bytes) -> ParsedFile:
                 for c, r in zip(counts[short], rejected.loc[short, "reason"], strict=True)
             ]
     rows = frame.loc[good].reset_index(drop=True)
-    return ParsedFile(spec=spec, rows=rows, rejected=rejected, rows_in_file=rows_in_file,
-                      extra_columns=checked.extra_columns,
-                      ignored_columns=checked.ignored_columns)
+    return ParsedFile(
+        spec=spec,
+        rows=rows,
+        rejected=rejected,
+        rows_in_file=rows_in_file,
+        extra_columns=checked.extra_columns,
+        ignored_columns=checked.ignored_columns,
+    )
 
 
 def _read_rows(text: str, body: bytes, names: list[str], text_cols: list[str]):
@@ -787,9 +891,17 @@ def _read_rows(text: str, body: bytes, names: list[str], text_cols: list[str]):
         warnings.simplefilter("always")
         try:
             raw = pd.read_csv(
-                io.BytesIO(body), encoding="utf-8", header=0, names=names, index_col=False,
-                dtype={h: str for h in text_cols}, keep_default_na=False, na_values=na,
-                skip_blank_lines=False, on_bad_lines="warn", engine="c",
+                io.BytesIO(body),
+                encoding="utf-8",
+                header=0,
+                names=names,
+                index_col=False,
+                dtype={h: str for h in text_cols},
+                keep_default_na=False,
+                na_values=na,
+                skip_blank_lines=False,
+                on_bad_lines="warn",
+                engine="c",
             )
         except (pd.errors.ParserError, ValueError) as exc:
             raise FileRejected(f"cannot parse the file as CSV: {str(exc).strip()}") from None

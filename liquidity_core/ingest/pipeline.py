@@ -46,8 +46,19 @@ from .formats import FileRejected, ParsedFile, parse_csv
 log = logging.getLogger("liquidity_core.ingest")
 
 #: Columns written to ``market_snapshots`` (``source_file_id`` is added by the statement).
-ROW_COLUMNS = ("coin_id", "snapshot_ts", "coin_name", "symbol", "price", "change_1h",
-               "change_24h", "change_7d", "volume_24h", "market_cap", "extras")
+ROW_COLUMNS = (
+    "coin_id",
+    "snapshot_ts",
+    "coin_name",
+    "symbol",
+    "price",
+    "change_1h",
+    "change_24h",
+    "change_7d",
+    "volume_24h",
+    "market_cap",
+    "extras",
+)
 _RETRY_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
 
 
@@ -103,8 +114,10 @@ class IngestResult:
         """One human line: status, file, rows loaded/rejected, reason."""
         head = f"{self.status:<11} {self.path}"
         if self.status == "loaded":
-            text = (f"{head}: {self.rows_loaded} rows loaded, {self.rows_existing} already "
-                    f"stored, {self.rows_rejected} rejected")
+            text = (
+                f"{head}: {self.rows_loaded} rows loaded, {self.rows_existing} already "
+                f"stored, {self.rows_rejected} rejected"
+            )
             if self.rows_rejected:
                 text += f" (reasons in rejected_rows, file_id={self.file_id})"
         elif self.status == "duplicate":
@@ -217,8 +230,12 @@ def list_ready_files(settings: Settings, *, now: float | None = None) -> list[st
     now = time.time() if now is None else now
     ready = []
     for entry in sorted(folder.iterdir()):
-        if (entry.suffix.lower() != ".csv" or entry.name.startswith(".")
-                or entry.is_symlink() or not entry.is_file()):
+        if (
+            entry.suffix.lower() != ".csv"
+            or entry.name.startswith(".")
+            or entry.is_symlink()
+            or not entry.is_file()
+        ):
             if entry.is_symlink():
                 log.warning("skipping symlink %s: copy the file into the folder instead", entry)
             continue
@@ -235,8 +252,9 @@ def list_ready_files(settings: Settings, *, now: float | None = None) -> list[st
 # --- one file ------------------------------------------------------------------------------
 
 
-def ingest_file(path: Path, *, engine: Engine, settings: Settings, move: bool = False
-                ) -> IngestResult:
+def ingest_file(
+    path: Path, *, engine: Engine, settings: Settings, move: bool = False
+) -> IngestResult:
     """Ingest one file (see the module docstring); the schema must exist.
 
     Parameters
@@ -303,10 +321,13 @@ def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult)
     result.ignored_columns = parsed.ignored_columns
     if len(parsed.rows) == 0:
         first = parsed.rejected.iloc[0]
-        reason = (f"no valid rows: all {parsed.rows_in_file} rows failed checks "
-                  f"(first: line {int(first['line'])}: {first['reason']})")
-        _record_quarantined(engine, base, result, reason, file_format=parsed.spec.name,
-                            rejected=parsed.rejected)
+        reason = (
+            f"no valid rows: all {parsed.rows_in_file} rows failed checks "
+            f"(first: line {int(first['line'])}: {first['reason']})"
+        )
+        _record_quarantined(
+            engine, base, result, reason, file_format=parsed.spec.name, rejected=parsed.rejected
+        )
     else:
         _load_with_retry(engine, base, result, parsed)
 
@@ -347,7 +368,8 @@ def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityE
     if getattr(inner, "pgcode", None) in _RETRY_SQLSTATES:
         return None
     operational = isinstance(exc, (sa.exc.InterfaceError, sa.exc.OperationalError)) or (
-        type(inner).__name__ in ("OperationalError", "InterfaceError"))
+        type(inner).__name__ in ("OperationalError", "InterfaceError")
+    )
     if not operational:
         return None
     lost = any(k in low for k in ("connection", "server closed", "terminat", "eof", "broken pipe"))
@@ -368,8 +390,10 @@ def _refusal(path: Path, settings: Settings, move: bool) -> str | None:
         folder = Path(settings.ingest_dir).resolve()
         real = path.resolve()
         if real.parent != folder and folder not in real.parents:
-            return (f"is outside the ingest folder {folder}; only files inside it are moved "
-                    "(ingest without --move, or copy it there)")
+            return (
+                f"is outside the ingest folder {folder}; only files inside it are moved "
+                "(ingest without --move, or copy it there)"
+            )
     return None
 
 
@@ -379,8 +403,13 @@ def _expand(paths: Iterable) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir() and not p.is_symlink():
-            files.extend(sorted(c for c in p.iterdir()
-                                if c.suffix.lower() == ".csv" and (c.is_file() or c.is_symlink())))
+            files.extend(
+                sorted(
+                    c
+                    for c in p.iterdir()
+                    if c.suffix.lower() == ".csv" and (c.is_file() or c.is_symlink())
+                )
+            )
         elif p.exists() or p.is_symlink():
             files.append(p)
         else:
@@ -403,8 +432,10 @@ def _find_loaded(engine: Engine, sha: str):
 
 
 def _duplicate_reason(earlier) -> str:
-    return (f"same bytes as file_id={earlier.id} ({earlier.file_name}), "
-            f"loaded at {format_ts(to_utc(earlier.finished_at))}")
+    return (
+        f"same bytes as file_id={earlier.id} ({earlier.file_name}), "
+        f"loaded at {format_ts(to_utc(earlier.finished_at))}"
+    )
 
 
 def _record_duplicate(engine: Engine, base: dict, result: IngestResult, earlier) -> None:
@@ -414,23 +445,46 @@ def _record_duplicate(engine: Engine, base: dict, result: IngestResult, earlier)
 
 def _insert_duplicate(conn: Connection, base: dict, result: IngestResult, earlier) -> None:
     reason = _duplicate_reason(earlier)
-    result.file_id = conn.execute(db.query("ingest_record_file"), {
-        **base, "file_format": result.file_format, "status": "duplicate",
-        "rows_in_file": result.rows_in_file, "rows_rejected": 0, "error": reason,
-        "duplicate_of": earlier.id, "finished_at": _now(),
-    }).scalar_one()
+    result.file_id = conn.execute(
+        db.query("ingest_record_file"),
+        {
+            **base,
+            "file_format": result.file_format,
+            "status": "duplicate",
+            "rows_in_file": result.rows_in_file,
+            "rows_rejected": 0,
+            "error": reason,
+            "duplicate_of": earlier.id,
+            "finished_at": _now(),
+        },
+    ).scalar_one()
     result.status, result.error, result.duplicate_of = "duplicate", reason, earlier.id
 
 
-def _record_quarantined(engine: Engine, base: dict, result: IngestResult, reason: str, *,
-                        file_format: str | None, rejected: pd.DataFrame | None = None) -> None:
+def _record_quarantined(
+    engine: Engine,
+    base: dict,
+    result: IngestResult,
+    reason: str,
+    *,
+    file_format: str | None,
+    rejected: pd.DataFrame | None = None,
+) -> None:
     n_rejected = 0 if rejected is None else len(rejected)
     with db.transaction(engine) as conn:
-        result.file_id = conn.execute(db.query("ingest_record_file"), {
-            **base, "file_format": file_format, "status": "quarantined",
-            "rows_in_file": result.rows_in_file, "rows_rejected": n_rejected, "error": reason,
-            "duplicate_of": None, "finished_at": _now(),
-        }).scalar_one()
+        result.file_id = conn.execute(
+            db.query("ingest_record_file"),
+            {
+                **base,
+                "file_format": file_format,
+                "status": "quarantined",
+                "rows_in_file": result.rows_in_file,
+                "rows_rejected": n_rejected,
+                "error": reason,
+                "duplicate_of": None,
+                "finished_at": _now(),
+            },
+        ).scalar_one()
         if n_rejected:
             _insert_rejected(conn, rejected, result.file_id)
     result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
@@ -477,13 +531,20 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
     """The one transaction of a file: claim the ledger row, rows, rejected rows."""
     dialect = db.dialect_of(engine)
     with db.transaction(engine) as conn:
-        file_id = conn.execute(db.query("ingest_claim_file"), {
-            **base, "file_format": parsed.spec.name, "rows_in_file": parsed.rows_in_file,
-            "rows_rejected": len(parsed.rejected), "finished_at": base["started_at"],
-        }).scalar()
+        file_id = conn.execute(
+            db.query("ingest_claim_file"),
+            {
+                **base,
+                "file_format": parsed.spec.name,
+                "rows_in_file": parsed.rows_in_file,
+                "rows_rejected": len(parsed.rejected),
+                "finished_at": base["started_at"],
+            },
+        ).scalar()
         if file_id is None:  # another process loaded these bytes meanwhile
-            earlier = conn.execute(db.query("ingest_find_loaded"),
-                                   {"sha256": base["sha256"]}).first()
+            earlier = conn.execute(
+                db.query("ingest_find_loaded"), {"sha256": base["sha256"]}
+            ).first()
             _insert_duplicate(conn, base, result, earlier)
             return
         rows = parsed.rows
@@ -496,10 +557,16 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
                 _insert_rejected(conn, parsed.rejected, file_id)
         if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
             identity.recompute(conn)
-        conn.execute(db.query("ingest_finish_file"), {
-            "id": file_id, "rows_loaded": inserted, "rows_existing": len(rows) - inserted,
-            "rows_rejected": len(parsed.rejected), "finished_at": _now(),
-        })
+        conn.execute(
+            db.query("ingest_finish_file"),
+            {
+                "id": file_id,
+                "rows_loaded": inserted,
+                "rows_existing": len(rows) - inserted,
+                "rows_rejected": len(parsed.rejected),
+                "finished_at": _now(),
+            },
+        )
     result.status, result.file_id = "loaded", file_id
     result.rows_loaded, result.rows_existing = inserted, len(rows) - inserted
     result.rows_rejected = len(parsed.rejected)

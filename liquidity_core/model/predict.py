@@ -268,8 +268,12 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
         transformed = np.ascontiguousarray(transformed, dtype=np.float32)
         # Each tree's Cython predictor directly: the estimator wrapper adds ~15 us of
         # Python per tree, which was 75% of the model's share of a one-row request.
-        per_tree = np.stack([tree.tree_.predict(transformed).reshape(len(transformed))
-                             for tree in forest.estimators_])
+        per_tree = np.stack(
+            [
+                tree.tree_.predict(transformed).reshape(len(transformed))
+                for tree in forest.estimators_
+            ]
+        )
         if hasattr(pipeline, "anchor_of"):  # the trees predict the change from an anchor
             per_tree = per_tree + pipeline.anchor_of(Xm)
         point = per_tree.mean(axis=0)

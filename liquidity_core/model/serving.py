@@ -254,9 +254,7 @@ class ModelHolder:
 
     def _fail(self, content: bytes | None, now: float, reason: str) -> None:
         if self._model is not None:
-            reason = (
-                f"{reason}; still serving model {getattr(self._model, 'version', '?')}"
-            )
+            reason = f"{reason}; still serving model {getattr(self._model, 'version', '?')}"
         if reason != self._error:
             log.error("model reload failed: %s", reason)
             self._failed_at = _now_iso()

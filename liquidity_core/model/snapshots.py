@@ -14,8 +14,16 @@ from ..errors import InputError
 
 #: Columns of :func:`load_snapshots` before any ``x_*`` extras.
 SNAPSHOT_COLUMNS = (
-    "coin_id", "snapshot_ts", "coin_name", "symbol", "price", "change_1h", "change_24h",
-    "change_7d", "volume_24h", "market_cap",
+    "coin_id",
+    "snapshot_ts",
+    "coin_name",
+    "symbol",
+    "price",
+    "change_1h",
+    "change_24h",
+    "change_7d",
+    "volume_24h",
+    "market_cap",
 )
 _FLOATS = ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap")
 

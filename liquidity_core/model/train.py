@@ -115,8 +115,9 @@ def remove_stale_staging(settings: Settings, *, older_than: float = STALE_STAGIN
     if (root / "versions").is_dir():
         engine = db.get_engine(settings.database_url)
         recorded = {v["version"] for v in registry.list_versions(engine)}
-        candidates += [p for p in (root / "versions").iterdir()
-                       if p.is_dir() and p.name not in recorded]
+        candidates += [
+            p for p in (root / "versions").iterdir() if p.is_dir() and p.name not in recorded
+        ]
     candidates += [p for p in root.rglob("*.tmp") if p.is_file()]
     removed = []
     for path in candidates:
