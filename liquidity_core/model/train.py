@@ -37,7 +37,7 @@ from ..errors import InputError, ModelError, NotEnoughData, NotFound
 from ..settings import Settings
 from . import intervals, registry
 from .features import build_features
-from .metrics import holdout_scores
+from .metrics import holdout_scores, mse, r2
 from .splits import PanelTimeSeriesSplit, holdout_split
 
 log = logging.getLogger(__name__)
@@ -137,21 +137,6 @@ def new_version_id(now: datetime | None = None) -> str:
     """A sortable, unique version id such as ``20260101T020000Z-3fa2c1``."""
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-def _r2(y_true, y_pred) -> float | None:
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    if len(y_true) < 2:
-        return None
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    if ss_tot == 0.0:
-        return None
-    return 1.0 - float(np.sum((y_true - y_pred) ** 2)) / ss_tot
-
-
-def _mse(y_true, y_pred) -> float:
-    return float(np.mean((np.asarray(y_true, float) - np.asarray(y_pred, float)) ** 2))
 
 
 def _fmt(value) -> str:
@@ -437,7 +422,7 @@ def _score_candidates(settings, options, X_tune, y_tune, t_tune, X_hold, y_hold,
                 error_score="raise",
             )["test_score"]
             pipe.fit(X_tune.iloc[rows], y_tune[rows])
-            holdout = _r2(y_hold, pipe.predict(X_hold))
+            holdout = r2(y_hold, pipe.predict(X_hold))
         except ValueError as exc:  # e.g. a subsample too small for the folds
             log.warning("candidate %s skipped: %s", name, exc)
             results[name] = {"error": str(exc)}
@@ -465,7 +450,7 @@ def _per_snapshot_r2(meta_hold: pd.DataFrame, y_hold, preds: dict) -> dict:
     for ts, idx in meta_hold.groupby("snapshot_ts").indices.items():
         entry = {"n": int(len(idx))}
         for name, pred in preds.items():
-            entry[name] = _r2(y_hold[idx], pred[idx])
+            entry[name] = r2(y_hold[idx], pred[idx])
         out[pd.Timestamp(ts).isoformat()] = entry
     return out
 
@@ -558,10 +543,10 @@ def train_challenger(
     fill = float(np.nanmean(y_tune))
     persistence = np.where(np.isfinite(persistence), persistence, fill)
     recent = np.where(np.isfinite(recent), recent, fill)
-    holdout_r2 = _r2(y_hold, pred)
-    persistence_r2 = _r2(y_hold, persistence)
-    mse_p = _mse(y_hold, persistence)
-    skill = None if mse_p == 0 else 1.0 - _mse(y_hold, pred) / mse_p
+    holdout_r2 = r2(y_hold, pred)
+    persistence_r2 = r2(y_hold, persistence)
+    mse_p = mse(y_hold, persistence)
+    skill = None if mse_p == 0 else 1.0 - mse(y_hold, pred) / mse_p
     scores = holdout_scores(meta_hold, y_hold, pred, persistence)  # per holdout snapshot
 
     # Other algorithms scored on the same folds, for the report (the forest is in
@@ -607,7 +592,7 @@ def train_challenger(
         "holdout_r2": holdout_r2,
         "holdout_skill": skill,
         "persistence_r2": persistence_r2,
-        "recent_mean_r2": _r2(y_hold, recent),
+        "recent_mean_r2": r2(y_hold, recent),
         "holdout_r2_by_snapshot": _per_snapshot_r2(
             meta_hold, y_hold, {"model": pred, "persistence": persistence}
         ),
@@ -675,7 +660,7 @@ def _grid_iter(grid: dict):
 def score_model_on(loaded: registry.LoadedModel, X: pd.DataFrame, y) -> float | None:
     """Holdout R² of a loaded model on rows ``X`` (columns aligned to its features)."""
     cols = loaded.feature_names
-    return _r2(y, loaded.pipeline.predict(X.reindex(columns=cols)))
+    return r2(y, loaded.pipeline.predict(X.reindex(columns=cols)))
 
 
 def compare_with_champion(settings: Settings, *, run_id: str, promote: bool = True) -> dict:
