@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .. import db, identity
 from ..errors import DatabaseError, LiquidityError
 from ..model.snapshots import format_ts, to_utc
+from ..schema import ingest_files
 from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
 from .reader import ParsedFile
 from .result import IngestResult
@@ -47,9 +50,35 @@ def now_text() -> str:
     return format_ts(pd.Timestamp(datetime.now(UTC)))
 
 
+_files = ingest_files
+
+#: The ledger row that loaded these bytes, if any (at most one: a partial unique index).
+_FIND_LOADED = sa.select(_files.c.id, _files.c.file_name, _files.c.finished_at).where(
+    _files.c.sha256 == sa.bindparam("sha256"), _files.c.status == "loaded"
+)
+
+
 def find_loaded(engine: Engine, sha: str):
     with db.transaction(engine) as conn:
-        return conn.execute(db.query("ingest_find_loaded"), {"sha256": sha}).first()
+        return conn.execute(_FIND_LOADED, {"sha256": sha}).first()
+
+
+def _record_file(conn: Connection, base: dict, result: IngestResult, **values) -> int:
+    """Insert a finished ledger row for a file that loads no rows; its id."""
+    row = {"rows_in_file": result.rows_in_file, "finished_at": now_text(), **base, **values}
+    return conn.execute(_files.insert().returning(_files.c.id), row).scalar_one()
+
+
+def _claim_file(conn: Connection, row: dict) -> int | None:
+    """Insert the ``loaded`` ledger row, unless these bytes are loaded already (None)."""
+    insert = sa.dialects.postgresql.insert if db.dialect_of(conn) == "postgresql" else sqlite.insert
+    stmt = (
+        insert(_files)
+        .values(status="loaded")
+        .on_conflict_do_nothing(index_elements=["sha256"], index_where=sa.text("status = 'loaded'"))
+        .returning(_files.c.id)
+    )
+    return conn.execute(stmt, row).scalar()
 
 
 def _duplicate_reason(earlier) -> str:
@@ -66,19 +95,16 @@ def record_duplicate(engine: Engine, base: dict, result: IngestResult, earlier) 
 
 def _insert_duplicate(conn: Connection, base: dict, result: IngestResult, earlier) -> None:
     reason = _duplicate_reason(earlier)
-    result.file_id = conn.execute(
-        db.query("ingest_record_file"),
-        {
-            **base,
-            "file_format": result.file_format,
-            "status": "duplicate",
-            "rows_in_file": result.rows_in_file,
-            "rows_rejected": 0,
-            "error": reason,
-            "duplicate_of": earlier.id,
-            "finished_at": now_text(),
-        },
-    ).scalar_one()
+    result.file_id = _record_file(
+        conn,
+        base,
+        result,
+        file_format=result.file_format,
+        status="duplicate",
+        rows_rejected=0,
+        error=reason,
+        duplicate_of=earlier.id,
+    )
     result.status, result.error, result.duplicate_of = "duplicate", reason, earlier.id
 
 
@@ -93,19 +119,16 @@ def record_quarantined(
 ) -> None:
     n_rejected = 0 if rejected is None else len(rejected)
     with db.transaction(engine) as conn:
-        result.file_id = conn.execute(
-            db.query("ingest_record_file"),
-            {
-                **base,
-                "file_format": file_format,
-                "status": "quarantined",
-                "rows_in_file": result.rows_in_file,
-                "rows_rejected": n_rejected,
-                "error": reason,
-                "duplicate_of": None,
-                "finished_at": now_text(),
-            },
-        ).scalar_one()
+        result.file_id = _record_file(
+            conn,
+            base,
+            result,
+            file_format=file_format,
+            status="quarantined",
+            rows_rejected=n_rejected,
+            error=reason,
+            duplicate_of=None,
+        )
         if n_rejected:
             _insert_rejected(conn, rejected, result.file_id)
     result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
@@ -152,8 +175,8 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
     """The one transaction of a file: claim the ledger row, rows, rejected rows."""
     dialect = db.dialect_of(engine)
     with db.transaction(engine) as conn:
-        file_id = conn.execute(
-            db.query("ingest_claim_file"),
+        file_id = _claim_file(
+            conn,
             {
                 **base,
                 "file_format": parsed.spec.name,
@@ -161,11 +184,9 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
                 "rows_rejected": len(parsed.rejected),
                 "finished_at": base["started_at"],
             },
-        ).scalar()
+        )
         if file_id is None:  # another process loaded these bytes meanwhile
-            earlier = conn.execute(
-                db.query("ingest_find_loaded"), {"sha256": base["sha256"]}
-            ).first()
+            earlier = conn.execute(_FIND_LOADED, {"sha256": base["sha256"]}).first()
             _insert_duplicate(conn, base, result, earlier)
             return
         rows = parsed.rows
@@ -179,14 +200,14 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
         if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
             identity.recompute(conn)
         conn.execute(
-            db.query("ingest_finish_file"),
-            {
-                "id": file_id,
-                "rows_loaded": inserted,
-                "rows_existing": len(rows) - inserted,
-                "rows_rejected": len(parsed.rejected),
-                "finished_at": now_text(),
-            },
+            _files.update()
+            .where(_files.c.id == file_id)
+            .values(
+                rows_loaded=inserted,
+                rows_existing=len(rows) - inserted,
+                rows_rejected=len(parsed.rejected),
+                finished_at=now_text(),
+            )
         )
     result.status, result.file_id = "loaded", file_id
     result.rows_loaded, result.rows_existing = inserted, len(rows) - inserted
