@@ -1,11 +1,14 @@
-"""Database access: engines, transactions, and the ``sql/`` migration runner.
+"""Database access: engines, transactions, storage errors, and the ``sql/`` migration runner.
 
-All SQL text lives in ``sql/``: the numbered ``NNN_name.sql`` migrations and the
-``queries/*.sql`` statements that modules load by name with :func:`query`. The same files
-serve SQLite and PostgreSQL; the few type names that differ are written as
-placeholders (see ``_DIALECT_TOKENS``). A migration that needs different statements per
-dialect (SQLite cannot alter a primary key in place) comes as ``NNN_name.<dialect>.sql``
-files, one per dialect, recorded under the one version ``NNN_name``.
+The tables are declared once in :mod:`liquidity_core.schema`, and ordinary statements
+are built from them where they run. SQL text lives in ``sql/``: the numbered
+``NNN_name.sql`` migrations and the bulk PostgreSQL statements (``queries/*.sql``: COPY,
+the staging table, ``SET LOCAL``) that :mod:`.ingest.copy` loads by name with
+:func:`query`. The migrations serve SQLite and PostgreSQL; the few type names that differ
+are written as placeholders (see ``_DIALECT_TOKENS``). A migration that needs different
+statements per dialect (SQLite cannot alter a primary key in place) comes as
+``NNN_name.<dialect>.sql`` files, one per dialect, recorded under the one version
+``NNN_name``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .errors import DatabaseError, DatabaseUnavailable, LiquidityError
+from .schema import schema_migrations
 
 # The migrations and queries ship inside the package (package data), so an installed
 # wheel finds them as well as a checkout does (where the top-level ``sql`` links here).
@@ -217,10 +221,7 @@ def upgrade(engine: Engine, *, until: str | None = None) -> list[str]:
     dialect = dialect_of(engine)
     applied_now = []
     with transaction(engine) as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
+        conn.execute(sa.schema.CreateTable(schema_migrations, if_not_exists=True))
     for version, path in migration_files(dialect):
         if until is not None and version > until:
             break
@@ -228,18 +229,16 @@ def upgrade(engine: Engine, *, until: str | None = None) -> list[str]:
             if dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
             done = conn.execute(
-                sa.text("SELECT 1 FROM schema_migrations WHERE version = :v"), {"v": version}
+                sa.select(schema_migrations.c.version).where(schema_migrations.c.version == version)
             ).first()
             if done:
                 continue
             for statement in split_statements(render_sql(path.read_text("utf-8"), dialect)):
                 conn.exec_driver_sql(statement)
             conn.execute(
-                sa.text(
-                    "INSERT INTO schema_migrations (version, applied_at) "
-                    "VALUES (:v, CURRENT_TIMESTAMP)"
-                ),
-                {"v": version},
+                schema_migrations.insert().values(
+                    version=version, applied_at=sa.func.current_timestamp()
+                )
             )
             applied_now.append(version)
     return applied_now

@@ -28,23 +28,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..schema import CHANGES, MEASURES, REQUIRED_MEASURES
 
-#: Canonical columns, in order, of every normalized frame (``x_*`` extras follow).
-CANONICAL_COLUMNS = (
-    "coin_name",
-    "symbol",
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
-    "snapshot_ts",
-)
-NUMERIC_FIELDS = ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap")
-CHANGE_FIELDS = ("change_1h", "change_24h", "change_7d")
-REQUIRED_NUMBERS = ("price", "volume_24h", "market_cap")
+#: The numbers of a snapshot (``market_snapshots``' measures), those every row must have
+#: (NOT NULL there), and the relative changes.
+NUMERIC_FIELDS = MEASURES
+REQUIRED_NUMBERS = REQUIRED_MEASURES
+CHANGE_FIELDS = CHANGES
+#: The fields that say which coin and when.
 IDENTITY_FIELDS = ("coin_name", "symbol", "snapshot_ts")
+#: Canonical columns, in order, of every normalized frame (``x_*`` extras follow).
+CANONICAL_COLUMNS = (*IDENTITY_FIELDS[:2], *NUMERIC_FIELDS, IDENTITY_FIELDS[2])
 
 #: Cell values that mean "no value" in a numeric column.
 MISSING_TOKENS = (
