@@ -9,7 +9,6 @@ ledger row, all in one transaction, retried on a deadlock with a concurrent load
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,20 +29,6 @@ from .reader import ParsedFile
 from .result import IngestResult
 
 log = logging.getLogger("liquidity_core.ingest")
-
-RETRY_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
-
-
-def db_errors() -> tuple:
-    """Exception types of the database layer, including raw driver errors (COPY, executemany)."""
-    errors: list = [sa.exc.DBAPIError, sqlite3.Error]
-    try:
-        import psycopg2
-    except ImportError:  # pragma: no cover - psycopg2 is a dependency
-        pass
-    else:
-        errors.append(psycopg2.Error)
-    return tuple(errors)
 
 
 def now_text() -> str:
@@ -163,11 +148,10 @@ def _conflicts_retried():
     """Turn a deadlock / serialization failure into :class:`_Conflict`."""
     try:
         yield
-    except db_errors() as exc:
+    except db.driver_errors() as exc:
         inner = getattr(exc, "orig", None) or exc
-        if getattr(inner, "pgcode", None) in RETRY_SQLSTATES:
-            text = (str(inner).strip().splitlines() or ["conflict"])[0]
-            raise _Conflict(text) from exc
+        if db.classify_storage_error(inner) == "conflict":
+            raise _Conflict(db.first_line(inner)) from exc
         raise
 
 

@@ -31,13 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .. import db
-from ..errors import DatabaseUnavailable, InputError, LiquidityError
+from ..errors import InputError, LiquidityError
 from ..settings import Settings
 from .files import _move_after
 from .formats import FileRejected
 from .ledger import (
-    RETRY_SQLSTATES,
-    db_errors,
     find_loaded,
     load_with_retry,
     now_text,
@@ -209,7 +207,7 @@ def ingest_file(
 
     try:
         _ingest_bytes(engine, data, base, result)
-    except db_errors() as exc:
+    except db.driver_errors() as exc:
         mapped = _storage_error(exc, engine, path)
         if mapped is None:
             raise
@@ -251,35 +249,19 @@ def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityE
     """A one-line project error for a database failure in the middle of a load.
 
     Raw driver errors (from COPY or executemany) and a rollback on a dead connection do
-    not pass through :func:`db.transaction`'s mapping, so they are named here. The
-    transaction was rolled back: nothing of the file is stored.
+    not pass through :func:`db.transaction`'s mapping, so they are named here, through the
+    same classifier (:func:`db.classify_storage_error`). The transaction was rolled back:
+    nothing of the file is stored. None for what is not a storage failure (re-raised).
     """
-    inner = exc
-    seen = exc
-    while seen is not None:  # the first driver error in the chain says what happened
-        if not isinstance(seen, sa.exc.SQLAlchemyError):
-            inner = seen
-            break
-        seen = getattr(seen, "orig", None) or seen.__context__
-    text = (str(getattr(inner, "orig", inner)).strip().splitlines() or [type(inner).__name__])[0]
-    where = db.describe_url(str(engine.url))
-    low = text.lower()
-    if "full" in low or "no space" in low or "could not extend" in low:
-        return DatabaseUnavailable(
-            f"the database at {where} has no room: {text}; nothing from {path.name} was stored"
-        )
-    if getattr(inner, "pgcode", None) in RETRY_SQLSTATES:
-        return None
+    inner = db.driver_error(exc)
+    kind = db.classify_storage_error(inner)
     operational = isinstance(exc, (sa.exc.InterfaceError, sa.exc.OperationalError)) or (
         type(inner).__name__ in ("OperationalError", "InterfaceError")
     )
-    if not operational:
+    if kind == "conflict" or (kind != "no_room" and not operational):
         return None
-    lost = any(k in low for k in ("connection", "server closed", "terminat", "eof", "broken pipe"))
-    what = "lost the database" if lost else "the database failed"
-    return DatabaseUnavailable(
-        f"{what} at {where} while loading {path.name}: {text}; nothing from it was stored"
-    )
+    error = db.storage_error(engine, inner)
+    return type(error)(f"{error} while loading {path.name}; nothing from it was stored")
 
 
 def _refusal(path: Path, settings: Settings, move: bool) -> str | None:
