@@ -130,7 +130,7 @@ def decide(
     ----------
     spans : pandas.DataFrame
         One row per name slug: ``coin_id, first_ts, last_ts, first_symbol, first_cap,
-        last_symbol, last_cap`` (``sql/queries/identity_coin_spans.sql``).
+        last_symbol, last_cap`` (:func:`_spans_query`).
     times : sequence
         The panel's distinct snapshot times.
     shared : pandas.DataFrame

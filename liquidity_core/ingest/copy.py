@@ -147,7 +147,7 @@ def _c_stderr_to_log():
 
     When the server ends the connection in the middle of a COPY, psycopg2 prints a
     ``SystemError`` from its C code straight to stderr before raising the real error
-    (which :func:`_storage_error` turns into one line). The CLI promises one line.
+    (which :func:`.pipeline._storage_error` turns into one line). The CLI promises one line.
     """
     try:
         saved = os.dup(2)

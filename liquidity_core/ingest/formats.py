@@ -1,4 +1,4 @@
-"""The three input formats: header detection, row checks and canonical columns.
+"""The three input formats: their headers, detection, canonical columns and coin slugs.
 
 A CSV drop is recognised from its header (case-, space- and underscore-insensitive):
 
@@ -15,8 +15,10 @@ Every format is turned into the same canonical columns (:data:`CANONICAL_COLUMNS
 changes become fractions (CoinMarketCap percents are divided by 100, OHLCV changes are
 derived per coin from the closes of the previous day and of seven days before),
 timestamps become UTC, and any extra numeric column ``Foo Bar`` becomes ``x_foo_bar``.
+The canonical numbers are ``market_snapshots``' measures (:mod:`liquidity_core.schema`).
 
-All checks are vectorized (pandas/numpy), so a million-row file is checked in seconds.
+This module only describes the formats; :mod:`.reader` reads a file's bytes,
+:mod:`.checks` checks its rows and :mod:`.records` checks prediction input.
 """
 
 from __future__ import annotations

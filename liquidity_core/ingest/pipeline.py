@@ -4,15 +4,20 @@ For each file:
 
 1. its bytes are hashed; bytes already loaded are recorded as a ``duplicate`` that points
    at the file that loaded them, and load nothing;
-2. the format is detected from the header and every row is checked
-   (:mod:`liquidity_core.ingest.formats`); a file that cannot be read at all is ``quarantined``
-   with a reason naming what was expected;
-3. in ONE transaction: the ledger row (``ingest_files``), the good rows (PostgreSQL: COPY
-   into a temporary staging table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``;
-   SQLite: ``executemany`` of the same upsert) and the ``rejected_rows`` with their line
-   numbers and reasons. A crash or kill leaves all of it or none of it.
+2. the format is detected from the header and every row is checked (:mod:`.reader`,
+   :mod:`.checks`); a file that cannot be read at all is ``quarantined`` with a reason
+   naming what was expected;
+3. in ONE transaction (:mod:`.ledger`): the ledger row (``ingest_files``), the good rows
+   (:mod:`.copy`; PostgreSQL: COPY into a temporary staging table and one
+   ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; SQLite: ``executemany`` of the same
+   upsert) and the ``rejected_rows`` with their line numbers and reasons. A crash or kill
+   leaves all of it or none of it.
 4. optionally the file is moved to ``processed/`` or ``quarantine/`` beside it (never
-   overwriting), a quarantined one with a ``<name>.reason.txt``.
+   overwriting, :mod:`.files`), a quarantined one with a ``<name>.reason.txt``.
+
+This module holds the entry points (:func:`ingest_paths`, :func:`ingest_file`, ...) and
+the steps of one file; a storage failure becomes one line through
+:func:`liquidity_core.db.classify_storage_error`.
 
 The partial unique index on ``ingest_files (sha256) WHERE status = 'loaded'`` makes two
 concurrent loads of the same bytes queue: the second waits for the first to commit, then

@@ -13,6 +13,10 @@ rollback. ``current.json`` is a pointer for readers that do not want to query th
 database; it is always written after the database commit, through a temp file, fsync and
 ``os.replace``, and :func:`reconcile_pointer` repairs it when a run died in between.
 Artifacts are only unpickled after their sha256 matches the ``model_versions`` row.
+
+This module holds those operations (:func:`publish`, :func:`load_verified_model`,
+:func:`reconcile_pointer`, :func:`rollback`); the rows are read and written by
+:mod:`.versions`, the files by :mod:`.artifacts`, and both are re-exported here.
 """
 
 from __future__ import annotations
