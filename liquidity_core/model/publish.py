@@ -10,6 +10,7 @@ import shutil
 
 from .. import db
 from ..errors import ModelError, NotFound
+from ..schema import model_versions
 from ..settings import Settings
 from . import registry
 from .staging import MODEL_FILE, read_json, staging_dir
@@ -56,6 +57,42 @@ def _result(row: dict) -> dict:
     return out
 
 
+#: ``model_versions`` columns filled in by the decision, the run and
+#: :func:`.registry.publish` (the artifact and the status), not by ``challenger.json``.
+_NOT_STAGED = (
+    "created_at",
+    "champion_version",
+    "champion_holdout_r2",
+    "reason",
+    "run_id",
+    "artifact_path",
+    "artifact_sha256",
+    "artifact_bytes",
+    "status",
+)
+
+
+def version_row(challenger: dict, decision: dict, run_id: str) -> dict:
+    """The ``model_versions`` row of a staged run, but the artifact and the status.
+
+    The NOT NULL columns must be in ``challenger.json``; the others may be absent (runs
+    staged before migrations 005/006) and are then NULL.
+    """
+    row = {
+        c.name: challenger.get(c.name) if c.nullable else challenger[c.name]
+        for c in model_versions.columns
+        if c.name not in _NOT_STAGED
+    }
+    row.update(
+        created_at=registry.utc_now_iso(),
+        champion_version=decision["champion_version"],
+        champion_holdout_r2=decision["champion_holdout_r2"],
+        reason=decision["reason"],
+        run_id=run_id,
+    )
+    return row
+
+
 def publish_result(settings: Settings, *, run_id: str) -> dict:
     """Stage 4: write the version folder, record the run, switch the pointer on promotion.
 
@@ -90,49 +127,7 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
             f"staged model {model_file} changed since it was scored (sha256 mismatch); "
             "not publishing it"
         )
-    row = {
-        k: challenger[k]
-        for k in (
-            "version",
-            "algorithm",
-            "params",
-            "features",
-            "data_window_start",
-            "data_window_end",
-            "n_train_rows",
-            "data_fingerprint",
-            "cv_scores",
-            "cv_r2_mean",
-            "cv_r2_std",
-            "holdout_start",
-            "holdout_end",
-            "n_holdout_rows",
-            "holdout_r2",
-            "holdout_skill",
-            "persistence_r2",
-            "recent_mean_r2",
-            "holdout_r2_by_snapshot",
-            "candidates",
-            "band_edges",
-            "library_versions",
-            "train_seconds",
-        )
-    }
-    for k in (
-        "snapshots_beating_persistence",
-        "holdout_skill_by_snapshot",
-        "interval_calibration",
-        "holdout_coverage",
-        "holdout_coverage_by_tercile",
-    ):
-        row[k] = challenger.get(k)  # absent from runs staged before migrations 005/006
-    row.update(
-        created_at=registry.utc_now_iso(),
-        champion_version=decision["champion_version"],
-        champion_holdout_r2=decision["champion_holdout_r2"],
-        reason=decision["reason"],
-        run_id=run_id,
-    )
+    row = version_row(challenger, decision, run_id)
     metadata = dict(row, status="champion" if decision["promote"] else "rejected")
     recorded = registry.publish(
         settings,
