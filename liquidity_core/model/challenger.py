@@ -124,7 +124,7 @@ def holdout_report(best, rows: Rows, calibration: dict) -> dict:
     X_hold, y_hold, meta_hold = rows.X_hold, rows.y_hold, rows.meta_hold
     pred = best.predict(X_hold)
     hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
-    low, high = intervals.bounds(pred, hold_mcap, calibration)
+    low, high = intervals.bounds_for(pred, X_hold, calibration)
     covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
     fill = float(np.nanmean(rows.y_tune))
     persistence = X_hold["log_turnover"].to_numpy()
@@ -276,15 +276,25 @@ def score_rivals(settings: Settings, grid: str, rows: Rows, cv) -> dict:
 
 
 def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
-    """Interval calibration (:mod:`.intervals`) on the last CV fold, out of sample.
+    """Interval calibration (:mod:`.intervals`) on the newest CV folds, out of sample.
 
-    The tuned model is refitted on that fold's training side only and forecasts its
-    validation snapshots; the holdout is never touched, so it can measure the coverage.
+    For the last fold (and earlier ones, newest first, until the calibration holds
+    :data:`.intervals.MIN_CALIBRATION_ROWS` rows) the tuned model is refitted on the
+    fold's training side only and forecasts its validation snapshots; the holdout is
+    never touched, so it can measure the coverage.
     """
     from sklearn.base import clone
 
-    *_, (fit_rows, cal_rows) = cv.split(X_tune, y_tune, groups=t_tune)
-    model = clone(best).fit(X_tune.iloc[fit_rows], y_tune[fit_rows])
-    residuals = y_tune[cal_rows] - model.predict(X_tune.iloc[cal_rows])
-    mcap = X_tune[intervals.BUCKET_FEATURE].to_numpy()[cal_rows]
-    return intervals.fit(residuals, mcap)
+    residuals, rows = [], []
+    for fit_rows, cal_rows in reversed(list(cv.split(X_tune, y_tune, groups=t_tune))):
+        model = clone(best).fit(X_tune.iloc[fit_rows], y_tune[fit_rows])
+        residuals.append(y_tune[cal_rows] - model.predict(X_tune.iloc[cal_rows]))
+        rows.append(cal_rows)
+        if sum(len(r) for r in rows) >= intervals.MIN_CALIBRATION_ROWS:
+            break
+    cal = X_tune.iloc[np.concatenate(rows)]
+    return intervals.fit(
+        np.concatenate(residuals),
+        cal[intervals.BUCKET_FEATURE].to_numpy(),
+        scale=cal[intervals.SCALE_FEATURE].to_numpy(),
+    )

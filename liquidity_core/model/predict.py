@@ -284,7 +284,7 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
         low = high = point
     calibration = model.metadata.get("interval_calibration")
     if calibration:
-        low, high = intervals.bounds(point, Xm[intervals.BUCKET_FEATURE].to_numpy(), calibration)
+        low, high = intervals.bounds_for(point, Xm, calibration)
     return {"point": point, "low": low, "high": high}
 
 
