@@ -20,7 +20,11 @@ Issue and revoke keys with::
 
     python -m webapp.apikeys issue  --file keys.txt --name alice   # prints the key once
     python -m webapp.apikeys revoke --file keys.txt --name alice
-    python -m webapp.apikeys list   --file keys.txt
+    python -m webapp.apikeys list   --file keys.txt                # hashes and names
+
+For compose, where ``LIQUIDITY_API_KEYS`` holds the list itself::
+
+    python -m webapp.apikeys list --file keys.txt | cut -d' ' -f1 | paste -sd,
 """
 
 from __future__ import annotations
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "list":
             for _, digest, name in _entries(_read_lines(args.file)):
-                print(f"{digest[:12]}…  {name}")
+                print(f"{digest} {name}")  # hashes are not secrets; keys are never stored
             return 0
         if not args.name:
             parser.error("--name is required")
