@@ -16,12 +16,15 @@ import sys
 import time
 import uuid
 
+import jsonschema
 import pytest
 import redis
 from webapp_support import Gunicorn, database, http, table_counts, trained_store
 
 from liquidity_core.errors import ConfigError
+from webapp import DEFAULTS
 from webapp.apikeys import hash_key
+from webapp.openapi import openapi_document
 
 ROW = {
     "coin": "Bitcoin",
@@ -34,6 +37,14 @@ ROW = {
     "mkt_cap": 770991461396.0,
 }
 REDIS_URL = "redis://127.0.0.1:6379/7"
+DOCUMENT = openapi_document(DEFAULTS)
+
+
+def _documented(path: str, method: str, status: int, body: dict) -> None:
+    """The answer is in the OpenAPI document, and its body matches the Error schema."""
+    responses = DOCUMENT["paths"][path][method]["responses"]
+    assert str(status) in responses, (path, status)
+    jsonschema.validate(body, DOCUMENT["components"]["schemas"]["Error"])
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +75,11 @@ def test_burst_sees_429_then_recovers(store, tmp_path):
         assert statuses.count(200) == 10 and statuses.count(429) == 15, statuses
         assert statuses[:10] == [200] * 10  # the budget is used first, then refused
         retry = _assert_429(*answers[-1])
+        _documented("/api/v1/models", "get", 429, answers[-1][1])
+        assert (
+            "Retry-After"
+            in DOCUMENT["paths"]["/api/v1/models"]["get"]["responses"]["429"]["headers"]
+        )
         # Limited: every /api/v1 route, POSTs included. Never limited: probes and pages.
         status, body, headers = http("POST", server.url + "/api/v1/predict", ROW)
         _assert_429(status, body, headers)
@@ -115,6 +131,7 @@ def test_api_keys_issue_use_and_revoke(store, tmp_path):
         status, body, headers = http("POST", url, ROW)
         assert status == 401 and body["errors"][0]["field"] == "Authorization"
         assert headers["WWW-Authenticate"].startswith("Bearer")
+        _documented("/api/v1/predict", "post", 401, body)
         for header in (f"Basic {key}", "Bearer ", key):
             assert http("POST", url, ROW, headers={"Authorization": header})[0] == 401
         for wrong in ("not-a-key", key + "x", key[:-1], key.upper(), "\u00e9" * 40):
@@ -125,6 +142,7 @@ def test_api_keys_issue_use_and_revoke(store, tmp_path):
                 headers={"Authorization": f"Bearer {wrong}".encode().decode("latin-1")},
             )
             assert status == 403 and body["error"] == "forbidden"
+            _documented("/api/v1/predict", "post", 403, body)
             assert wrong not in body["message"]
         for good in (key, other):
             status, body, _ = http("POST", url, ROW, headers={"Authorization": f"Bearer {good}"})
