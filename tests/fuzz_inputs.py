@@ -100,7 +100,10 @@ HOSTILE_TEXT = [
     '"',
     ",",
 ]
+#: Dates out of range or malformed ("-01-01" parsed as year -1 once and crashed predict).
+ODD_DATES = ["-01-01", "0000-01-01", "1969-12-31", "2262-04-12", "99999-01-01", "2024-02-30"]
 NUMBER_TEXT = [
+    "9" * 200,  # 1e200 as digits: once accepted past the range check (overflowed float32)
     "1e308",
     "1e309",
     "-1e309",
@@ -253,6 +256,8 @@ def csv_file(rng: random.Random) -> bytes:
             is_text = folded in TEXT_COLUMNS or "date" in folded
             if rng.random() >= hostile:
                 cells.append(_valid_cell(folded, rng))
+            elif "date" in folded and rng.random() < 0.3:
+                cells.append(rng.choice(ODD_DATES))
             elif is_text or rng.random() < 0.2:
                 cells.append(text(rng))
             else:
@@ -278,6 +283,8 @@ def _row(rng: random.Random, hostile: float) -> dict:
         if rng.random() >= hostile:
             value = _valid_cell(name, rng)
             row[name] = value if name in ("coin", "symbol", "date") else float(value)
+        elif name == "date" and rng.random() < 0.3:
+            row[name] = rng.choice(ODD_DATES)
         else:
             row[name] = text(rng) if name in ("coin", "symbol", "date") else number_json(rng)
     for _ in range(rng.choice([0, 0, 0, 1, 3])):

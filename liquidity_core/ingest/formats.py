@@ -502,7 +502,8 @@ def check_frame(
             user,
             _shown_text(
                 _as_text(raw[user_of["snapshot_ts"]]),
-                " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)",
+                " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD,"
+                " from 1970 to 2262)",
             ),
         )
         out["snapshot_ts"] = ts
@@ -549,6 +550,10 @@ def check_frame(
     )
 
 
+_FIRST_TIME = pd.Timestamp("1970-01-01", tz="UTC")
+_END_TIME = pd.Timestamp("2262-04-11", tz="UTC")
+
+
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
     _, missing, codes, uniques = _clean_text(s)
@@ -559,6 +564,8 @@ def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
         errors="coerce",
     )
     parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
+    # Only times the model can hold (nanoseconds since 1970, to 2262) are dates here.
+    parsed = parsed.where((parsed >= _FIRST_TIME) & (parsed < _END_TIME))
     values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
     ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
     bad = ~missing & ts.isna().to_numpy()
