@@ -564,7 +564,7 @@ def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
         errors="coerce",
     )
     parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
-    # Only times the model can hold (nanoseconds since 1970, to 2262) are dates here.
+    # Dates from 1970 (earlier market data is a typo) to 2262 (the end of int64 nanoseconds).
     parsed = parsed.where((parsed >= _FIRST_TIME) & (parsed < _END_TIME))
     values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
     ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
