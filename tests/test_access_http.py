@@ -198,3 +198,14 @@ def test_keys_file_that_breaks_later_fails_closed(make_app, store, tmp_path):
     assert not ring.knows("good")
     keys.write_text(f"{hash_key('good')} alice\n")
     assert ring.knows("good")
+
+
+def test_limit_keeps_counting_in_memory_when_redis_is_down(make_app, store):
+    from support.net import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = store.with_overrides(api_rate_limit="3/minute", rate_limit_storage=down)
+    client = make_app(settings, PRELOAD_MODEL=False).test_client()
+    statuses = [client.get("/api/v1/openapi.json").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert client.get("/healthz").status_code == 200
