@@ -46,6 +46,17 @@ class Settings:
     file_settle_seconds : float
         A file modified more recently than this is still being written
         (``LIQUIDITY_FILE_SETTLE_SECONDS``).
+    api_rate_limit : str
+        Requests one client may make to ``/api/v1/*``, in the ``limits`` notation
+        (``"600/minute"``, ``"10/second;600/minute"``); ``"off"`` disables the limit
+        (``LIQUIDITY_API_RATE_LIMIT``).
+    rate_limit_storage : str
+        Where the request counts live: ``memory://`` (per process) or a Redis URL shared
+        by every worker (``LIQUIDITY_RATE_LIMIT_STORAGE``).
+    api_keys : str
+        Empty: ``POST /api/v1/predict`` is open. Otherwise a file of sha256 hashes of the
+        API keys, one per line, or a comma-separated list of such hashes
+        (``LIQUIDITY_API_KEYS``).
     """
 
     database_url: str
@@ -59,6 +70,9 @@ class Settings:
     n_jobs: int = 2
     random_seed: int = 42
     file_settle_seconds: float = 5.0
+    api_rate_limit: str = "600/minute"
+    rate_limit_storage: str = "memory://"
+    api_keys: str = ""
 
     def with_overrides(self, **changes) -> Settings:
         """Return a copy with some fields changed (used by tests and the CLI)."""
@@ -85,6 +99,9 @@ _ENV_NAMES = {
     "n_jobs": ("LIQUIDITY_N_JOBS", int),
     "random_seed": ("LIQUIDITY_SEED", int),
     "file_settle_seconds": ("LIQUIDITY_FILE_SETTLE_SECONDS", float),
+    "api_rate_limit": ("LIQUIDITY_API_RATE_LIMIT", str),
+    "rate_limit_storage": ("LIQUIDITY_RATE_LIMIT_STORAGE", str),
+    "api_keys": ("LIQUIDITY_API_KEYS", str),
 }
 
 

@@ -265,7 +265,9 @@ def _check_times(values, user: str, probs: _Problems, *, index, require: bool):
     ts, missing, bad = _parse_times(values)
     if require:
         probs.add(missing, user, "missing")
-    expected = " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)"
+    expected = (
+        " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD, from 1970 to 2262)"
+    )
     probs.add(bad, user, _shown_text(_as_text(values), expected))
     return ts
 
@@ -297,6 +299,10 @@ def _check_extras(raw: pd.DataFrame, spec, by_norm: dict, taken: set, probs: _Pr
     return extra_values, extras, ignored
 
 
+_FIRST_TIME = pd.Timestamp("1970-01-01", tz="UTC")
+_END_TIME = pd.Timestamp("2262-04-11", tz="UTC")
+
+
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
     _, missing, codes, uniques = _clean_text(s)
@@ -307,6 +313,8 @@ def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
         errors="coerce",
     )
     parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
+    # Dates from 1970 (earlier market data is a typo) to 2262 (the end of int64 nanoseconds).
+    parsed = parsed.where((parsed >= _FIRST_TIME) & (parsed < _END_TIME))
     values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
     ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
     bad = ~missing & ts.isna().to_numpy()
