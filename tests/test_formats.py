@@ -187,6 +187,26 @@ def test_ohlcv_changes_are_derived_per_coin_from_closes():
     assert eth["change_24h"].isna().all()  # Bitcoin's closes are not Ether's
 
 
+def test_ohlcv_keeps_the_days_range_as_an_extra_and_a_bad_range_costs_only_that():
+    """log(High / Low) becomes ``x_hl_range`` (a volatility feature); a missing, inverted
+    or non-positive High/Low leaves it NaN and the row loads, as before the range was kept."""
+    header = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
+    rows = [
+        "1,Bitcoin,BTC,2021-01-01,110,100,1,105,5,1000",
+        "2,Bitcoin,BTC,2021-01-02,100,110,1,105,5,1000",  # high below low
+        "3,Bitcoin,BTC,2021-01-03,,100,1,105,5,1000",
+        "4,Bitcoin,BTC,2021-01-04,110,0,1,105,5,1000",
+        "5,Bitcoin,BTC,2021-01-05,abc,100,1,105,5,1000",
+    ]
+    parsed = parse_csv(("\n".join([header, *rows]) + "\n").encode())
+    assert parsed.rejected.empty and len(parsed.rows) == 5
+    hl = parsed.rows["x_hl_range"].to_numpy()
+    assert hl[0] == pytest.approx(math.log(1.1))
+    assert np.isnan(hl[1:]).all()
+    other = parse_csv(cg("Bitcoin,BTC,1,0.1,0.1,0.1,5,1000,2022-03-16"))
+    assert "x_hl_range" not in other.rows  # only formats with a range get one
+
+
 def test_timestamps_become_utc():
     parsed = parse_csv(
         cg(

@@ -193,6 +193,8 @@ def check_frame(
         # Joined once: inserting 10,000 columns one by one is quadratic.
         frame = pd.concat([frame, pd.DataFrame(extra_values, index=index)], axis=1)
 
+    if spec.range_from and all(h in by_norm for h in spec.range_from):
+        frame[RANGE_EXTRA] = _log_range(*(raw[by_norm[h]] for h in spec.range_from), spec=spec)
     if spec.derive_changes:
         bad_rows = np.zeros(n, dtype=bool)
         p = probs.frame()
@@ -270,6 +272,23 @@ def _check_times(values, user: str, probs: _Problems, *, index, require: bool):
     )
     probs.add(bad, user, _shown_text(_as_text(values), expected))
     return ts
+
+
+#: The extra holding the intraday range of formats that have one (``FormatSpec.range_from``).
+RANGE_EXTRA = "x_hl_range"
+
+
+def _log_range(high: pd.Series, low: pd.Series, *, spec) -> np.ndarray:
+    """log(high / low) per row; NaN where either is missing, not positive or high < low.
+
+    High and Low are not stored columns, so a bad one costs the row only this feature,
+    never the row itself (as before the range was kept).
+    """
+    hi = _numbers(high, money=spec.money)[0]
+    lo = _numbers(low, money=spec.money)[0]
+    ok = np.isfinite(hi) & np.isfinite(lo) & (lo > 0) & (hi >= lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, np.log(np.where(ok, hi, 1.0) / np.where(ok, lo, 1.0)), np.nan)
 
 
 def _check_extras(raw: pd.DataFrame, spec, by_norm: dict, taken: set, probs: _Problems):

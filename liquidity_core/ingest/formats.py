@@ -103,6 +103,9 @@ class FormatSpec:
         Numbers may carry ``$``, ``,`` and ``%``.
     derive_changes : bool
         24h/7d changes are derived from closes (OHLCV).
+    range_from : tuple of str or None
+        Normalized names of the day's high and low: the format has an intraday range, kept
+        as the extra ``x_hl_range`` = log(high / low), a volatility proxy (OHLCV).
     """
 
     name: str
@@ -112,6 +115,7 @@ class FormatSpec:
     percent: bool = False
     money: bool = False
     derive_changes: bool = False
+    range_from: tuple[str, str] | None = None
 
     @property
     def required(self) -> frozenset[str]:
@@ -206,6 +210,7 @@ OHLCV = FormatSpec(
         "marketcap": "market_cap",
     },
     derive_changes=True,
+    range_from=("high", "low"),
 )
 #: The accepted formats, in detection order.
 FORMATS = (COINGECKO, CMC, OHLCV)
