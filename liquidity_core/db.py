@@ -88,6 +88,21 @@ def get_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+@lru_cache(maxsize=16)
+def get_probe_engine(url: str) -> Engine:
+    """A shared engine for single-statement reads on the request path.
+
+    On PostgreSQL it runs in autocommit with no ping per checkout, so a query costs one
+    round trip instead of three (ping, query, commit): under load each round trip waits
+    for the server process to be scheduled. A connection found dead fails that one query
+    and is discarded (:class:`DatabaseUnavailable`); callers may retry once. Other
+    databases get :func:`get_engine` itself.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        return get_engine(url)
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8)
+
+
 def dialect_of(bind: Engine | Connection) -> str:
     """``"postgresql"`` or ``"sqlite"``."""
     return bind.dialect.name

@@ -22,6 +22,7 @@ All checks are vectorized (pandas/numpy), so a million-row file is checked in se
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -81,6 +82,7 @@ class FileRejected(InputError):
     """
 
 
+@functools.lru_cache(maxsize=4096)  # the same few dozen names, on every request
 def normalize_header(name: object) -> str:
     """Fold a column name for matching: lower case, no whitespace, no underscores.
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import db, identity
-from ..errors import InputError, NotFound
+from ..errors import DatabaseUnavailable, InputError, NotFound
 from ..settings import Settings, load_settings
 from . import intervals, lean
 from .features import HISTORY_ROWS, MARKET_FEATURES, PANEL_COLUMNS, build_features
@@ -175,15 +175,28 @@ class RecentHistory:
         return np.sort(caps), dict(zip(self.columns["coin_id"][at], caps, strict=True))
 
 
+def _data_version(engine) -> tuple:
+    """The store's data version: one round trip (:func:`db.get_probe_engine`), retried
+    once when the pooled connection turns out to be dead."""
+    probe = db.get_probe_engine(engine.url.render_as_string(hide_password=False))
+    for attempt in (1, 2):
+        try:
+            with db.transaction(probe, readonly=True) as conn:
+                row = conn.execute(db.query("model_data_version")).one()
+            return (row.files, str(row.newest))
+        except DatabaseUnavailable:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 _recent: dict[str, RecentHistory] = {}
 _recent_lock = threading.Lock()
 
 
 def recent_history(engine) -> RecentHistory:
     """This process's copy of the store's recent history, read again when it changed."""
-    with db.transaction(engine) as conn:
-        row = conn.execute(db.query("model_data_version")).one()
-    version = (row.files, str(row.newest))
+    version = _data_version(engine)
     key = str(engine.url)
     cached = _recent.get(key)
     if cached is not None and cached.version == version:
@@ -264,7 +277,15 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
     X["mcap_rank"] = _ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
     recent.with_market(X, until)
-    return pd.DataFrame(X, columns=list(X)), seen
+    return _frame(X), seen
+
+
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A float frame from equal-length column arrays, built as one block."""
+    block = np.empty((len(columns), len(next(iter(columns.values())))))
+    for i, values in enumerate(columns.values()):
+        block[i] = values
+    return pd.DataFrame(block.T, columns=list(columns), copy=False)
 
 
 def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
@@ -427,7 +448,7 @@ def predict_for_symbol(
     recent.with_market(X, ts_ns)
     model = model or load_verified_model(settings)
     frame = {"coin_name": h["coin_name"][-1:], "symbol": h["symbol"][-1:]}
-    result = _results(model, pd.DataFrame(X, columns=list(X)), frame, [n])[0]
+    result = _results(model, _frame(X), frame, [n])[0]
     as_of = pd.Timestamp(int(ts_ns[0]), tz="UTC")
     result.update(coin_id=coin_id, as_of=as_of.isoformat(), market_cap=cap)
     return result
