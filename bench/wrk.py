@@ -24,14 +24,15 @@ MARK = "WRK_RESULT "
 
 _SCRIPT = r"""
 local bodies = {BODIES}
+local paths = {PATHS}
 local method = "{METHOD}"
-local path = "{PATH}"
 local headers = {["Content-Type"] = "application/json"}
 local counter = 0
 local non2xx = 0
 
 function request()
   counter = counter + 1
+  local path = paths[(counter % #paths) + 1]
   if #bodies == 0 then
     return wrk.format(method, path)
   end
@@ -109,14 +110,15 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def _lua_string(text: str) -> str:
-    return "[==[" + text + "]==]"
+def _lua_list(texts: list[str]) -> str:
+    """A Lua table of long-bracket strings."""
+    return "{" + ", ".join("[==[" + t + "]==]" for t in texts) + "}"
 
 
 def run_wrk(
     url: str,
     *,
-    path: str,
+    path: str | list[str],
     seconds: float,
     connections: int,
     method: str = "GET",
@@ -130,8 +132,8 @@ def run_wrk(
     ----------
     url : str
         ``http://host:port``.
-    path : str
-        Request path.
+    path : str or list of str
+        Request path, or paths taken in turn (one per request).
     seconds : float
         Length of the run (whole seconds, at least 1).
     connections : int
@@ -146,10 +148,11 @@ def run_wrk(
     """
     if not available():
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    paths = [path] if isinstance(path, str) else list(path)
     lua = (
-        _SCRIPT.replace("{BODIES}", "{" + ", ".join(_lua_string(b) for b in bodies or []) + "}")
+        _SCRIPT.replace("{BODIES}", _lua_list(bodies or []))
+        .replace("{PATHS}", _lua_list(paths))
         .replace("{METHOD}", method)
-        .replace("{PATH}", path)
         .replace("{MARK}", MARK)
     )
     with tempfile.TemporaryDirectory(prefix="liquidity-wrk-") as tmp:
@@ -165,7 +168,7 @@ def run_wrk(
                     f"--duration={max(1, round(seconds))}s",
                     f"--timeout={timeout:g}s",
                     f"--script={script}",
-                    url + path,
+                    url + paths[0],
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
