@@ -10,7 +10,9 @@ panel (no per-coin Python loops), so a 1,000,000-row panel takes seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -111,12 +113,20 @@ class FeatureSet:
         Target: log turnover at the coin's next panel snapshot (NaN when absent).
     meta : pandas.DataFrame
         Aligned with ``X``: ``coin_id``, ``symbol``, ``coin_name``, ``snapshot_ts``,
-        ``t`` (integer code of the snapshot time, 0 = oldest) and ``target_ts``.
+        ``t`` (integer code of the snapshot time, 0 = oldest) and ``target_ts``. Built
+        on first use (a request that needs only ``X`` does not pay for it).
+    rows : numpy.ndarray
+        Aligned with ``X``: the position of each row in the panel given.
     """
 
     X: pd.DataFrame
     y: pd.Series
-    meta: pd.DataFrame
+    rows: np.ndarray
+    make_meta: Callable[[], pd.DataFrame] = field(repr=False)
+
+    @cached_property
+    def meta(self) -> pd.DataFrame:
+        return self.make_meta()
 
     def __iter__(self):
         return iter((self.X, self.y, self.meta))
@@ -402,20 +412,27 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
     for i, c in enumerate(names):
         block[i] = feats[c][order]
     X = pd.DataFrame(block.T, columns=names, copy=False)
-    meta = pd.DataFrame(
-        {
-            "coin_id": coin[sel][order],
-            "symbol": col["symbol"][sel][order] if "symbol" in col else None,
-            "coin_name": col["coin_name"][sel][order] if "coin_name" in col else None,
-            "snapshot_ts": _times(times_ns[t_out], unit),
-            "t": t_out,
-            "target_ts": _times(
-                np.where(has_next[order], times_ns[np.minimum(t_out + 1, len(times_ns) - 1)], _NAT),
-                unit,
-            ),
-        }
-    )
-    return FeatureSet(X, pd.Series(y[order], name="target_log_turnover"), meta)
+
+    # The meta frame is built on first use, from these arrays only (not the whole panel).
+    ids = coin[sel][order]
+    symbol = col["symbol"][sel][order] if "symbol" in col else None
+    name = col["coin_name"][sel][order] if "coin_name" in col else None
+    next_ns = np.where(has_next[order], times_ns[np.minimum(t_out + 1, len(times_ns) - 1)], _NAT)
+
+    def make_meta() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "coin_id": ids,
+                "symbol": symbol,
+                "coin_name": name,
+                "snapshot_ts": _times(times_ns[t_out], unit),
+                "t": t_out,
+                "target_ts": _times(next_ns, unit),
+            }
+        )
+
+    y = pd.Series(y[order], name="target_log_turnover")
+    return FeatureSet(X, y, rows=by_coin[sel][order], make_meta=make_meta)
 
 
 _NAT = np.iinfo(np.int64).min

@@ -272,7 +272,7 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     wanted = np.zeros(len(positions) + n, dtype=bool)
     wanted[len(positions) :] = True
     fs = build_features(data, rows=wanted)
-    back = np.argsort(fs.meta["coin_id"].to_numpy(), kind="stable")  # input row order
+    back = np.argsort(fs.rows, kind="stable")  # input row order
     values = fs.X.to_numpy()[back]
     X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
     X["mcap_rank"] = _ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
