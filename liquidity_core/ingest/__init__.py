@@ -3,17 +3,14 @@
 Modules: ``formats`` (format detection from the header, row checks, canonical columns) and
 ``pipeline`` (hashing, the ``ingest_files`` ledger, the one-transaction load -- COPY on
 PostgreSQL, ``executemany`` on SQLite -- and the moves to ``processed/``/``quarantine/``).
-The entry points are re-exported here.
+The entry points are re-exported here, imported on first use (PEP 562), so importing one
+module of the package (``formats`` for the prediction input checks, say) does not pull in
+the pipeline and its database layer.
 """
 
-from .pipeline import (
-    IngestResult,
-    ingest_file,
-    ingest_one,
-    ingest_paths,
-    list_ready_files,
-    rows_added,
-)
+from __future__ import annotations
+
+import importlib
 
 __all__ = [
     "IngestResult",
@@ -23,3 +20,13 @@ __all__ = [
     "list_ready_files",
     "rows_added",
 ]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(importlib.import_module(".pipeline", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
