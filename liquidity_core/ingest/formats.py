@@ -513,8 +513,8 @@ def check_frame(
             probs.add(np.ones(n, dtype=bool), user, "missing")
         out["snapshot_ts"] = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
 
-    frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
-    frame.insert(0, "coin_id", pd.Series(coin_ids, index=index, dtype=object))
+    out["coin_id"] = pd.Series(coin_ids, index=index, dtype=object)
+    frame = pd.DataFrame({c: out[c] for c in ("coin_id", *CANONICAL_COLUMNS)}, index=index)
 
     # Extra columns: numeric ones are kept as x_<name>; others are ignored. They are
     # gathered first and joined once: inserting 10,000 columns one by one is quadratic.
