@@ -169,25 +169,38 @@ def _window_sums(values: np.ndarray, pos: np.ndarray, window: int, at: np.ndarra
 def _ewm_windows(values: np.ndarray, pos: np.ndarray, halflives, window: int, at: np.ndarray):
     """Exponentially weighted means of the finite values among the last ``window`` rows of
     the same coin (weight ``0.5 ** (lag / halflife)``, renormalized), at rows ``at``: one
-    array per half-life. Each lag is gathered once for all half-lives."""
-    pos_at = pos[at]
-    num = [np.zeros(len(at)) for _ in halflives]
-    den = [np.zeros(len(at)) for _ in halflives]
-    deepest = int(pos_at.max()) + 1 if len(at) else 0
-    for k in range(min(window, deepest)):
-        has = pos_at >= k
-        lagged = values[np.where(has, at - k, at)]
+    array per half-life.
+
+    The lags of a block of rows are gathered once into a (rows x lags) matrix for all
+    half-lives; the weighted sums add the lags in order, newest first (a cumulative sum
+    along the lags, whose last column is that sequential sum).
+    """
+    out = [np.full(len(at), np.nan) for _ in halflives]
+    depth = min(window, int(pos[at].max()) + 1) if len(at) else 0
+    if not depth:
+        return out
+    lags = np.arange(depth)
+    weights = [np.array([0.5 ** (k / h) for k in range(depth)]) for h in halflives]
+    block = max(1, _EWM_BLOCK // depth)
+    for lo in range(0, len(at), block):
+        rows = at[lo : lo + block]
+        back = rows[:, None] - lags[None, :]
+        has = pos[rows][:, None] >= lags[None, :]
+        lagged = values[np.where(has, back, rows[:, None])]
         ok = has & np.isfinite(lagged)
         lagged = np.where(ok, lagged, 0.0)
-        for i, h in enumerate(halflives):
-            w = 0.5 ** (k / h)
-            num[i] += lagged * w
-            den[i] += ok * w
-    out = []
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for nu, de in zip(num, den, strict=True):
-            out.append(np.where(de > 0, nu / np.where(de > 0, de, 1.0), np.nan))
+        for i, w in enumerate(weights):
+            num = np.cumsum(lagged * w, axis=1)[:, -1]
+            den = np.cumsum(ok * w, axis=1)[:, -1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[i][lo : lo + block] = np.where(
+                    den > 0, num / np.where(den > 0, den, 1.0), np.nan
+                )
     return out
+
+
+#: Matrix cells (rows x lags) per block of :func:`_ewm_windows` (4 MB of float64).
+_EWM_BLOCK = 1 << 19
 
 
 def _groups(g: np.ndarray) -> np.ndarray:
