@@ -171,36 +171,48 @@ def _ewm_windows(values: np.ndarray, pos: np.ndarray, halflives, window: int, at
     the same coin (weight ``0.5 ** (lag / halflife)``, renormalized), at rows ``at``: one
     array per half-life.
 
-    The lags of a block of rows are gathered once into a (rows x lags) matrix for all
-    half-lives; the weighted sums add the lags in order, newest first (a cumulative sum
-    along the lags, whose last column is that sequential sum).
+    Each weighted sum adds the lags in order, newest first. A request-sized selection
+    gathers its lags once into a (rows x lags) matrix and sums along it (a cumulative
+    sum, whose last column is that sequential sum): a few dozen NumPy calls instead of a
+    few hundred. A large one (training) walks the lags, one vector operation per lag over
+    all rows, and needs no matrix. Both add the same numbers in the same order, so the
+    result does not depend on the path.
     """
-    out = [np.full(len(at), np.nan) for _ in halflives]
-    depth = min(window, int(pos[at].max()) + 1) if len(at) else 0
-    if not depth:
-        return out
-    lags = np.arange(depth)
-    weights = [np.array([0.5 ** (k / h) for k in range(depth)]) for h in halflives]
-    block = max(1, _EWM_BLOCK // depth)
-    for lo in range(0, len(at), block):
-        rows = at[lo : lo + block]
-        back = rows[:, None] - lags[None, :]
-        has = pos[rows][:, None] >= lags[None, :]
-        lagged = values[np.where(has, back, rows[:, None])]
+    n = len(at)
+    depth = min(window, int(pos[at].max()) + 1) if n else 0
+    weights = [[0.5 ** (k / h) for k in range(depth)] for h in halflives]
+    num = [np.zeros(n) for _ in halflives]
+    den = [np.zeros(n) for _ in halflives]
+    pos_at = pos[at]
+    if depth and n * depth <= _EWM_MATRIX_CELLS:
+        lags = np.arange(depth)
+        has = pos_at[:, None] >= lags[None, :]
+        lagged = values[np.where(has, at[:, None] - lags[None, :], at[:, None])]
         ok = has & np.isfinite(lagged)
         lagged = np.where(ok, lagged, 0.0)
         for i, w in enumerate(weights):
-            num = np.cumsum(lagged * w, axis=1)[:, -1]
-            den = np.cumsum(ok * w, axis=1)[:, -1]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[i][lo : lo + block] = np.where(
-                    den > 0, num / np.where(den > 0, den, 1.0), np.nan
-                )
-    return out
+            w = np.array(w)
+            num[i] = np.cumsum(lagged * w, axis=1)[:, -1]
+            den[i] = np.cumsum(ok * w, axis=1)[:, -1]
+    else:
+        for k in range(depth):
+            has = pos_at >= k
+            lagged = values[np.where(has, at - k, at)]
+            ok = has & np.isfinite(lagged)
+            lagged = np.where(ok, lagged, 0.0)
+            for i, w in enumerate(weights):
+                num[i] += lagged * w[k]
+                den[i] += ok * w[k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [
+            np.where(de > 0, nu / np.where(de > 0, de, 1.0), np.nan)
+            for nu, de in zip(num, den, strict=True)
+        ]
 
 
-#: Matrix cells (rows x lags) per block of :func:`_ewm_windows` (4 MB of float64).
-_EWM_BLOCK = 1 << 19
+#: Largest (rows x lags) matrix :func:`_ewm_windows` gathers (512 KiB of float64): a
+#: 1,000-row request at the full window, not a training panel.
+_EWM_MATRIX_CELLS = 1 << 16
 
 
 def _groups(g: np.ndarray) -> np.ndarray:
