@@ -103,11 +103,15 @@ def _wrk(server, seconds: float, **kw):
 
 def _note(result, per_request: float, workers: int) -> str:
     floor = CONNECTIONS / workers * per_request
+    # The share of the machine the workers had: on a shared machine, the rest went to
+    # other work, and req/s falls short of the CPU-bound capacity by that much.
+    share = result.requests * per_request / 1000 / max(result.seconds, 1e-9) / os.cpu_count()
     return (
         f"{CONNECTIONS} connections, {result.seconds:.0f}s, {result.requests:,} requests, "
         f"p90 {result.p90_ms:.1f} ms, max {result.max_ms:.0f} ms; workers' CPU "
         f"{per_request:.2f} ms/request (queueing floor {CONNECTIONS}/{workers} x that = "
-        f"{floor:.0f} ms, CPU-bound capacity {1000 * workers / per_request:.0f} req/s); "
+        f"{floor:.0f} ms, CPU-bound capacity {1000 * workers / per_request:.0f} req/s; "
+        f"the workers had {share:.0%} of the {os.cpu_count()} CPUs); "
         f"wrk used {result.cpu_share:.1%} of a core; {_load_note()}"
     )
 
