@@ -110,7 +110,7 @@ def _note(result, per_request: float, workers: int) -> str:
         f"{CONNECTIONS} connections, {result.seconds:.0f}s, {result.requests:,} requests, "
         f"p90 {result.p90_ms:.1f} ms, max {result.max_ms:.0f} ms; workers' CPU "
         f"{per_request:.2f} ms/request (queueing floor {CONNECTIONS}/{workers} x that = "
-        f"{floor:.0f} ms, CPU-bound capacity {1000 * workers / per_request:.0f} req/s; "
+        f"{floor:.0f} ms, CPU-bound capacity {1000 * workers / max(per_request, 1e-6):.0f} req/s; "
         f"the workers had {share:.0%} of the {os.cpu_count()} CPUs); "
         f"wrk used {result.cpu_share:.1%} of a core; {_load_note()}"
     )
