@@ -88,19 +88,34 @@ def get_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-@lru_cache(maxsize=16)
-def get_probe_engine(url: str) -> Engine:
+def get_probe_engine(url) -> Engine:
     """A shared engine for single-statement reads on the request path.
 
     On PostgreSQL it runs in autocommit with no ping per checkout, so a query costs one
     round trip instead of three (ping, query, commit): under load each round trip waits
     for the server process to be scheduled. A connection found dead fails that one query
     and is discarded (:class:`DatabaseUnavailable`); callers may retry once. Other
-    databases get :func:`get_engine` itself.
+    databases get :func:`get_engine` itself. ``url`` is a string or a SQLAlchemy ``URL``
+    (``engine.url``, which skips rendering the text on every request).
     """
-    if make_url(url).get_backend_name() != "postgresql":
-        return get_engine(url)
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8)
+    key = make_url(url)
+    engine = _probe_engines.get(key)
+    if engine is None:
+        if key.get_backend_name() != "postgresql":
+            return get_engine(key.render_as_string(hide_password=False))
+        engine = sa.create_engine(key, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8)
+        engine = _probe_engines.setdefault(key, engine)
+    return engine
+
+
+def dispose_probe_engine(url) -> None:
+    """Close the probe engine of ``url`` (if any) and forget it; see :func:`get_probe_engine`."""
+    engine = _probe_engines.pop(make_url(url), None)
+    if engine is not None:
+        engine.dispose()
+
+
+_probe_engines: dict = {}
 
 
 def dialect_of(bind: Engine | Connection) -> str:

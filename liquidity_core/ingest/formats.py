@@ -126,12 +126,12 @@ class FormatSpec:
     money: bool = False
     derive_changes: bool = False
 
-    @property
+    @functools.cached_property  # frozen: computed once, on every request otherwise
     def required(self) -> frozenset[str]:
         """Normalized names a header must contain."""
         return frozenset(normalize_header(h) for h in self.header if not h.endswith("?"))
 
-    @property
+    @functools.cached_property
     def known(self) -> frozenset[str]:
         """Normalized names of every documented column (loaded or not)."""
         return frozenset(normalize_header(h.rstrip("?")) for h in self.header)

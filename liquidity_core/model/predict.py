@@ -178,7 +178,7 @@ class RecentHistory:
 def _data_version(engine) -> tuple:
     """The store's data version: one round trip (:func:`db.get_probe_engine`), retried
     once when the pooled connection turns out to be dead."""
-    probe = db.get_probe_engine(engine.url.render_as_string(hide_password=False))
+    probe = db.get_probe_engine(engine.url)
     for attempt in (1, 2):
         try:
             with db.transaction(probe, readonly=True) as conn:
