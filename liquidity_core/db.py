@@ -108,6 +108,39 @@ def get_probe_engine(url) -> Engine:
     return engine
 
 
+def probe_row(url, name: str) -> tuple:
+    """The one row of ``sql/queries/<name>.sql`` (no parameters), read on the raw driver
+    connection of :func:`get_probe_engine`: one round trip, and none of the CPU that
+    SQLAlchemy's connection and transaction objects cost per call (more than the query's
+    own on a one-row request). A pooled connection found dead is discarded and the read
+    tried once more.
+
+    Raises
+    ------
+    DatabaseUnavailable, DatabaseError
+        As :func:`transaction`, when the second try fails too.
+    """
+    engine = get_probe_engine(url)
+    dbapi = engine.dialect.loaded_dbapi
+    sql = _query_text(name)
+    for attempt in (1, 2):
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql)
+                return tuple(cursor.fetchone())
+            finally:
+                cursor.close()
+        except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
+            raw.invalidate(exc)
+            if attempt == 2:
+                raise storage_error(engine, exc, invalidated=True) from None
+        finally:
+            raw.close()
+    raise AssertionError("unreachable")
+
+
 def dispose_probe_engine(url) -> None:
     """Close the probe engine of ``url`` (if any) and forget it; see :func:`get_probe_engine`."""
     engine = _probe_engines.pop(make_url(url), None)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import db, identity
-from ..errors import DatabaseUnavailable, InputError, NotFound
+from ..errors import InputError, NotFound
 from ..settings import Settings, load_settings
 from . import intervals, lean
 from .features import HISTORY_ROWS, MARKET_FEATURES, PANEL_COLUMNS, build_features
@@ -176,18 +176,9 @@ class RecentHistory:
 
 
 def _data_version(engine) -> tuple:
-    """The store's data version: one round trip (:func:`db.get_probe_engine`), retried
-    once when the pooled connection turns out to be dead."""
-    probe = db.get_probe_engine(engine.url)
-    for attempt in (1, 2):
-        try:
-            with db.transaction(probe, readonly=True) as conn:
-                row = conn.execute(db.query("model_data_version")).one()
-            return (row.files, str(row.newest))
-        except DatabaseUnavailable:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    """The store's data version, in one round trip (:func:`db.probe_row`)."""
+    files, newest = db.probe_row(engine.url, "model_data_version")
+    return (files, str(newest))
 
 
 _recent: dict[str, RecentHistory] = {}
