@@ -137,12 +137,12 @@ def test_rows_must_flag_every_panel_row():
 
 def test_both_ewm_paths_give_the_same_numbers(monkeypatch):
     """Small selections sum the lags along a matrix, large ones lag by lag: same sums."""
-    from liquidity_core.model import features
+    from liquidity_core.model import windows
 
     panel = random_panel(5, 9, 90)
     mask = np.random.default_rng(5).random(len(panel)) < 0.5
-    assert mask.sum() * LONG_WINDOW <= features._EWM_MATRIX_CELLS  # the matrix path
+    assert mask.sum() * LONG_WINDOW <= windows.EWM_MATRIX_CELLS  # the matrix path
     matrix = build_features(panel, rows=mask).X
-    monkeypatch.setattr(features, "_EWM_MATRIX_CELLS", 0)  # the lag-by-lag path
+    monkeypatch.setattr(windows, "EWM_MATRIX_CELLS", 0)  # the lag-by-lag path
     walked = build_features(panel, rows=mask).X
     pd.testing.assert_frame_equal(matrix, walked, check_exact=True)
