@@ -132,7 +132,13 @@ def probe_row(url, name: str) -> tuple:
                 return tuple(cursor.fetchone())
             finally:
                 cursor.close()
+        except dbapi.ProgrammingError as exc:
+            if getattr(exc, "pgcode", None) == "42P01":  # undefined_table: no schema
+                raise storage_error(engine, exc) from None
+            raise
         except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
+            if "no such table" in str(exc):  # SQLite without the schema
+                raise storage_error(engine, exc) from None
             raw.invalidate(exc)
             if attempt == 2:
                 raise storage_error(engine, exc, invalidated=True) from None

@@ -31,3 +31,10 @@ def test_sqlite_probes_through_the_shared_engine(settings):
     if not url.startswith("sqlite"):
         pytest.skip("SQLite only")
     assert db.get_probe_engine(url) is db.get_engine(url)
+
+
+def test_probe_names_a_missing_schema(settings):
+    from liquidity_core.errors import DatabaseError
+
+    with pytest.raises(DatabaseError, match="has no schema .* run `liquidity db upgrade`"):
+        db.probe_row(settings.database_url, "model_data_version")
