@@ -9,18 +9,14 @@ ready in a fraction of a full grid search (``tiny`` scale: the ``fast`` grid). T
 - ``predict_inprocess_1row`` / ``predict_inprocess_1000rows``: median wall time of
   :func:`liquidity_core.model.predict.predict_liquidity` with the loaded model (as the web app
   calls it: model already in memory, features from the database).
-- gunicorn with 2 workers (the command of ``make run`` and docker-compose) on a free port
-  of 127.0.0.1:
+- gunicorn with 2 workers, run as docker-compose runs it (``gthread``, 4 threads each),
+  on a free port of 127.0.0.1:
   - ``http_1row_median``: one connection, one request at a time (ratio vs in process);
-  - ``http_1000rows_median``: a batch of 1,000 rows (goal < 200 ms);
-  - a closed-loop load of 8 connections for 30 s (small: 5 s) from a Python threaded
-    generator (``http.client``, keep-alive where the server allows it):
-    ``http_load_p50``, ``http_load_p99`` (goal < 50 ms), ``http_load_errors`` (goal 0),
-    ``http_load_rps``;
-  - halfway through the load ``current.json`` is rewritten to name B (an atomic
-    ``os.replace``, as a promotion does): ``http_reload_errors`` counts the failed requests
-    from then on (goal 0) and ``http_reload_seconds`` how long until the first answer
-    from B.
+  - ``http_1000rows_median``: a batch of 1,000 rows (goal < 100 ms);
+  - 8 connections of closed-loop load from ``wrk`` (30 s; small: 5 s) on ``/healthz``
+    (the reference), one-row ``POST /api/v1/predict`` and
+    ``GET /api/v1/coins/<symbol>/prediction``, then a model swap under load: see
+    :mod:`bench.serving_load`.
 """
 
 from __future__ import annotations
@@ -36,8 +32,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from liquidity_core import db
 from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_paths
@@ -46,6 +40,7 @@ from liquidity_core.model.predict import predict_liquidity
 from liquidity_core.model.train import run_training_cycle
 from tests.support.net import free_port
 
+from . import serving_load
 from .common import REPO, Results, Scale, env_of, make_settings, pg_schema
 
 CONNECTIONS = 8
@@ -60,12 +55,7 @@ def figure_names(scale: Scale) -> list[str]:
         "predict_inprocess_1000rows",
         "http_1row_median",
         "http_1000rows_median",
-        "http_load_p50",
-        "http_load_p99",
-        "http_load_errors",
-        "http_load_rps",
-        "http_reload_errors",
-        "http_reload_seconds",
+        *serving_load.figure_names(),
     ]
 
 
@@ -84,7 +74,8 @@ def run(scale: Scale, results: Results) -> None:
         with Gunicorn(settings, root / "gunicorn.log") as server:
             _warm(server, rows)
             _sequential(scale, server, rows, results)
-            _load(scale, settings, server, rows, row_b, version_a, results)
+            symbols = sorted({r["symbol"] for r in rows})
+            serving_load.run(scale, settings, server, rows, symbols, row_b, version_a, results)
 
 
 # --- the store -------------------------------------------------------------------------
@@ -198,7 +189,8 @@ def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> N
 
 
 class Gunicorn:
-    """``gunicorn --workers 2 'webapp:create_app()'`` on a free port of 127.0.0.1."""
+    """``gunicorn --workers 2 --worker-class gthread --threads 4 'webapp:create_app()'`` (as
+    docker-compose runs the web app) on a free port of 127.0.0.1."""
 
     def __init__(self, settings, log_path: Path, *, workers: int = 2):
         self.settings = settings
@@ -218,6 +210,11 @@ class Gunicorn:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--no-control-socket",
                 "--access-logfile",
                 "-",
                 "webapp:create_app()",
@@ -340,128 +337,7 @@ def _sequential(scale: Scale, server: Gunicorn, rows: list[dict], results: Resul
         1000 * statistics.median(times),
         "ms",
         reference="predict_inprocess_1000rows",
-        goal="< 200",
+        goal="< 100",
         goal_on="value",
         note=f"median of {len(times)} sequential batches of {BATCH} rows",
-    )
-
-
-class _Loader(threading.Thread):
-    """One closed-loop connection: POST one row, wait, repeat until the deadline."""
-
-    def __init__(self, port: int, rows: list[dict], offset: int, start: float, deadline: float):
-        super().__init__(daemon=True)
-        self.port, self.rows, self.offset = port, rows, offset
-        self.start_at, self.deadline = start, deadline
-        self.samples: list[tuple[float, float, int, str | None]] = []  # (t, latency, status, v)
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        i = self.offset
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= self.deadline:
-                break
-            version = None
-            try:
-                status, body = request(
-                    self.port, "POST", "/api/v1/predict", self.rows[i % len(self.rows)], conn=conn
-                )
-                if status == 200:
-                    version = json.loads(body).get("model_version")
-            except (OSError, http.client.HTTPException):
-                status = -1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.samples.append((t0 - self.start_at, time.perf_counter() - t0, status, version))
-            i += CONNECTIONS
-        conn.close()
-
-
-def _load(
-    scale: Scale,
-    settings,
-    server: Gunicorn,
-    rows: list[dict],
-    row_b: dict,
-    version_a: str,
-    results: Results,
-) -> None:
-    start = time.perf_counter()
-    cpu0 = time.process_time()
-    server_cpu0 = server.workers_cpu()
-    deadline = start + scale.load_seconds
-    loaders = [_Loader(server.port, rows, k, start, deadline) for k in range(CONNECTIONS)]
-    for t in loaders:
-        t.start()
-    time.sleep(scale.load_seconds / 2)
-    switch_at = time.perf_counter() - start
-    registry.write_current_pointer(
-        settings.model_dir,
-        version=row_b["version"],
-        sha256=row_b["artifact_sha256"],
-        artifact_path=row_b["artifact_path"],
-    )
-    for t in loaders:
-        t.join()
-    elapsed = time.perf_counter() - start
-    cpu = time.process_time() - cpu0
-    server_cpu = server.workers_cpu() - server_cpu0
-    samples = sorted(s for t in loaders for s in t.samples)
-    lat = np.array([s[1] for s in samples]) * 1000
-    ok = np.array([s[2] == 200 for s in samples])
-    errors = int((~ok).sum())
-    after = [s for s in samples if s[0] >= switch_at]
-    first_b = next((s[0] + s[1] for s in after if s[3] == row_b["version"]), None)
-    served = {v: sum(1 for s in samples if s[3] == v) for v in (version_a, row_b["version"])}
-    per_request = 1000 * server_cpu / max(1, len(samples))
-    # Closed loop: CONNECTIONS requests always in flight on `workers` single-threaded
-    # workers, so each waits for the others ahead of it: latency >= this floor.
-    floor = CONNECTIONS / server.workers * per_request
-    results.add(
-        "http_load_p50",
-        float(np.percentile(lat, 50)),
-        "ms",
-        reference="predict_inprocess_1row",
-        goal="<= 2",
-        note=f"{CONNECTIONS} connections, {elapsed:.1f}s, {len(samples):,} requests; "
-        f"queueing floor {CONNECTIONS}/{server.workers} workers x "
-        f"{per_request:.1f} ms CPU per request = {floor:.0f} ms",
-        queue_floor_ms=floor,
-    )
-    results.add(
-        "http_load_p99", float(np.percentile(lat, 99)), "ms", goal="< 50", max_ms=float(lat.max())
-    )
-    results.add(
-        "http_load_errors",
-        errors,
-        "errors",
-        goal="== 0",
-        statuses={
-            str(k): int(v)
-            for k, v in zip(*np.unique([s[2] for s in samples], return_counts=True), strict=True)
-        },
-    )
-    results.add(
-        "http_load_rps",
-        len(samples) / elapsed,
-        "req/s",
-        note=f"workers used {server_cpu:.1f}s CPU ({per_request:.1f} ms/request), "
-        f"the load generator {cpu:.1f}s, of the same 2 cores",
-        server_cpu_ms=per_request,
-    )
-    results.add(
-        "http_reload_errors",
-        int(sum(1 for s in after if s[2] != 200)),
-        "errors",
-        goal="== 0",
-        note=f"current.json switched to {row_b['version']} at {switch_at:.1f}s; "
-        f"answers by version {served}",
-    )
-    results.add(
-        "http_reload_seconds",
-        None if first_b is None else first_b - switch_at,
-        "s",
-        note="from the pointer switch to the first answer from the new version "
-        "(ModelHolder checks at most every 2 s)",
     )

@@ -14,6 +14,11 @@ rewrites the EDA and model report (``liquidity report``) that the web app serves
 Large objects (features, the fitted model) pass between tasks as files under
 ``MODEL_DIR/staging/<run id>/``; XCom only carries small summaries. Trigger by hand with
 conf ``{"grid": "fast"}`` for a quick run or ``{"promote": false}`` to only evaluate.
+
+The tasks that hold the panel, the features or the models in memory run on the Celery
+queue ``training``, so heavy nights go to the workers started with
+``airflow celery worker --queues training`` (docker-compose: ``airflow-worker-training``);
+the others run on the default queue.
 All the work is in ``liquidity_core.model.train``; this file only wires tasks.
 """
 
@@ -29,6 +34,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from liquidity_core.dag_args import retry_policy
 
 CHAMPION_MODEL = Asset("liquidity://champion_model")
+#: Celery queue of the memory- and CPU-heavy tasks (README "Scaling").
+TRAINING_QUEUE = "training"
 
 
 @dag(
@@ -49,7 +56,7 @@ CHAMPION_MODEL = Asset("liquidity://champion_model")
 def liquidity_retrain():
     """Nightly champion/challenger retraining."""
 
-    @task
+    @task(queue=TRAINING_QUEUE)
     def check_data(run_id=None, data_interval_end=None) -> dict:
         """Stage features for this run, or skip when there are too few snapshots."""
         from liquidity_core import errors, settings
@@ -62,7 +69,7 @@ def liquidity_retrain():
         except errors.NotEnoughData as exc:
             raise AirflowSkipException(str(exc)) from None
 
-    @task
+    @task(queue=TRAINING_QUEUE)
     def train_challenger(prepared: dict, params=None) -> dict:
         """Grid-search the forest on time-ordered folds; score it on the holdout."""
         from liquidity_core import settings
@@ -75,7 +82,7 @@ def liquidity_retrain():
             candidates=params["candidates"],
         )
 
-    @task
+    @task(queue=TRAINING_QUEUE)
     def compare_with_champion(challenger: dict, run_id=None, params=None) -> dict:
         """Re-score the verified champion on the same holdout and decide."""
         from liquidity_core import settings
@@ -85,7 +92,7 @@ def liquidity_retrain():
             settings.load_settings(), run_id=run_id, promote=params["promote"]
         )
 
-    @task
+    @task(queue=TRAINING_QUEUE)
     def publish_and_record(decision: dict, run_id=None) -> dict:
         """Record the run in model_versions; switch current.json on promotion."""
         from liquidity_core import settings

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from liquidity_core.db import get_engine, schema_url
+from liquidity_core.db import dispose_probe_engine, get_engine, schema_url
 from liquidity_core.settings import PROJECT_ROOT, Settings
 
 __all__ = ["airflow_env", "scratch_schema"]
@@ -63,6 +63,7 @@ def scratch_schema(base: str, prefix: str = "scratch") -> Iterator[tuple[str, st
     finally:
         get_engine(url).dispose()
         get_engine.cache_clear()
+        dispose_probe_engine(url)
         with admin.begin() as conn:
             conn.execute(sa.schema.DropSchema(schema, cascade=True))
         admin.dispose()

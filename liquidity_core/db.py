@@ -92,6 +92,86 @@ def get_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def get_probe_engine(url) -> Engine:
+    """A shared engine for single-statement reads on the request path.
+
+    On PostgreSQL it runs in autocommit with no ping per checkout, so a query costs one
+    round trip instead of three (ping, query, commit): under load each round trip waits
+    for the server process to be scheduled. A connection found dead fails that one query
+    and is discarded (:class:`DatabaseUnavailable`); callers may retry once. Other
+    databases get :func:`get_engine` itself. ``url`` is a string or a SQLAlchemy ``URL``
+    (``engine.url``, which skips rendering the text on every request).
+    """
+    key = make_url(url)
+    engine = _probe_engines.get(key)
+    if engine is None:
+        if key.get_backend_name() != "postgresql":
+            return get_engine(key.render_as_string(hide_password=False))
+        engine = sa.create_engine(key, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8)
+        engine = _probe_engines.setdefault(key, engine)
+    return engine
+
+
+_probe_sql: dict = {}
+
+
+def _compiled(statement, dialect) -> str:
+    """``statement`` (no bound parameters) as SQL text for ``dialect``, compiled once."""
+    key = (dialect.name, statement)
+    if key not in _probe_sql:
+        _probe_sql[key] = str(statement.compile(dialect=dialect))
+    return _probe_sql[key]
+
+
+def probe_row(url, statement) -> tuple:
+    """The one row of the Core ``statement`` (no parameters), read on the raw driver
+    connection of :func:`get_probe_engine`: one round trip, and none of the CPU that
+    SQLAlchemy's connection and transaction objects cost per call (more than the query's
+    own on a one-row request). A pooled connection found dead is discarded and the read
+    tried once more.
+
+    Raises
+    ------
+    DatabaseUnavailable, DatabaseError
+        As :func:`transaction`, when the second try fails too.
+    """
+    engine = get_probe_engine(url)
+    dbapi = engine.dialect.loaded_dbapi
+    sql = _compiled(statement, engine.dialect)
+    for attempt in (1, 2):
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql)
+                return tuple(cursor.fetchone())
+            finally:
+                cursor.close()
+        except dbapi.ProgrammingError as exc:
+            if getattr(exc, "pgcode", None) == "42P01":  # undefined_table: no schema
+                raise storage_error(engine, exc) from None
+            raise
+        except (dbapi.OperationalError, dbapi.InterfaceError) as exc:
+            if "no such table" in str(exc):  # SQLite without the schema
+                raise storage_error(engine, exc) from None
+            raw.invalidate(exc)
+            if attempt == 2:
+                raise storage_error(engine, exc, invalidated=True) from None
+        finally:
+            raw.close()
+    raise AssertionError("unreachable")
+
+
+def dispose_probe_engine(url) -> None:
+    """Close the probe engine of ``url`` (if any) and forget it; see :func:`get_probe_engine`."""
+    engine = _probe_engines.pop(make_url(url), None)
+    if engine is not None:
+        engine.dispose()
+
+
+_probe_engines: dict = {}
+
+
 def dialect_of(bind: Engine | Connection) -> str:
     """``"postgresql"`` or ``"sqlite"``."""
     return bind.dialect.name

@@ -315,6 +315,10 @@ class CeleryCluster:
                 airflow,
                 "celery",
                 "worker",
+                # Both queues: the retrain DAG's heavy tasks use "training" (docker-compose
+                # gives them a worker of their own).
+                "--queues",
+                "default,training",
                 "--concurrency",
                 "2",
                 "--celery-hostname",

@@ -37,6 +37,7 @@ AIRFLOW_SERVICES = {
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-worker",
+    "airflow-worker-training",
     "airflow-triggerer",
 }
 SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "webapp"}
@@ -189,6 +190,25 @@ def test_healthchecks_probe_the_ports_the_services_listen_on(compose):
     assert "DagProcessorJob" in " ".join(services["airflow-dag-processor"]["healthcheck"]["test"])
     assert "TriggererJob" in " ".join(services["airflow-triggerer"]["healthcheck"]["test"])
     assert "inspect ping" in " ".join(services["airflow-worker"]["healthcheck"]["test"])
+    training = services["airflow-worker-training"]
+    assert "inspect ping" in " ".join(training["healthcheck"]["test"])
+
+
+def test_training_has_its_own_worker_on_the_training_queue(compose):
+    """The retrain DAG's heavy tasks use queue "training" (tests/test_dags.py); one worker
+    listens on it alone, with the shared models and the writer's database role."""
+    services = compose["services"]
+    training = services["airflow-worker-training"]
+    command = training["command"]
+    assert command[:3] == ["airflow", "celery", "worker"]
+    assert command[command.index("--queues") + 1] == "training"
+    assert "--queues" not in services["airflow-worker"]["command"]  # the default queue
+    assert ("models", MODEL_DIR, "rw") in mounts(training)
+    assert (
+        env_of(training)["LIQUIDITY_DATABASE_URL"]
+        == env_of(services["airflow-worker"])["LIQUIDITY_DATABASE_URL"]
+    )
+    assert training["stop_grace_period"] == services["airflow-worker"]["stop_grace_period"]
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
@@ -257,7 +277,11 @@ def test_models_volume_is_shared_by_workers_and_read_only_in_the_web_app(compose
     # Nothing but the workers (and the one-shot init) writes models.
     for name, service in services.items():
         writable = [m for m in mounts(service) if m[0] == "models" and m[2] != "ro"]
-        assert not writable or name in ("airflow-worker", "airflow-init"), name
+        assert not writable or name in (
+            "airflow-worker",
+            "airflow-worker-training",
+            "airflow-init",
+        ), name
 
 
 def test_ingest_folder_is_bind_mounted_from_the_host_into_the_workers(raw, compose):
@@ -360,7 +384,7 @@ def test_database_roles_match_the_init_script(compose):
     assert web_url.startswith(f"postgresql+psycopg2://{web_user}:")
     assert web_url.endswith(f"@postgres:5432/{db_name}")
     assert env_of(services["airflow-apiserver"])["LIQUIDITY_DATABASE_URL"] == web_url
-    for name in ("airflow-worker", "airflow-init"):
+    for name in ("airflow-worker", "airflow-worker-training", "airflow-init"):
         url = env_of(services[name])["LIQUIDITY_DATABASE_URL"]
         assert url.startswith(f"postgresql+psycopg2://{owner}:"), name
         assert url.endswith(f"@postgres:5432/{db_name}")

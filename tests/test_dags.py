@@ -44,6 +44,7 @@ for dag_id, dag in bag.dags.items():
         "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
         "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
         "retries": {t.task_id: t.retries for t in dag.tasks},
+        "queues": {t.task_id: t.queue for t in dag.tasks},
     }
 print("PARSED " + json.dumps({"errors": bag.import_errors, "dags": dags, "heavy": heavy,
                                "parse_seconds": t2 - t1}))
@@ -114,6 +115,15 @@ def test_task_edges(parsed, dag_id):
     assert dag["edges"] == sorted(
         [up, task] for task, ups in UPSTREAM[dag_id].items() for up in ups
     )
+
+
+def test_heavy_retrain_tasks_run_on_the_training_queue(parsed):
+    """Training has its own Celery queue (README "Scaling"); the light tasks stay default."""
+    queues = parsed["dags"]["liquidity_retrain"]["queues"]
+    heavy = ["check_data", "train_challenger", "compare_with_champion", "publish_and_record"]
+    assert {t: queues[t] for t in heavy} == dict.fromkeys(heavy, "training")
+    assert {q for t, q in queues.items() if t not in heavy} == {"default"}
+    assert set(parsed["dags"]["liquidity_ingest"]["queues"].values()) == {"default"}
 
 
 def test_parsing_loads_no_heavy_modules(parsed):

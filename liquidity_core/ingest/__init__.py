@@ -10,17 +10,14 @@ Modules, in the order a file goes through them:
 - ``copy``     -- PostgreSQL COPY (binary streams, staging table) and SQLite upserts;
 - ``files``    -- the moves to ``processed/``/``quarantine/``; ``result`` -- ``IngestResult``.
 
-The entry points are re-exported here.
+The entry points are re-exported here, imported on first use (PEP 562), so importing one
+module of the package (``formats`` for the prediction input checks, say) does not pull in
+the pipeline and its database layer.
 """
 
-from .pipeline import (
-    IngestResult,
-    ingest_file,
-    ingest_one,
-    ingest_paths,
-    list_ready_files,
-    rows_added,
-)
+from __future__ import annotations
+
+import importlib
 
 __all__ = [
     "IngestResult",
@@ -30,3 +27,13 @@ __all__ = [
     "list_ready_files",
     "rows_added",
 ]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(importlib.import_module(".pipeline", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

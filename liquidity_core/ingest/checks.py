@@ -78,21 +78,21 @@ def _as_text(s: pd.Series) -> pd.Series:
 
 
 def _clean_text(s: pd.Series, *, upper: bool = False):
-    """Stripped text (object dtype, None when empty), the empty mask, codes and uniques.
+    """Stripped text (object array, None when empty), the empty mask, codes and uniques.
 
     The string work runs once per distinct value, so a million rows of a few thousand
-    coin names cost little more than the hashing. ``uniques[codes]`` gives the cleaned
-    text back (code -1 for NA).
+    coin names cost little more than the hashing, and plain Python on the distinct
+    values keeps a one-row request free of pandas' per-call overhead. ``uniques[codes]``
+    gives the cleaned text back (code -1 for NA).
     """
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    u = pd.Series(np.asarray(uniques, dtype=object), dtype=object).map(str).str.strip()
-    if upper:
-        u = u.str.upper()
-    u_empty = np.append((u == "").to_numpy(bool), True)  # code -1 (NA) is empty
-    values = np.append(u.to_numpy(dtype=object), None)[codes]
+    u = [str(v).strip() for v in uniques]
+    u = np.array([v.upper() for v in u] if upper else u, dtype=object)
+    u_empty = np.append(u == "", True)  # code -1 (NA) is empty
+    values = np.append(u, None)[codes]
     empty = u_empty[codes]
     values[empty] = None
-    return pd.Series(values, index=s.index, dtype=object), empty, codes, u
+    return values, empty, codes, u
 
 
 def _numbers(s: pd.Series, *, money: bool) -> tuple[np.ndarray, np.ndarray, pd.Series | None]:
@@ -122,9 +122,9 @@ def _shown(values: np.ndarray, suffix: str):
     return lambda pos: [f"{float(v):g}{suffix}" for v in values[pos]]
 
 
-def _shown_text(text: pd.Series, suffix: str):
+def _shown_text(text, suffix: str):
     """Message builder: each original text (quoted) at the given positions, then ``suffix``."""
-    return lambda pos: [f"{str(v)[:60]!r}{suffix}" for v in text.to_numpy()[pos]]
+    return lambda pos: [f"{str(v)[:60]!r}{suffix}" for v in np.asarray(text, dtype=object)[pos]]
 
 
 @dataclass
@@ -185,8 +185,8 @@ def check_frame(
     out["snapshot_ts"] = _check_times(
         *column("snapshot_ts"), probs, index=index, require=require_identity
     )
-    frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
-    frame.insert(0, "coin_id", pd.Series(coin_ids, index=index, dtype=object))
+    out["coin_id"] = pd.Series(coin_ids, index=index, dtype=object)
+    frame = pd.DataFrame({c: out[c] for c in ("coin_id", *CANONICAL_COLUMNS)}, index=index)
 
     extra_values, extras, ignored = _check_extras(raw, spec, by_norm, set(frame.columns), probs)
     if extra_values:
@@ -210,23 +210,23 @@ def _check_names(values, user: str, probs: _Problems, *, canon: str, index, requ
     n = len(index)
     coin_ids = None
     if values is None:
-        text = pd.Series(None, index=index, dtype=object)
+        text = np.full(n, None, dtype=object)
         empty, bad = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
         if canon == "coin_name":
             coin_ids = np.full(n, None, dtype=object)
     else:
         text, empty, codes, uniques = _clean_text(values, upper=canon == "symbol")
-        u_bad = uniques.str.contains(_BAD_TEXT).to_numpy(bool)
+        u_bad = np.array([_BAD_TEXT.search(u) is not None for u in uniques], dtype=bool)
         bad = np.append(u_bad, False)[codes]
         probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
-        text[bad], empty, uniques = None, empty | bad, uniques.mask(u_bad, "")
+        text[bad], empty, uniques = None, empty | bad, np.where(u_bad, "", uniques)
         if canon == "coin_name":
             slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
             coin_ids = slugs[codes]
             coin_ids[empty] = None
     if require:
         probs.add(empty & ~bad, user, "missing")
-    return text, coin_ids
+    return pd.Series(text, index=index, dtype=object), coin_ids
 
 
 def _check_numbers(values, user: str, probs: _Problems, *, canon: str, spec, n: int):
@@ -326,7 +326,7 @@ def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
     _, missing, codes, uniques = _clean_text(s)
     parsed = pd.to_datetime(
-        pd.Index(uniques.to_numpy(dtype=object), dtype=object),
+        pd.Index(uniques, dtype=object),
         format="ISO8601",
         utc=True,
         errors="coerce",

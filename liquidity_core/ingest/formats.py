@@ -23,6 +23,7 @@ This module only describes the formats; :mod:`.reader` reads a file's bytes,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -70,6 +71,7 @@ class FileRejected(InputError):
     """
 
 
+@functools.lru_cache(maxsize=4096)  # the same few dozen names, on every request
 def normalize_header(name: object) -> str:
     """Fold a column name for matching: lower case, no whitespace, no underscores.
 
@@ -117,12 +119,12 @@ class FormatSpec:
     derive_changes: bool = False
     range_from: tuple[str, str] | None = None
 
-    @property
+    @functools.cached_property  # frozen: computed once, on every request otherwise
     def required(self) -> frozenset[str]:
         """Normalized names a header must contain."""
         return frozenset(normalize_header(h) for h in self.header if not h.endswith("?"))
 
-    @property
+    @functools.cached_property
     def known(self) -> frozenset[str]:
         """Normalized names of every documented column (loaded or not)."""
         return frozenset(normalize_header(h.rstrip("?")) for h in self.header)

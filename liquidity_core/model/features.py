@@ -10,13 +10,16 @@ panel (no per-coin Python loops), so a 1,000,000-row panel takes seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from ..schema import MEASURES
+from .windows import by_time_median, ewm_windows, rank_within_time, window_sums
 
 #: Columns every panel must have (see ``snapshots.load_snapshots``).
 PANEL_COLUMNS = ("coin_id", "snapshot_ts", *MEASURES)
@@ -103,12 +106,20 @@ class FeatureSet:
         Target: log turnover at the coin's next panel snapshot (NaN when absent).
     meta : pandas.DataFrame
         Aligned with ``X``: ``coin_id``, ``symbol``, ``coin_name``, ``snapshot_ts``,
-        ``t`` (integer code of the snapshot time, 0 = oldest) and ``target_ts``.
+        ``t`` (integer code of the snapshot time, 0 = oldest) and ``target_ts``. Built
+        on first use (a request that needs only ``X`` does not pay for it).
+    rows : numpy.ndarray
+        Aligned with ``X``: the position of each row in the panel given.
     """
 
     X: pd.DataFrame
     y: pd.Series
-    meta: pd.DataFrame
+    rows: np.ndarray
+    make_meta: Callable[[], pd.DataFrame] = field(repr=False)
+
+    @cached_property
+    def meta(self) -> pd.DataFrame:
+        return self.make_meta()
 
     def __iter__(self):
         return iter((self.X, self.y, self.meta))
@@ -133,65 +144,12 @@ def _safe_log(values) -> np.ndarray:
         return np.where(values > 0, np.log(values), np.nan)
 
 
-def _window_sums(values: np.ndarray, pos: np.ndarray, window: int):
-    """Sum, sum of squares and count of the finite values among each row's last ``window``
-    rows of the same coin (the row itself included). Rows are sorted by coin, then time;
-    ``pos`` is the row's position within its coin."""
-    finite = np.isfinite(values)
-    v = np.where(finite, values, 0.0)
-    zero = np.zeros(1)
-    cs = np.concatenate([zero, np.cumsum(v)])
-    cs2 = np.concatenate([zero, np.cumsum(v * v)])
-    cn = np.concatenate([zero, np.cumsum(finite)])
-    idx = np.arange(len(values))
-    lo = idx + 1 - np.minimum(window, pos + 1)
-    hi = idx + 1
-    return cs[hi] - cs[lo], cs2[hi] - cs2[lo], cn[hi] - cn[lo]
-
-
-def _lag(values: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
-    """Each row's value ``k`` rows earlier in the same coin (NaN before the coin's start)."""
-    if k == 0:
-        return values
-    out = np.full(len(values), np.nan)
-    if k < len(values):
-        out[k:] = values[:-k]
-    return np.where(pos >= k, out, np.nan)
-
-
-def _ewm_window(values: np.ndarray, pos: np.ndarray, halflife: float, window: int):
-    """Exponentially weighted mean of the finite values among each row's last ``window``
-    rows of the same coin (weight ``0.5 ** (lag / halflife)``, renormalized)."""
-    num = np.zeros(len(values))
-    den = np.zeros(len(values))
-    for k in range(window):
-        lagged = _lag(values, pos, k)
-        ok = np.isfinite(lagged)
-        if not ok.any():
-            break
-        w = 0.5 ** (k / halflife)
-        num += np.where(ok, lagged, 0.0) * w
-        den += ok * w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _by_time_median(values: np.ndarray, t: np.ndarray, n_times: int) -> np.ndarray:
-    """Median of the finite values at each snapshot time (NaN where none)."""
-    out = np.full(n_times, np.nan)
-    ok = np.isfinite(values)
-    if ok.any():
-        med = pd.Series(values[ok]).groupby(t[ok]).median()
-        out[med.index.to_numpy()] = med.to_numpy()
-    return out
-
-
 def market_series(t: np.ndarray, n_times: int, lt, ret, log_mcap) -> dict[str, np.ndarray]:
     """The market-wide components per snapshot time (index = time code): the median log
     turnover, its change over the last MARKET_CHANGE_LAG snapshot times, the median
     absolute log return and the median log market cap. Each uses only the rows at that
     time and at earlier times."""
-    market_lt = _by_time_median(lt, t, n_times)
+    market_lt = by_time_median(lt, t, n_times)
     earlier = np.full(n_times, np.nan)
     lag = min(MARKET_CHANGE_LAG, max(n_times - 1, 0))
     if lag:
@@ -202,25 +160,31 @@ def market_series(t: np.ndarray, n_times: int, lt, ret, log_mcap) -> dict[str, n
     return {
         "market_log_turnover": market_lt,
         "market_log_turnover_change": market_lt - earlier,
-        "market_abs_return": _by_time_median(np.abs(ret), t, n_times),
-        "market_log_market_cap": _by_time_median(log_mcap, t, n_times),
+        "market_abs_return": by_time_median(np.abs(ret), t, n_times),
+        "market_log_market_cap": by_time_median(log_mcap, t, n_times),
     }
 
 
-def build_features(panel: pd.DataFrame, *, feature_set: str = "v2") -> FeatureSet:
+def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
     """Compute features and target for every row of a snapshot panel.
 
     Parameters
     ----------
-    panel : pandas.DataFrame
+    panel : pandas.DataFrame or mapping of str to numpy.ndarray
         Canonical snapshot rows (as returned by ``snapshots.load_snapshots``): at least
         ``coin_id``, ``snapshot_ts``, ``price``, ``change_1h``, ``change_24h``,
         ``change_7d``, ``volume_24h``, ``market_cap``; optional ``symbol``,
         ``coin_name`` and extra numeric ``x_*`` columns, which become features as they are.
-        Any row order; one row per (coin_id, snapshot_ts).
+        Any row order; one row per (coin_id, snapshot_ts). A mapping of plain arrays
+        (``snapshot_ts`` as ``datetime64``, naive meaning UTC) skips pandas' per-call
+        overhead, which dominates request-sized panels.
     feature_set : {"v2", "v1"}, default="v2"
         ``"v1"`` keeps only the columns of the first models (:data:`V1_FEATURES`), for
         comparisons; ``"v2"`` is :data:`BASE_FEATURES`.
+    rows : array-like of bool, default=None
+        Compute features and target only for the panel rows marked True (in the panel's
+        order); their history and market still come from every row. Each selected row
+        gets exactly what it gets without the selection. Default: every row.
 
     Returns
     -------
@@ -230,7 +194,8 @@ def build_features(panel: pd.DataFrame, *, feature_set: str = "v2") -> FeatureSe
     Raises
     ------
     InputError
-        When a required column is missing or a (coin_id, snapshot_ts) pair repeats.
+        When a required column is missing, a (coin_id, snapshot_ts) pair repeats or
+        ``rows`` does not have one flag per panel row.
 
     Notes
     -----
@@ -239,130 +204,165 @@ def build_features(panel: pd.DataFrame, *, feature_set: str = "v2") -> FeatureSe
     """
     if feature_set not in ("v1", "v2"):
         raise InputError(f"feature_set {feature_set!r} is not one of ['v1', 'v2']")
-    missing = [c for c in PANEL_COLUMNS if c not in panel.columns]
+    columns = list(panel.columns) if isinstance(panel, pd.DataFrame) else list(panel)
+    missing = [c for c in PANEL_COLUMNS if c not in columns]
     if missing:
-        raise InputError(f"panel lacks column(s) {missing}; it has {list(panel.columns)}")
-    extras = sorted(c for c in panel.columns if c.startswith("x_"))
-    keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in panel.columns], *extras]
+        raise InputError(f"panel lacks column(s) {missing}; it has {columns}")
+    extras = sorted(c for c in columns if c.startswith("x_"))
+    keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in columns], *extras]
     # Plain arrays from here on: a request-sized panel of a few dozen rows is dominated
     # by per-call pandas overhead, so the frames are built once, at the end.
-    stamps = panel["snapshot_ts"]
-    if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
-        stamps = pd.to_datetime(stamps, utc=True)
-    t_code, times = pd.factorize(stamps, sort=True)
-    times = pd.DatetimeIndex(times)
+    ts_ns, unit = _utc_ns(panel["snapshot_ts"])
+    t_code, times_ns = pd.factorize(ts_ns, sort=True)
     # Work in coin-then-time order for the per-coin windows.
-    coin_code, _ = pd.factorize(panel["coin_id"], sort=True)
+    coin_code, _ = pd.factorize(np.asarray(panel["coin_id"]), sort=True)
     by_coin = np.lexsort((t_code, coin_code))
-    col = {c: panel[c].to_numpy()[by_coin] for c in keep if c != "snapshot_ts"}
+    col = {c: np.asarray(panel[c])[by_coin] for c in keep if c != "snapshot_ts"}
     coin = col["coin_id"]
     t = t_code[by_coin]
-    new_coin = np.ones(len(coin), dtype=bool)
+    n = len(coin)
+    new_coin = np.ones(n, dtype=bool)
     new_coin[1:] = coin[1:] != coin[:-1]
-    if len(coin) > 1 and np.any((~new_coin[1:]) & (t[1:] == t[:-1])):
+    if n > 1 and np.any((~new_coin[1:]) & (t[1:] == t[:-1])):
         dup = np.flatnonzero((~new_coin[1:]) & (t[1:] == t[:-1]))[0] + 1
+        when = pd.Timestamp(int(times_ns[t[dup]]), tz="UTC")
         raise InputError(
-            f"panel has more than one row for coin_id={coin[dup]!r} at snapshot_ts={times[t[dup]]}"
+            f"panel has more than one row for coin_id={coin[dup]!r} at snapshot_ts={when}"
         )
-    start = np.maximum.accumulate(np.where(new_coin, np.arange(len(coin)), 0))
-    pos = np.arange(len(coin)) - start
+    start = np.maximum.accumulate(np.where(new_coin, np.arange(n), 0))
+    pos = np.arange(n) - start
+    # The rows to compute (in coin-then-time order): `at` for the windows, `sel` for the
+    # per-row arrays (a view when every row is wanted).
+    if rows is None:
+        at, sel = np.arange(n), slice(None)
+    else:
+        rows = np.asarray(rows, dtype=bool)
+        if rows.shape != (n,):
+            raise InputError(f"rows has {rows.size} flags for a panel of {n} rows")
+        at = sel = np.flatnonzero(rows[by_coin])
 
     lt = log_turnover(col["volume_24h"], col["market_cap"])
     log_price = _safe_log(col["price"])
     prev_lt = np.where(new_coin, np.nan, np.roll(lt, 1))
     prev_lp = np.where(new_coin, np.nan, np.roll(log_price, 1))
     ret = log_price - prev_lp
+    log_mcap = _safe_log(col["market_cap"])
+    change_24h = col["change_24h"].astype(float)[sel]
 
     feats = {
-        "log_price": log_price,
-        "change_1h": col["change_1h"].astype(float),
-        "change_24h": col["change_24h"].astype(float),
-        "change_7d": col["change_7d"].astype(float),
-        "log_volume": _safe_log(col["volume_24h"]),
-        "log_market_cap": _safe_log(col["market_cap"]),
-        "log_turnover": lt,
-        "log_turnover_diff": lt - prev_lt,
+        "log_price": log_price[sel],
+        "change_1h": col["change_1h"].astype(float)[sel],
+        "change_24h": change_24h,
+        "change_7d": col["change_7d"].astype(float)[sel],
+        "log_volume": _safe_log(col["volume_24h"])[sel],
+        "log_market_cap": log_mcap[sel],
+        "log_turnover": lt[sel],
+        "log_turnover_diff": (lt - prev_lt)[sel],
     }
     for w in MEAN_WINDOWS:
-        s, _s2, n = _window_sums(lt, pos, w)
+        s, _s2, cnt = window_sums(lt, pos, w, at)
         with np.errstate(invalid="ignore", divide="ignore"):
-            feats[f"log_turnover_mean_{w}"] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
-    feats["return_1"] = ret
-    s, s2, n = _window_sums(ret, pos, VOL_WINDOW)
+            feats[f"log_turnover_mean_{w}"] = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
+    feats["return_1"] = ret[sel]
+    s, s2, cnt = window_sums(ret, pos, VOL_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = (s2 - s * s / np.maximum(n, 1)) / np.maximum(n - 1, 1)
-    feats[f"volatility_{VOL_WINDOW}"] = np.where(n >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
+        var = (s2 - s * s / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
+    feats[f"volatility_{VOL_WINDOW}"] = np.where(cnt >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
     # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
-    feats["mcap_rank"] = (
-        pd.Series(col["market_cap"].astype(float))
-        .groupby(t)
-        .rank(ascending=False, method="min")
-        .to_numpy()
-    )
+    feats["mcap_rank"] = rank_within_time(col["market_cap"].astype(float), t)[sel]
     # Capped so that prediction, which reads only the newest HISTORY_ROWS snapshots,
     # computes it exactly as training did.
-    feats["snapshots_seen"] = np.minimum(pos + 1, HISTORY_ROWS).astype(float)
+    feats["snapshots_seen"] = np.minimum(pos[sel] + 1, HISTORY_ROWS).astype(float)
 
     # Memory: a long window and exponentially weighted means, and today against them.
-    s, _s2, n = _window_sums(lt, pos, LONG_WINDOW)
+    s, _s2, cnt = window_sums(lt, pos, LONG_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
-        long_mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        long_mean = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
     feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
-    for h in EWM_HALFLIVES:
-        feats[f"log_turnover_ewm_{h}"] = _ewm_window(lt, pos, h, LONG_WINDOW)
-    feats["log_turnover_dev_long"] = lt - long_mean
+    ewms = ewm_windows(lt, pos, EWM_HALFLIVES, LONG_WINDOW, at)
+    for h, values in zip(EWM_HALFLIVES, ewms, strict=True):
+        feats[f"log_turnover_ewm_{h}"] = values
+    feats["log_turnover_dev_long"] = feats["log_turnover"] - long_mean
     # Market-wide components at the snapshot, and the coin against them.
-    log_mcap = feats["log_market_cap"]
-    market = market_series(t, len(times), lt, ret, log_mcap)
+    market = market_series(t, len(times_ns), lt, ret, log_mcap)
     for name in MARKET_FEATURES:
-        feats[name] = market[name][t]
-    feats["log_turnover_dev_market"] = lt - feats["market_log_turnover"]
-    feats["log_mcap_rel"] = log_mcap - feats["market_log_market_cap"]
+        feats[name] = market[name][t[sel]]
+    feats["log_turnover_dev_market"] = feats["log_turnover"] - feats["market_log_turnover"]
+    feats["log_mcap_rel"] = feats["log_market_cap"] - feats["market_log_market_cap"]
     # Volatility proxies.
     abs_diff = np.abs(lt - prev_lt)
-    feats["abs_log_turnover_diff"] = abs_diff
-    s, _s2, n = _window_sums(abs_diff, pos, ABS_WINDOW)
+    feats["abs_log_turnover_diff"] = abs_diff[sel]
+    s, _s2, cnt = window_sums(abs_diff, pos, ABS_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
         feats[f"abs_log_turnover_diff_mean_{ABS_WINDOW}"] = np.where(
-            n > 0, s / np.maximum(n, 1), np.nan
+            cnt > 0, s / np.maximum(cnt, 1), np.nan
         )
-    feats["abs_return_1"] = np.abs(ret)
-    feats["abs_change_24h"] = np.abs(feats["change_24h"])
+    feats["abs_return_1"] = np.abs(ret[sel])
+    feats["abs_change_24h"] = np.abs(change_24h)
     # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
     # cadence) the weekday of the target, assumed one such gap ahead.
-    ts_ns = times.as_unit("ns").asi8[t]
-    gap = np.where(new_coin, np.nan, (ts_ns - np.roll(ts_ns, 1)) / 86_400e9)
+    row_ns = times_ns[t]
+    gap = np.where(new_coin, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
     feats["gap_days"] = gap
     daily = np.isfinite(gap) & (gap <= DAILY_GAP_DAYS)
-    target_ns = ts_ns + np.where(daily, gap, 0.0) * 86_400e9
+    target_ns = row_ns[sel] + np.where(daily, gap, 0.0) * 86_400e9
     weekday = ((target_ns // 86_400e9).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
     feats["target_weekday"] = np.where(daily, weekday, np.nan).astype(float)
     for c in extras:
-        feats[c] = pd.to_numeric(col[c], errors="coerce").astype(float)
+        feats[c] = pd.to_numeric(col[c][sel], errors="coerce").astype(float)
 
     # Target: the same coin's log turnover at the next distinct panel time.
-    next_same_coin = np.zeros(len(coin), dtype=bool)
+    next_same_coin = np.zeros(n, dtype=bool)
     next_same_coin[:-1] = ~new_coin[1:]
     next_t = np.roll(t, -1)
-    has_next = next_same_coin & (next_t == t + 1)
-    y = np.where(has_next, np.roll(lt, -1), np.nan)
+    has_next = (next_same_coin & (next_t == t + 1))[sel]
+    y = np.where(has_next, np.roll(lt, -1)[sel], np.nan)
 
     # Back to time-then-coin order, the order of load_snapshots.
-    order = np.argsort(t, kind="stable")
-    t_out = t[order]
-    names = V1_FEATURES if feature_set == "v1" else BASE_FEATURES
-    X = pd.DataFrame({c: feats[c][order] for c in [*names, *extras]})
-    next_ts = times.take(
-        np.where(has_next[order], t_out + 1, -1), allow_fill=True, fill_value=pd.NaT
-    )
-    meta = pd.DataFrame(
-        {
-            "coin_id": coin[order],
-            "symbol": col["symbol"][order] if "symbol" in col else None,
-            "coin_name": col["coin_name"][order] if "coin_name" in col else None,
-            "snapshot_ts": times.take(t_out),
-            "t": t_out,
-            "target_ts": next_ts,
-        }
-    )
-    return FeatureSet(X, pd.Series(y[order], name="target_log_turnover"), meta)
+    t_sel = t[sel]
+    order = np.argsort(t_sel, kind="stable")
+    t_out = t_sel[order]
+    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
+    block = np.empty((len(names), len(order)))  # one float block, one column per row
+    for i, c in enumerate(names):
+        block[i] = feats[c][order]
+    X = pd.DataFrame(block.T, columns=names, copy=False)
+
+    # The meta frame is built on first use, from these arrays only (not the whole panel).
+    ids = coin[sel][order]
+    symbol = col["symbol"][sel][order] if "symbol" in col else None
+    name = col["coin_name"][sel][order] if "coin_name" in col else None
+    next_ns = np.where(has_next[order], times_ns[np.minimum(t_out + 1, len(times_ns) - 1)], _NAT)
+
+    def make_meta() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "coin_id": ids,
+                "symbol": symbol,
+                "coin_name": name,
+                "snapshot_ts": _times(times_ns[t_out], unit),
+                "t": t_out,
+                "target_ts": _times(next_ns, unit),
+            }
+        )
+
+    y = pd.Series(y[order], name="target_log_turnover")
+    return FeatureSet(X, y, rows=by_coin[sel][order], make_meta=make_meta)
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _utc_ns(stamps) -> tuple[np.ndarray, str]:
+    """Snapshot times as int64 UTC nanoseconds, and the time unit to give them back in."""
+    if isinstance(stamps, np.ndarray) and stamps.dtype.kind == "M":
+        return stamps.astype("datetime64[ns]").view(np.int64), "ns"
+    if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
+        stamps = pd.to_datetime(stamps, utc=True)
+    index = pd.DatetimeIndex(stamps)
+    return index.as_unit("ns").asi8, index.unit
+
+
+def _times(ns: np.ndarray, unit: str) -> pd.DatetimeIndex:
+    """UTC times (``unit``) from int64 nanoseconds (NaT where ``_NAT``)."""
+    return pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC").as_unit(unit)

@@ -25,7 +25,7 @@ import pandas as pd
 from .. import db, identity
 from ..errors import InputError, NotFound
 from ..settings import Settings, load_settings
-from . import intervals
+from . import intervals, lean
 from .features import HISTORY_ROWS, MARKET_FEATURES, PANEL_COLUMNS, build_features
 from .registry import LoadedModel, load_verified_model
 from .snapshots import DATA_VERSION
@@ -36,6 +36,7 @@ LEVELS = ("Low", "Medium", "High")
 INTERVAL_PERCENTILES = (10.0, 90.0)
 #: Stand-in time for rows given without a snapshot time: after any stored history.
 _FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
+_NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 
 def level_for(log_turnover: float, band_edges) -> str:
@@ -103,14 +104,15 @@ class RecentHistory:
             first = ~fs.meta["t"].duplicated().to_numpy()
             self.market = {m: fs.X[m].to_numpy()[first] for m in MARKET_FEATURES}
 
-    def with_market(self, X: pd.DataFrame, ts_ns: np.ndarray) -> pd.DataFrame:
-        """``X`` with the market-wide features of the newest stored snapshot time at or
-        before each row's time (UTC ns), and the coin's deviations from them.
+    def with_market(self, X, ts_ns: np.ndarray):
+        """``X`` (a DataFrame or a dict of column arrays, updated in place) with the
+        market-wide features of the newest stored snapshot time at or before each row's
+        time (UTC ns), and the coin's deviations from them.
 
         A row at a stored time gets exactly what training computed; a newer row gets
         the newest stored market (the other coins at its own time are not known yet).
         """
-        if not self.market or not all(m in X.columns for m in MARKET_FEATURES):
+        if not self.market or not all(m in X for m in MARKET_FEATURES):
             return X
         at = np.searchsorted(self.market_times, ts_ns, side="right") - 1
         for m in MARKET_FEATURES:
@@ -128,6 +130,14 @@ class RecentHistory:
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             aliases = identity.aliases(conn)  # coin identity (#13)
         return cls(version, panel_from_rows(frame), aliases)
+
+    def coin_arrays(self, coin_id: str) -> dict[str, np.ndarray]:
+        """One coin's stored rows by column, oldest first (``snapshot_ts`` as
+        ``datetime64[ns]``, UTC): a panel for :func:`build_features`."""
+        pos = self.rows_of[coin_id]
+        out = {c: v[pos] for c, v in self.columns.items()}
+        out["snapshot_ts"] = out["snapshot_ts"].view("datetime64[ns]")
+        return out
 
     def coin_rows(self, coin_id: str) -> pd.DataFrame:
         """One coin's stored rows, oldest first (``snapshot_ts`` as UTC times)."""
@@ -166,15 +176,19 @@ class RecentHistory:
         return np.sort(caps), dict(zip(self.columns["coin_id"][at], caps, strict=True))
 
 
+def _data_version(engine) -> tuple:
+    """The store's data version, in one round trip (:func:`db.probe_row`)."""
+    files, newest = db.probe_row(engine.url, DATA_VERSION)
+    return (files, str(newest))
+
+
 _recent: dict[str, RecentHistory] = {}
 _recent_lock = threading.Lock()
 
 
 def recent_history(engine) -> RecentHistory:
     """This process's copy of the store's recent history, read again when it changed."""
-    with db.transaction(engine) as conn:
-        row = conn.execute(DATA_VERSION).one()
-    version = (row.files, str(row.newest))
+    version = _data_version(engine)
     key = str(engine.url)
     cached = _recent.get(key)
     if cached is not None and cached.version == version:
@@ -218,16 +232,19 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     """Features of each input row as the newest snapshot of its coin's stored history.
 
     Vectorized: each input row becomes a pseudo-coin (its position) whose earlier rows
-    are the matched coin's stored history before the row's time.
+    are the matched coin's stored history before the row's time. The panel is passed to
+    :func:`build_features` as plain arrays, and only the input rows are computed.
     """
     recent = recent_history(engine)
     matched = _match(frame, recent)
     n = len(frame)
+    until = np.full(n, _ns([_FUTURE])[0])
     if "snapshot_ts" in frame:
-        row_ts = pd.to_datetime(frame["snapshot_ts"], utc=True).fillna(_FUTURE)
-    else:
-        row_ts = pd.Series([_FUTURE] * n)
-    until = _ns(row_ts)
+        stamps = frame["snapshot_ts"]
+        if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
+            stamps = pd.to_datetime(stamps, utc=True)
+        given = _ns(stamps)
+        until = np.where(given == _NAT, until, given)
     row_of_past, positions = recent.rows_before(matched, until)
     seen = np.bincount(row_of_past, minlength=n)
     # The panel build_features sees: the stored rows, then the input rows, by column.
@@ -236,21 +253,31 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     extras = sorted({c for c in (*stored, *frame.columns) if c.startswith("x_")})
     data = {
         "coin_id": np.concatenate([row_of_past, np.arange(n)]),
-        "snapshot_ts": pd.to_datetime(
-            np.concatenate([stored["snapshot_ts"][positions], until]), unit="ns", utc=True
+        "snapshot_ts": np.concatenate([stored["snapshot_ts"][positions], until]).view(
+            "datetime64[ns]"
         ),
     }
     for c in (*numeric, *extras):
         past = stored[c][positions] if c in stored else np.full(len(positions), np.nan)
         now = frame[c].to_numpy(dtype=float) if c in frame else np.full(n, np.nan)
         data[c] = np.concatenate([past.astype(float), now])
-    panel = pd.DataFrame(data)
-    fs = build_features(panel)
-    newest = ~fs.meta["coin_id"].duplicated(keep="last").to_numpy()
-    X = fs.X[newest].set_axis(fs.meta.loc[newest, "coin_id"].to_numpy()).sort_index()
+    wanted = np.zeros(len(positions) + n, dtype=bool)
+    wanted[len(positions) :] = True
+    fs = build_features(data, rows=wanted)
+    back = np.argsort(fs.rows, kind="stable")  # input row order
+    values = fs.X.to_numpy()[back]
+    X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
     X["mcap_rank"] = _ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
-    X = recent.with_market(X.reset_index(drop=True), until)
-    return X, seen
+    recent.with_market(X, until)
+    return _frame(X), seen
+
+
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A float frame from equal-length column arrays, built as one block."""
+    block = np.empty((len(columns), len(next(iter(columns.values())))))
+    for i, values in enumerate(columns.values()):
+        block[i] = values
+    return pd.DataFrame(block.T, columns=list(columns), copy=False)
 
 
 def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
@@ -260,23 +287,23 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
     calibration, else (versions trained before it) the trees' 10th-90th percentile.
     """
     pipeline = model.pipeline
-    Xm = X.reindex(columns=model.feature_names)
+    names = model.feature_names
+    Xm = X if list(X.columns) == names else X.reindex(columns=names)
     forest = pipeline.steps[-1][1]
     if hasattr(forest, "estimators_"):
-        transformed = pipeline[:-1].transform(Xm) if len(pipeline.steps) > 1 else Xm.to_numpy()
-        # Validated once here, as RandomForestRegressor.predict does, not once per tree
-        # (that check was 85% of a one-row request).
+        # The input is checked once here (the model's columns, as float64), and the steps
+        # before the forest are applied with NumPy (:mod:`.lean`): scikit-learn's own
+        # checks, once per step, were most of a one-row request.
+        values = Xm.to_numpy(dtype=float)
+        transformed = lean.transform(pipeline, values, names)
         transformed = np.ascontiguousarray(transformed, dtype=np.float32)
         # Each tree's Cython predictor directly: the estimator wrapper adds ~15 us of
         # Python per tree, which was 75% of the model's share of a one-row request.
-        per_tree = np.stack(
-            [
-                tree.tree_.predict(transformed).reshape(len(transformed))
-                for tree in forest.estimators_
-            ]
-        )
+        per_tree = np.empty((len(forest.estimators_), len(transformed)))
+        for i, tree in enumerate(forest.estimators_):
+            per_tree[i] = tree.tree_.predict(transformed).reshape(len(transformed))
         if hasattr(pipeline, "anchor_of"):  # the trees predict the change from an anchor
-            per_tree = per_tree + pipeline.anchor_of(Xm)
+            per_tree += lean.anchor_of(pipeline, values, names)
         point = per_tree.mean(axis=0)
         low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
     else:
@@ -400,19 +427,20 @@ def predict_for_symbol(
     coin_id = by_id if by_id in recent.rows_of else recent.by_symbol.get(sym.upper())
     if coin_id is None:
         raise NotFound(f"no stored snapshots for symbol {symbol!r}")
-    h = recent.coin_rows(coin_id)
-    coin = h.iloc[-1]
-    fs = build_features(h)
-    X = fs.X.iloc[[-1]].reset_index(drop=True)
-    caps = recent.caps_at(_ns([coin["snapshot_ts"]])[0])
-    X["mcap_rank"] = _ranks(caps, np.array([float(coin["market_cap"])]), [coin["coin_id"]])
-    X = recent.with_market(X, _ns([coin["snapshot_ts"]]))
+    h = recent.coin_arrays(coin_id)
+    n = len(h["coin_id"])
+    newest = np.zeros(n, dtype=bool)
+    newest[-1] = True
+    fs = build_features(h, rows=newest)
+    values = fs.X.to_numpy()
+    X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
+    ts_ns = h["snapshot_ts"][-1:].view(np.int64)
+    cap = float(h["market_cap"][-1])
+    X["mcap_rank"] = _ranks(recent.caps_at(ts_ns[0]), np.array([cap]), [coin_id])
+    recent.with_market(X, ts_ns)
     model = model or load_verified_model(settings)
-    frame = pd.DataFrame([{"coin_name": coin["coin_name"], "symbol": coin["symbol"]}])
-    result = _results(model, X, frame, [len(h)])[0]
-    result.update(
-        coin_id=coin["coin_id"],
-        as_of=coin["snapshot_ts"].isoformat(),
-        market_cap=float(coin["market_cap"]),
-    )
+    frame = {"coin_name": h["coin_name"][-1:], "symbol": h["symbol"][-1:]}
+    result = _results(model, _frame(X), frame, [n])[0]
+    as_of = pd.Timestamp(int(ts_ns[0]), tz="UTC")
+    result.update(coin_id=coin_id, as_of=as_of.isoformat(), market_cap=cap)
     return result

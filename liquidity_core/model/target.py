@@ -44,11 +44,18 @@ RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
 
 def har_design(X: pd.DataFrame, anchor: np.ndarray, columns) -> pd.DataFrame:
     """The base's inputs: the anchor and each HAR column's distance from it."""
-    design = {"anchor": anchor}
-    for c in columns:
-        values = X[c].to_numpy(dtype=float) if c in X.columns else np.full(len(X), np.nan)
-        design[c] = values - anchor
-    return pd.DataFrame(design, index=X.index)
+    design = har_matrix({c: X[c].to_numpy(dtype=float) for c in columns if c in X}, anchor, columns)
+    return pd.DataFrame(design, columns=["anchor", *columns], index=X.index)
+
+
+def har_matrix(X, anchor: np.ndarray, columns) -> np.ndarray:
+    """:func:`har_design` as a float64 matrix, from a mapping of column -> array."""
+    design = np.empty((1 + len(columns), len(anchor))).T  # column-major, as from a frame
+    design[:, 0] = anchor
+    for j, c in enumerate(columns, start=1):
+        values = np.asarray(X[c], dtype=float) if c in X else np.full(len(anchor), np.nan)
+        design[:, j] = values - anchor
+    return design
 
 
 def har_ridge(alphas=RIDGE_ALPHAS):
@@ -112,14 +119,20 @@ class AnchoredPipeline(Pipeline):
         return level + base.predict(har_design(X, level, self.base_columns))
 
     def _level(self, X) -> np.ndarray:
-        fill = getattr(self, "anchor_fill_", 0.0)
         if not isinstance(X, pd.DataFrame):
             raise TypeError("AnchoredPipeline needs a DataFrame with named feature columns")
-        out = np.full(len(X), np.nan)
+        names = (self.anchor, *ANCHOR_FALLBACKS)
+        given = {c: X[c].to_numpy(dtype=float) for c in names if c in X.columns}
+        return self.level_of(given, len(X))
+
+    def level_of(self, columns, n: int) -> np.ndarray:
+        """The anchor column (then its fallbacks, then the fill) from a mapping of
+        column -> float array (``n`` rows); what :meth:`anchor_of` adds the base to."""
+        fill = getattr(self, "anchor_fill_", 0.0)
+        out = np.full(n, np.nan)
         for name in (self.anchor, *ANCHOR_FALLBACKS):
-            if name in X.columns:
-                values = X[name].to_numpy(dtype=float)
-                out = np.where(np.isfinite(out), out, values)
+            if name in columns:
+                out = np.where(np.isfinite(out), out, columns[name])
         return np.where(np.isfinite(out), out, fill)
 
     def fit(self, X, y, **params):
