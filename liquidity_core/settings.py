@@ -46,6 +46,10 @@ class Settings:
     file_settle_seconds : float
         A file modified more recently than this is still being written
         (``LIQUIDITY_FILE_SETTLE_SECONDS``).
+    alert_webhook : str
+        URL that monitoring alerts are POSTed to as JSON ``{"text": ...}`` (a Slack,
+        Mattermost or Teams incoming webhook, or a mail gateway); empty: only logged
+        (``LIQUIDITY_ALERT_WEBHOOK``, see :mod:`liquidity_core.alerts`).
     """
 
     database_url: str
@@ -59,6 +63,7 @@ class Settings:
     n_jobs: int = 2
     random_seed: int = 42
     file_settle_seconds: float = 5.0
+    alert_webhook: str = ""
 
     def with_overrides(self, **changes) -> Settings:
         """Return a copy with some fields changed (used by tests and the CLI)."""
@@ -85,6 +90,7 @@ _ENV_NAMES = {
     "n_jobs": ("LIQUIDITY_N_JOBS", int),
     "random_seed": ("LIQUIDITY_SEED", int),
     "file_settle_seconds": ("LIQUIDITY_FILE_SETTLE_SECONDS", float),
+    "alert_webhook": ("LIQUIDITY_ALERT_WEBHOOK", str),
 }
 
 

@@ -169,11 +169,12 @@ def _line(r: dict) -> str:
     arguments=_predict_args,
 )
 def _predict(args, settings: Settings):
-    from ..model.predict import predict_for_symbol, predict_liquidity
+    from ..model.forecasts import forecast_for_symbol
+    from ..model.predict import predict_liquidity
 
     if args.symbol:
-        result = predict_for_symbol(args.symbol, settings=settings)
-        return dict(result, text=_line(result)), 0
+        result = forecast_for_symbol(args.symbol, settings=settings)  # stored or computed
+        return dict(result, text=f"{_line(result)} ({result['source']})"), 0
     try:
         results = predict_liquidity(_read_rows(args.input), settings=settings)
     except InputError as exc:

@@ -1,0 +1,332 @@
+"""Stored forecasts: the champion scores every new snapshot time once, and serving reads them.
+
+:func:`forecast_new_snapshots` is the forecast task (``liquidity forecast``, the
+``liquidity_forecast`` DAG). The champion forecasts the next snapshot of every coin at
+each stored snapshot time it has not scored yet, from the newest snapshot of its own
+training panel (``data_window_end``, whose target it never saw) onward, so every stored
+forecast is out of sample. Each becomes one ``forecasts`` row, inserted with
+``ON CONFLICT DO NOTHING``: a re-run, or two runs at once, store nothing twice.
+
+The features are :func:`~liquidity_core.model.features.build_features` on the stored
+panel (coin identity applied) over the newest ``HISTORY_ROWS`` snapshot times up to the
+scored time, the window the serving history holds, and the forecast and its interval are
+:func:`~liquidity_core.model.predict.predict_frame`: the one feature implementation and
+the one predict path that serving uses.
+
+:func:`forecast_for_symbol` serves a coin: the stored forecast when the served model
+stored one for the newest snapshot, else a computed one; ``"source"`` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+
+from .. import db
+from ..settings import Settings
+from .features import HISTORY_ROWS, build_features
+from .predict import INTERVAL_PERCENTILES, level_for, predict_frame
+from .registry import LoadedModel, load_verified_model, utc_now_iso
+from .snapshots import format_ts, panel_from_rows, to_utc
+
+log = logging.getLogger(__name__)
+
+#: Rows per INSERT batch.
+_BATCH = 5000
+
+
+def _times(conn, name: str, **params) -> list[pd.Timestamp]:
+    rows = conn.execute(db.query(name), params).fetchall()
+    return sorted(to_utc(r[0]) for r in rows)
+
+
+def _default_nominal() -> float:
+    low, high = INTERVAL_PERCENTILES
+    return (high - low) / 100.0
+
+
+def _stored_value(ts: pd.Timestamp, dialect: str):
+    """A time as the store keeps it: ISO text on SQLite, a timestamp on PostgreSQL."""
+    return format_ts(ts) if dialect == "sqlite" else ts.to_pydatetime()
+
+
+def features_at(engine, times: list[pd.Timestamp], all_times) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features ``X`` and ``meta`` of every stored coin at each of ``times`` (stored times).
+
+    ``all_times`` are the store's snapshot times, oldest first. The panel starts
+    ``HISTORY_ROWS - 1`` snapshot times before the first of ``times``: the window the
+    serving history holds when that time is the newest.
+    """
+    all_times = list(all_times)
+    first = all_times.index(times[0])
+    since = all_times[max(0, first - (HISTORY_ROWS - 1))]
+    dialect = db.dialect_of(engine)
+    with db.transaction(engine, readonly=True) as conn:
+        result = conn.execute(
+            db.query("forecast_panel"),
+            {"since": _stored_value(since, dialect), "until": _stored_value(times[-1], dialect)},
+        )
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    fs = build_features(panel_from_rows(frame))
+    wanted = fs.meta["snapshot_ts"].isin(pd.DatetimeIndex(times)).to_numpy()
+    return fs.X[wanted].reset_index(drop=True), fs.meta[wanted].reset_index(drop=True)
+
+
+def forecast_rows(
+    model: LoadedModel, X: pd.DataFrame, meta: pd.DataFrame, all_times, dialect: str
+) -> list[dict]:
+    """``forecasts`` rows of ``model`` for feature rows ``X`` (``meta`` aligned)."""
+    if not len(X):
+        return []
+    pred = predict_frame(model, X)
+    calibration = model.metadata.get("interval_calibration") or {}
+    nominal = float(calibration.get("nominal") or _default_nominal())
+    # Where the next snapshot was expected: one more step of the panel's latest cadence.
+    all_times = list(all_times)
+    position = {t: i for i, t in enumerate(all_times)}
+    expected = {}
+    for t in meta["snapshot_ts"].drop_duplicates():
+        i = position[t]
+        expected[t] = None if i == 0 else t + (t - all_times[i - 1])
+    created = utc_now_iso()
+    edges = model.band_edges
+    current = X["log_turnover"].to_numpy(dtype=float)
+    seen = X["snapshots_seen"].to_numpy(dtype=float)
+    rows = []
+    for i in range(len(X)):
+        point = float(pred["point"][i])
+        if not math.isfinite(point):
+            continue
+        t = meta["snapshot_ts"].iloc[i]
+        target = expected[t]
+        rows.append(
+            {
+                "model_version": model.version,
+                "coin_id": str(meta["coin_id"].iloc[i]),
+                "snapshot_ts": _stored_value(t, dialect),
+                "target_ts": None if target is None else _stored_value(target, dialect),
+                "predicted_log_turnover": point,
+                "lower_log_turnover": float(pred["low"][i]),
+                "upper_log_turnover": float(pred["high"][i]),
+                "nominal_level": nominal,
+                "level": level_for(point, edges),
+                "current_log_turnover": float(current[i]) if np.isfinite(current[i]) else None,
+                "history_snapshots": int(seen[i]) if np.isfinite(seen[i]) else 0,
+                "created_at": created,
+            }
+        )
+    return rows
+
+
+def store_rows(engine, rows: list[dict], model_version: str) -> int:
+    """Insert forecast rows of ``model_version``; rows already stored are left as they are.
+
+    Returns the number of rows this call added.
+    """
+    count = db.query("forecast_count")
+    with db.transaction(engine) as conn:
+        before = int(conn.execute(count, {"model_version": model_version}).scalar_one())
+        for start in range(0, len(rows), _BATCH):
+            conn.execute(db.query("forecast_insert"), rows[start : start + _BATCH])
+        return int(conn.execute(count, {"model_version": model_version}).scalar_one()) - before
+
+
+def forecast_new_snapshots(settings: Settings, *, model: LoadedModel | None = None) -> dict:
+    """Score every stored snapshot time the champion has not scored yet, and store it.
+
+    Parameters
+    ----------
+    settings : Settings
+    model : LoadedModel, default=None
+        The model to score with; default the published champion (verified).
+
+    Returns
+    -------
+    dict
+        ``model_version``, ``snapshots`` (times scored by this call), ``rows`` (forecasts
+        stored by this call), ``first`` and ``last`` (ISO times scored, or None) and
+        ``drift`` (the drift summary of :func:`liquidity_core.model.drift.record_drift`,
+        or the reason it could not be computed).
+
+    Raises
+    ------
+    ModelError
+        When no verified champion can be loaded.
+    DatabaseError, DatabaseUnavailable
+        When the store fails.
+    """
+    engine = db.get_engine(settings.database_url)
+    db.require_schema(engine)
+    model = model or load_verified_model(settings)
+    start = model.metadata.get("data_window_end")
+    with db.transaction(engine, readonly=True) as conn:
+        all_times = _times(conn, "identity_snapshot_times")
+        scored = set(_times(conn, "forecast_scored_times", model_version=model.version))
+    since = to_utc(start) if start else (all_times[-1] if all_times else None)
+    todo = [t for t in all_times if since is not None and t >= since and t not in scored]
+    result = {"model_version": model.version, "snapshots": 0, "rows": 0, "first": None}
+    result["last"] = None
+    if not todo:
+        return dict(result, drift=None)
+    X, meta = features_at(engine, todo, all_times)
+    rows = forecast_rows(model, X, meta, all_times, db.dialect_of(engine))
+    stored = store_rows(engine, rows, model.version)
+    result.update(
+        snapshots=len(todo), rows=stored, first=todo[0].isoformat(), last=todo[-1].isoformat()
+    )
+    log.info(
+        "%s forecast %d snapshot(s) %s .. %s: %d rows",
+        model.version,
+        len(todo),
+        result["first"],
+        result["last"],
+        result["rows"],
+    )
+    result["drift"] = _drift(engine, model, X, meta)
+    return result
+
+
+def _drift(engine, model: LoadedModel, X: pd.DataFrame, meta: pd.DataFrame) -> dict:
+    """Drift of the snapshots just forecast; information only, it never fails the task."""
+    from . import drift
+
+    try:
+        return drift.record_drift(engine, model, X, meta)
+    except Exception as exc:  # noqa: BLE001 - drift never blocks forecasting or ingest
+        log.warning("drift not computed for %s: %s", model.version, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def forecast_after_champion_change(settings: Settings) -> dict | None:
+    """Let a new champion (promotion or rollback) score the stored snapshots at once.
+
+    Called after the champion pointer changed. The change has already happened, so a
+    failure here is logged, not raised: the forecast task scores the same snapshots on
+    its next run.
+    """
+    try:
+        return forecast_new_snapshots(settings)
+    except Exception as exc:  # noqa: BLE001 - the promotion stands; the next task run retries
+        log.warning("the new champion could not forecast yet (the forecast task will): %s", exc)
+        return None
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> dict | None:
+    """The stored forecast of ``model_version`` for a coin at the store's newest snapshot.
+
+    The coin is found as :func:`~liquidity_core.model.predict.predict_for_symbol` finds it
+    (coin id or alias, else the symbol's largest coin). Returns None when the coin's newest
+    snapshot is not the store's newest or nothing is stored for it; otherwise the shape of
+    ``predict_for_symbol`` with ``"source": "stored"``.
+    """
+    from .predict import recent_history
+
+    engine = db.get_engine(settings.database_url)
+    recent = recent_history(engine)
+    sym = str(symbol).strip()
+    by_id = recent.aliases.get(sym.lower(), sym.lower())
+    coin_id = by_id if by_id in recent.rows_of else recent.by_symbol.get(sym.upper())
+    if coin_id is None:
+        return None
+    coin = recent.coin_rows(coin_id).iloc[-1]
+    newest = int(recent.columns["snapshot_ts"][-1])
+    as_of = coin["snapshot_ts"]
+    if pd.Timestamp(as_of).value != newest:
+        return None
+    params = {
+        "model_version": model_version,
+        "coin_id": coin_id,
+        "snapshot_ts": _stored_value(as_of, db.dialect_of(engine)),
+    }
+    with db.transaction(engine, readonly=True) as conn:
+        row = conn.execute(db.query("forecast_stored_one"), params).first()
+    if row is None:
+        return None
+    point = float(row.predicted_log_turnover)
+    return {
+        "coin_name": coin["coin_name"],
+        "symbol": coin["symbol"],
+        "predicted_turnover": math.exp(point),
+        "predicted_log_turnover": point,
+        "liquidity_level": row.level,
+        "interval": {
+            "low": math.exp(float(row.lower_log_turnover)),
+            "high": math.exp(float(row.upper_log_turnover)),
+        },
+        "model_version": row.model_version,
+        "history_snapshots": int(row.history_snapshots),
+        "coin_id": coin_id,
+        "as_of": as_of.isoformat(),
+        "market_cap": float(coin["market_cap"]),
+        "source": "stored",
+    }
+
+
+def forecast_for_symbol(
+    symbol: str, *, settings: Settings, model: LoadedModel | None = None
+) -> dict:
+    """A stored coin's forecast: the stored one when it exists, else computed.
+
+    Parameters
+    ----------
+    symbol : str
+        Ticker symbol (case-insensitive) or coin id.
+    settings : Settings
+    model : LoadedModel, default=None
+        The served model; default the published champion.
+
+    Returns
+    -------
+    dict
+        As :func:`~liquidity_core.model.predict.predict_for_symbol`, plus ``source``:
+        ``"stored"`` (the forecast task's row for this model and the newest snapshot) or
+        ``"computed"``.
+
+    Raises
+    ------
+    NotFound
+        When no stored snapshot has this symbol.
+    """
+    from .predict import predict_for_symbol
+
+    model = model or load_verified_model(settings)
+    stored = stored_forecast(symbol, settings=settings, model_version=model.version)
+    if stored is not None:
+        return stored
+    result = predict_for_symbol(symbol, settings=settings, model=model)
+    result["source"] = "computed"
+    return result
+
+
+def coin_forecasts(settings: Settings, coin_id: str) -> list[dict]:
+    """Every stored forecast for a coin, oldest first, one per snapshot time (the latest
+    stored), as ``{"snapshot_ts", "target_ts", "model_version", "predicted", "low", "high"}``
+    in turnover (not log); ``target_ts`` is the snapshot that came next, or the expected
+    time while it has not arrived."""
+    engine = db.get_engine(settings.database_url)
+    with db.transaction(engine, readonly=True) as conn:
+        rows = conn.execute(db.query("forecast_of_coin"), {"coin_id": coin_id}).fetchall()
+    latest: dict = {}
+    for r in rows:
+        latest[to_utc(r.snapshot_ts)] = r
+    out = []
+    for ts, r in sorted(latest.items()):
+        target = r.next_ts if r.next_ts is not None else r.target_ts
+        out.append(
+            {
+                "snapshot_ts": ts,
+                "target_ts": None if target is None else to_utc(target),
+                "arrived": r.next_ts is not None,
+                "model_version": r.model_version,
+                "predicted": math.exp(float(r.predicted_log_turnover)),
+                "low": math.exp(float(r.lower_log_turnover)),
+                "high": math.exp(float(r.upper_log_turnover)),
+            }
+        )
+    return out
