@@ -14,6 +14,7 @@ from conftest import REPO, airflow_env
 EXPECTED = {
     "liquidity_ingest": "dags/liquidity_ingest.py",
     "liquidity_retrain": "dags/liquidity_retrain.py",
+    "liquidity_forecast": "dags/liquidity_forecast.py",
 }
 
 # Parses the DAG folder in a fresh interpreter whose liquidity database is unreachable:
@@ -99,6 +100,11 @@ UPSTREAM = {
         "announce_champion": ["publish_and_record"],
         "write_report": ["publish_and_record"],
     },
+    "liquidity_forecast": {
+        "forecast": [],
+        "monitor": ["forecast"],
+        "request_retrain": ["monitor"],
+    },
 }
 
 
@@ -114,6 +120,11 @@ def test_task_edges(parsed, dag_id):
     assert dag["edges"] == sorted(
         [up, task] for task, ups in UPSTREAM[dag_id].items() for up in ups
     )
+
+
+def test_schedules_follow_the_market_data_asset(parsed):
+    assert parsed["dags"]["liquidity_forecast"]["schedule"] == "AssetTriggeredTimetable"
+    assert parsed["dags"]["liquidity_retrain"]["schedule"] == "AssetOrTimeSchedule"
 
 
 def test_parsing_loads_no_heavy_modules(parsed):
