@@ -239,10 +239,15 @@ def alert_reason(settings: Settings) -> str | None:
     return "; ".join(reasons) if reasons else None
 
 
-def realized_by_version(report: dict) -> dict[str, dict]:
-    """``version -> {"realized_skill", "realized_coverage"}`` for the history tables."""
-    return {
-        v["version"]: {"realized_skill": v["skill"], "realized_coverage": v["coverage"]}
-        for v in report["versions"]
-        if v["rows"]
-    }
+def with_realized(versions: list[dict], report: dict) -> list[dict]:
+    """``model_versions`` rows with ``realized_skill`` and ``realized_coverage`` added from
+    a :func:`monitor` report, for the history tables (None where a version has no outcomes)."""
+    by = {v["version"]: v for v in report["versions"] if v["rows"]}
+    return [
+        dict(
+            row,
+            realized_skill=by.get(row["version"], {}).get("skill"),
+            realized_coverage=by.get(row["version"], {}).get("coverage"),
+        )
+        for row in versions
+    ]
