@@ -69,16 +69,18 @@ class _Frame:
 
     def time_labels(self, times) -> list[str]:
         parts = []
-        shown = sorted(set(times))
-        step = max(1, math.ceil(len(shown) / 6))
-        for i, t in enumerate(shown):
-            if i % step == 0 or i == len(shown) - 1:
-                x = self.x(t)
-                day = pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d")
-                parts.append(
-                    f'<text x="{x:.1f}" y="{self.top + self.height + 14}" text-anchor="middle" '
-                    f'fill="#57606a">{day}</text>'
-                )
+        last_x = -1e9
+        for t in sorted(set(times)):
+            x = self.x(t)
+            if x - last_x < 110:  # one label per ~110 units: dates never overlap
+                continue
+            last_x = x
+            anchor = "end" if x > self.left + self.width - 40 else "middle"
+            day = pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%d")
+            parts.append(
+                f'<text x="{x:.1f}" y="{self.top + self.height + 14}" text-anchor="{anchor}" '
+                f'fill="#57606a">{day}</text>'
+            )
         return parts
 
 

@@ -251,3 +251,12 @@ def with_realized(versions: list[dict], report: dict) -> list[dict]:
         )
         for row in versions
     ]
+
+
+def history_with_realized(settings: Settings) -> list[dict]:
+    """:func:`~liquidity_core.model.registry.list_versions` with each version's realized
+    skill and coverage (:func:`with_realized`): the rows of the "Model history" view."""
+    from .registry import list_versions
+
+    versions = list_versions(db.get_engine(settings.database_url))
+    return with_realized(versions, monitor(settings))
