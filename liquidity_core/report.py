@@ -285,6 +285,11 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
         ),
     ]
     plots = ["model-history"]
+    from .loop_report import loop_section  # realized accuracy and drift (issue 14)
+
+    loop_html, loop_plots = loop_section(settings)
+    parts.append(loop_html)
+    plots += loop_plots
     if not (history["status"] == "champion").any():
         parts.append("<p>No model has been promoted yet.</p>")
         return "\n".join(parts), plots
