@@ -52,7 +52,9 @@ def liquidity_forecast():
         from liquidity_core import settings
         from liquidity_core.model import forecasts
 
-        return forecasts.forecast_new_snapshots(settings.load_settings())
+        if (done := forecasts.forecast_new_snapshots(settings.load_settings()))["model_version"]:
+            return done
+        raise AirflowSkipException(done["reason"])  # no model published yet
 
     @task(on_failure_callback=_alert)
     def monitor(scored: dict) -> dict:

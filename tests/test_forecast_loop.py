@@ -207,3 +207,11 @@ def test_promotion_and_rollback_make_the_new_champion_forecast_at_once(
     registry.rollback(settings, trained)
     # The restored champion scored every snapshot since its window, at once.
     assert _table(engine, sql.format(trained)).n[0] == COINS * 3
+
+
+def test_forecast_before_any_model_is_a_clean_no_op(settings, engine, drops):
+    ingest_paths(drops[:3], settings=settings)
+    result = forecasts.forecast_new_snapshots(settings)
+    assert result["model_version"] is None and result["rows"] == 0
+    assert "no model has been published" in result["reason"]
+    assert monitoring.monitor(settings)["versions"] == []

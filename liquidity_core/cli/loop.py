@@ -16,6 +16,8 @@ def _forecast(args, settings: Settings):
     from ..model.forecasts import forecast_new_snapshots
 
     result = forecast_new_snapshots(settings)
+    if result["model_version"] is None:
+        return dict(result, text=result["reason"]), 0
     span = f" ({result['first'][:19]} .. {result['last'][:19]})" if result["snapshots"] else ""
     result["text"] = (
         f"{result['model_version']}: {result['rows']} forecasts stored for "

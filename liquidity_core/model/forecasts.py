@@ -29,7 +29,7 @@ from .. import db
 from ..settings import Settings
 from .features import HISTORY_ROWS, build_features
 from .predict import INTERVAL_PERCENTILES, level_for, predict_frame
-from .registry import LoadedModel, load_verified_model, utc_now_iso
+from .registry import LoadedModel, load_verified_model, read_current_pointer, utc_now_iso
 from .snapshots import format_ts, panel_from_rows, to_utc
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def forecast_new_snapshots(settings: Settings, *, model: LoadedModel | None = No
     Returns
     -------
     dict
-        ``model_version``, ``snapshots`` (times scored by this call), ``rows`` (forecasts
+        ``model_version`` (None, with a ``reason``, when no model has been published
+        yet), ``snapshots`` (times scored by this call), ``rows`` (forecasts
         stored by this call), ``first`` and ``last`` (ISO times scored, or None) and
         ``drift`` (the drift summary of :func:`liquidity_core.model.drift.record_drift`,
         or the reason it could not be computed).
@@ -154,12 +155,15 @@ def forecast_new_snapshots(settings: Settings, *, model: LoadedModel | None = No
     Raises
     ------
     ModelError
-        When no verified champion can be loaded.
+        When the published champion cannot be loaded or fails verification.
     DatabaseError, DatabaseUnavailable
         When the store fails.
     """
     engine = db.get_engine(settings.database_url)
     db.require_schema(engine)
+    if model is None and read_current_pointer(settings.model_dir) is None:
+        reason = "no model has been published yet: nothing to forecast with"
+        return {"model_version": None, "snapshots": 0, "rows": 0, "reason": reason}
     model = model or load_verified_model(settings)
     start = model.metadata.get("data_window_end")
     with db.transaction(engine, readonly=True) as conn:
