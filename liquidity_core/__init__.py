@@ -12,7 +12,9 @@ package. Modules, in the order data flows through them:
 - ``demo``      -- synthetic CoinGecko-format drops for demos, tests and benchmarks.
 - ``model``     -- package: ``snapshots`` (the panel), ``features``, ``splits``, ``train``
   (the retraining cycle), ``registry`` (versions, the champion pointer), ``predict`` and
-  ``serving`` (the web app's model cache).
+  ``serving`` (the web app's model cache), ``forecasts`` (stored forecasts of each new
+  snapshot), ``monitoring`` (their realized accuracy, the alert) and ``drift`` (PSI).
+- ``alerts``    -- the one alert hook (``notify``).
 - ``report``    -- the EDA and model report (one HTML file).
 - ``cli``       -- package: the ``liquidity`` command line (``python -m liquidity_core.cli``).
 
