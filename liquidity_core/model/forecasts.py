@@ -93,28 +93,31 @@ def forecast_rows(
         expected[t] = None if i == 0 else t + (t - all_times[i - 1])
     created = utc_now_iso()
     edges = model.band_edges
+    stored = {t: _stored_value(t, dialect) for t in expected}
+    stored_target = {
+        t: None if e is None else _stored_value(e, dialect) for t, e in expected.items()
+    }
     current = X["log_turnover"].to_numpy(dtype=float)
-    seen = X["snapshots_seen"].to_numpy(dtype=float)
+    seen = np.nan_to_num(X["snapshots_seen"].to_numpy(dtype=float)).astype(int).tolist()
+    point, low, high = (pred[k].astype(float).tolist() for k in ("point", "low", "high"))
+    times, coins = meta["snapshot_ts"].tolist(), meta["coin_id"].astype(str).tolist()
     rows = []
     for i in range(len(X)):
-        point = float(pred["point"][i])
-        if not math.isfinite(point):
+        if not math.isfinite(point[i]):
             continue
-        t = meta["snapshot_ts"].iloc[i]
-        target = expected[t]
         rows.append(
             {
                 "model_version": model.version,
-                "coin_id": str(meta["coin_id"].iloc[i]),
-                "snapshot_ts": _stored_value(t, dialect),
-                "target_ts": None if target is None else _stored_value(target, dialect),
-                "predicted_log_turnover": point,
-                "lower_log_turnover": float(pred["low"][i]),
-                "upper_log_turnover": float(pred["high"][i]),
+                "coin_id": coins[i],
+                "snapshot_ts": stored[times[i]],
+                "target_ts": stored_target[times[i]],
+                "predicted_log_turnover": point[i],
+                "lower_log_turnover": low[i],
+                "upper_log_turnover": high[i],
                 "nominal_level": nominal,
-                "level": level_for(point, edges),
+                "level": level_for(point[i], edges),
                 "current_log_turnover": float(current[i]) if np.isfinite(current[i]) else None,
-                "history_snapshots": int(seen[i]) if np.isfinite(seen[i]) else 0,
+                "history_snapshots": seen[i],
                 "created_at": created,
             }
         )
