@@ -17,7 +17,11 @@ Figures (no reference: skill is already relative to persistence, measured on the
   nominal 80% interval (goal 0.75..0.85, the issue's);
 - ``loop_realized_skill_daily``: ``1 - MSE / MSE(persistence)`` of the stored forecasts;
 - ``loop_alert_share_daily``: share of the 3-snapshot windows over the replay where the
-  monitoring alert (skill < 0 or coverage outside nominal ± 10 points) would have fired.
+  monitoring alert (skill < 0 or coverage outside nominal ± 10 points) would have fired;
+- ``loop_realized_coverage_daily_retrained`` and ``loop_realized_skill_daily_retrained``:
+  the same replay with a retrain by the real cycle (fast grid, the real promotion rule)
+  every :data:`RETRAIN_EVERY` snapshots; each snapshot is scored by the version that was
+  champion at that time (the latest promoted one trained up to it), as in production.
 """
 
 from __future__ import annotations
@@ -33,12 +37,18 @@ from .skill import DATA, available
 
 #: Newest daily snapshots replayed after training.
 REPLAY = 365
+#: Snapshots between two retrains in the retrained replay (tiny scale: one retrain).
+RETRAIN_EVERY = {"tiny": 183}
+DEFAULT_RETRAIN_EVERY = 73
 
 
 def figure_names(scale: Scale) -> list[str]:
     if not available():
         return []
-    return [f"loop_{what}_daily" for what in ("realized_coverage", "realized_skill", "alert_share")]
+    names = [
+        f"loop_{what}_daily" for what in ("realized_coverage", "realized_skill", "alert_share")
+    ]
+    return names + ["loop_realized_coverage_daily_retrained", "loop_realized_skill_daily_retrained"]
 
 
 def _alert_share(rows: pd.DataFrame) -> tuple[float, int, float, float]:
@@ -57,6 +67,17 @@ def _alert_share(rows: pd.DataFrame) -> tuple[float, int, float, float]:
         return float("nan"), 0, float("nan"), float("nan")
     either = sum(a or b for a, b in zip(skill, cover, strict=True))
     return either / n, n, sum(skill) / n, sum(cover) / n
+
+
+def _served(rows: pd.DataFrame, reigns: list[tuple]) -> pd.DataFrame:
+    """The outcome rows of the version that was champion at each forecast's snapshot.
+
+    ``reigns`` are ``(first snapshot, version)`` of the promoted versions, oldest first.
+    """
+    starts = pd.DatetimeIndex([pd.Timestamp(t) for t, _ in reigns])
+    at = starts.searchsorted(pd.DatetimeIndex(rows["snapshot_ts"]), side="right") - 1
+    champion = [reigns[i][1] if i >= 0 else None for i in at]
+    return rows[rows["model_version"].to_numpy() == pd.Series(champion).to_numpy()]
 
 
 def run(scale: Scale, results: Results) -> None:
@@ -86,6 +107,14 @@ def run(scale: Scale, results: Results) -> None:
         report = monitoring.monitor(settings)
         (v,) = [x for x in report["versions"] if x["version"] == trained["version"]]
         share, windows, on_skill, on_cover = _alert_share(monitoring.outcomes(engine))
+        every = RETRAIN_EVERY.get(scale.name, DEFAULT_RETRAIN_EVERY)
+        reigns = [(cutoff, trained["version"])]
+        for k in range(every, REPLAY, every):
+            at = times[-REPLAY - 1 + k]
+            again = run_training_cycle(settings, until=at, grid="fast", candidates=False)
+            if again["promoted"]:
+                reigns.append((at, again["version"]))
+        served = monitoring.scores(_served(monitoring.outcomes(engine), reigns))
         engine.dispose()
     context = (
         f"trained on {len(times) - REPLAY} daily snapshots up to {str(cutoff)[:10]} "
@@ -114,4 +143,23 @@ def run(scale: Scale, results: Results) -> None:
         "share",
         note=f"{windows} windows of 3 target snapshots; on skill < 0: {on_skill:.3f}, on "
         f"coverage outside 70%..90%: {on_cover:.3f}",
+    )
+    retrains = len(range(every, REPLAY, every))
+    note = (
+        f"retrained every {every} snapshots ({retrains} runs, {len(reigns) - 1} promoted); "
+        f"{served['rows']} outcomes of the champion of the day"
+    )
+    results.add(
+        "loop_realized_coverage_daily_retrained",
+        served["coverage"],
+        "share",
+        goal="0.75..0.85",
+        note=f"{note}; mean width {served['mean_width']:.3f} (log)",
+    )
+    results.add(
+        "loop_realized_skill_daily_retrained",
+        served["skill"],
+        "skill",
+        note=f"{note}; realized R2 {served['realized_r2']:.4f} vs persistence "
+        f"{served['persistence_r2']:.4f}",
     )
