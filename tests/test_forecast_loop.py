@@ -16,11 +16,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from liquidity_core import db
 from liquidity_core.cli import main
 from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
 from liquidity_core.model import forecasts, monitoring, registry
 from liquidity_core.model.predict import predict_for_symbol
+from liquidity_core.model.snapshots import to_utc
 from liquidity_core.model.train import run_training_cycle
 
 COINS = 12
@@ -138,6 +140,25 @@ def test_loop_stores_each_forecast_once_joins_outcomes_and_measures_them(
     )
     per = {p["target_ts"]: p for p in version["per_snapshot"]}
     assert len(per) == LATER and all(p["rows"] == COINS for p in per.values())
+
+    # Scoring all those snapshots in one call gives what landing them one at a time stored
+    # (features use only rows at or before their snapshot): the replay of bench/loop.py.
+    model = registry.load_verified_model(settings)
+    with engine.connect() as conn:
+        every = [to_utc(r[0]) for r in conn.execute(db.query("identity_snapshot_times"))]
+    X, meta = forecasts.features_at(engine, list(times), every)
+    at_once = forecasts.forecast_rows(model, X, meta, every, db.dialect_of(engine))
+    kept = _table(
+        engine,
+        "SELECT coin_id, snapshot_ts, predicted_log_turnover, upper_log_turnover FROM forecasts",
+    )
+    kept["snapshot_ts"] = pd.to_datetime(kept["snapshot_ts"], utc=True, format="ISO8601")
+    once = pd.DataFrame(at_once)
+    once["snapshot_ts"] = pd.to_datetime(once["snapshot_ts"], utc=True, format="ISO8601")
+    both = kept.merge(once, on=["coin_id", "snapshot_ts"], suffixes=("", "_once"))
+    assert len(both) == len(kept)
+    np.testing.assert_allclose(both["predicted_log_turnover"], both["predicted_log_turnover_once"])
+    np.testing.assert_allclose(both["upper_log_turnover"], both["upper_log_turnover_once"])
 
     # Serving reads the stored forecast of the newest snapshot; it equals the computed one.
     symbol = _table(engine, "SELECT symbol FROM market_snapshots").symbol[0]
