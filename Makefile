@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench lock clean
+.PHONY: setup run test lint bench fuzz lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH" >&2; exit 1; }
@@ -33,6 +33,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Generated inputs per target and the seed that picks them (the same seed, the same inputs).
+FUZZ_BUDGET ?= 10000
+FUZZ_SEED ?= 16
+
+fuzz: setup  ## fuzz ingest, the API, the form and the routes: FUZZ_BUDGET inputs each
+	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/test_fuzz_scale.py -s -q
 
 lock:  ## regenerate the pinned locks: requirements.txt (runtime), requirements-dev.txt (dev)
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt

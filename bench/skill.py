@@ -183,7 +183,7 @@ def evaluate(panel: pd.DataFrame, holdout_snapshots: int, grid: str, settings) -
                 search.best_estimator_, X.iloc[tuning], y[tuning], t[tuning], cv
             )
             size = X_hold[intervals.BUCKET_FEATURE].to_numpy()
-            low, high = intervals.bounds(pred, size, cal)
+            low, high = intervals.bounds_for(pred, X_hold, cal)
             out[variant]["coverage"] = intervals.coverage(
                 y_hold, low, high, size, cal["mcap_edges"]
             )

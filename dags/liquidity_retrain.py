@@ -29,6 +29,8 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from liquidity_core.dag_args import retry_policy
+
 CHAMPION_MODEL = Asset("liquidity://champion_model")
 MARKET_SNAPSHOTS = Asset("liquidity://market_snapshots")
 RETRAIN_REQUESTED = Asset("liquidity://retrain_requested")
@@ -44,12 +46,7 @@ RETRAIN_REQUESTED = Asset("liquidity://retrain_requested")
     catchup=False,
     max_active_runs=1,
     tags=["liquidity", "training"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_policy(2, first=timedelta(minutes=1), most=timedelta(minutes=10)),
     params={
         "grid": Param("default", enum=["default", "fast"], description="forest grid"),
         "promote": Param(True, type="boolean", description="false: evaluate only"),
@@ -92,7 +89,7 @@ def liquidity_retrain():
         from liquidity_core import settings
         from liquidity_core.model import train
 
-        return train.compare_with_champion(
+        return train.compare_or_reject(
             settings.load_settings(), run_id=run_id, promote=params["promote"]
         )
 

@@ -50,6 +50,17 @@ class Settings:
         URL that monitoring alerts are POSTed to as JSON ``{"text": ...}`` (a Slack,
         Mattermost or Teams incoming webhook, or a mail gateway); empty: only logged
         (``LIQUIDITY_ALERT_WEBHOOK``, see :mod:`liquidity_core.alerts`).
+    api_rate_limit : str
+        Requests one client may make to ``/api/v1/*``, in the ``limits`` notation
+        (``"600/minute"``, ``"10/second;600/minute"``); ``"off"`` disables the limit
+        (``LIQUIDITY_API_RATE_LIMIT``).
+    rate_limit_storage : str
+        Where the request counts live: ``memory://`` (per process) or a Redis URL shared
+        by every worker (``LIQUIDITY_RATE_LIMIT_STORAGE``).
+    api_keys : str
+        Empty: ``POST /api/v1/predict`` is open. Otherwise a file of sha256 hashes of the
+        API keys, one per line, or a comma-separated list of such hashes
+        (``LIQUIDITY_API_KEYS``).
     """
 
     database_url: str
@@ -64,6 +75,9 @@ class Settings:
     random_seed: int = 42
     file_settle_seconds: float = 5.0
     alert_webhook: str = ""
+    api_rate_limit: str = "600/minute"
+    rate_limit_storage: str = "memory://"
+    api_keys: str = ""
 
     def with_overrides(self, **changes) -> Settings:
         """Return a copy with some fields changed (used by tests and the CLI)."""
@@ -91,6 +105,9 @@ _ENV_NAMES = {
     "random_seed": ("LIQUIDITY_SEED", int),
     "file_settle_seconds": ("LIQUIDITY_FILE_SETTLE_SECONDS", float),
     "alert_webhook": ("LIQUIDITY_ALERT_WEBHOOK", str),
+    "api_rate_limit": ("LIQUIDITY_API_RATE_LIMIT", str),
+    "rate_limit_storage": ("LIQUIDITY_RATE_LIMIT_STORAGE", str),
+    "api_keys": ("LIQUIDITY_API_KEYS", str),
 }
 
 

@@ -108,6 +108,16 @@ def test_training_records_the_calibration_and_the_holdout_coverage(settings, eng
     got = predict_for_symbol(symbol, settings=settings)
     point = got["predicted_log_turnover"]
     width = np.log(got["interval"]["high"]) - np.log(got["interval"]["low"])
+    # The served width is the row's tercile width of scaled residuals times the row's
+    # scale (its recent mean absolute change of log turnover, raised to the floor).
+    from liquidity_core.model.features import build_features
+    from liquidity_core.model.snapshots import load_snapshots
+
+    X, _y, meta = build_features(load_snapshots(engine))
+    newest = meta["snapshot_ts"] == meta["snapshot_ts"].max()
+    row = X[newest & (meta["symbol"] == symbol).to_numpy()].iloc[-1]
+    raw = row[calibration["scale_feature"]]
+    scale = max(raw, calibration["scale_floor"]) if np.isfinite(raw) else calibration["scale_fill"]
     widths = [hi - lo for lo, hi in [*calibration["by_tercile"], calibration["overall"]]]
-    assert min(widths) - 1e-9 <= width <= max(widths) + 1e-9
+    assert any(w * scale == pytest.approx(width, rel=1e-6) for w in widths)
     assert np.log(got["interval"]["low"]) < point < np.log(got["interval"]["high"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from webapp_support import database, env_of, land_and_forecast, trained_store
 
-from conftest import REPO, airflow_env
+from conftest import airflow_env
 
 
 @pytest.fixture(scope="module")
@@ -42,28 +42,26 @@ def test_airflow_lists_the_plugin(tmp_path):
     assert view["href"] == "liquidity/models" and view["url_route"]
 
 
-def _through_airflow(store, tmp_path, paths: list[str], *, mounted: bool = True) -> list[dict]:
-    """GET ``paths`` from Airflow's own API server app (or, with ``mounted=False``, from
-    the plugin's app alone), in a fresh process."""
-    if mounted:
-        make_app = "from airflow.api_fastapi.app import create_app; app = create_app()"
-    else:
-        make_app = (
-            f"import sys; sys.path.insert(0, {str(REPO / 'plugins')!r}); "
-            "from liquidity_plugin import app"
-        )
+def _through_airflow(store, home, paths: list[str]) -> list[dict]:
+    """GET ``paths`` from Airflow's own API server app in a fresh process, logged in as the
+    UI is: a JWT from the auth manager in the ``_token`` cookie. ``home`` is a migrated
+    AIRFLOW_HOME (the auth manager checks tokens against the metadata database);
+    tests/test_plugin_auth.py checks the refusals against a real ``airflow api-server``."""
     script = f"""
 import json
 from fastapi.testclient import TestClient
-{make_app}
-client = TestClient(app, raise_server_exceptions=False)
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+app = create_app()
+token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+client = TestClient(app, raise_server_exceptions=False, cookies={{"_token": token}})
 out = []
 for path in {paths!r}:
     r = client.get(path)
     out.append({{"status": r.status_code, "text": r.text}})
 print("RESULT " + json.dumps(out))
 """
-    env = airflow_env(tmp_path / "airflow_home", store)
+    env = airflow_env(home, store)
     env.update(env_of(store))
     proc = subprocess.run(
         [sys.executable, "-c", script],
@@ -71,16 +69,18 @@ print("RESULT " + json.dumps(out))
         capture_output=True,
         text=True,
         timeout=240,
-        cwd=str(tmp_path),
+        cwd=str(home),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
 
 
-def test_plugin_view_answers_with_history(store, tmp_path):
+def test_plugin_view_answers_with_history(store, airflow_home):
     """Airflow's API server mounts the plugin app under /liquidity."""
-    page, data = _through_airflow(store, tmp_path, ["/liquidity/models", "/liquidity/models.json"])
+    page, data = _through_airflow(
+        store, airflow_home, ["/liquidity/models", "/liquidity/models.json"]
+    )
     assert data["status"] == 200, data["text"][:500]
     body = json.loads(data["text"])
     (version,) = body["versions"]
@@ -92,11 +92,13 @@ def test_plugin_view_answers_with_history(store, tmp_path):
     assert f"{version['realized_skill']:.3f}" in page["text"]
 
 
-def test_plugin_view_without_schema_is_503(tmp_path):
+def test_plugin_view_without_schema_is_503(tmp_path, airflow_home):
     from webapp_support import settings_for
 
     empty = settings_for(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-    page, data = _through_airflow(empty, tmp_path, ["/models", "/models.json"], mounted=False)
-    assert page["status"] == 503 and "model_versions" in page["text"]
+    page, data = _through_airflow(
+        empty, airflow_home, ["/liquidity/models", "/liquidity/models.json"]
+    )
+    assert page["status"] == 503 and "model_versions" in page["text"], page["text"][:2000]
     assert "liquidity db upgrade" in page["text"]
     assert data["status"] == 503 and json.loads(data["text"])["error"] == "unavailable"

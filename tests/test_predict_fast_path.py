@@ -42,7 +42,7 @@ def _sklearn_reference(pipeline, X: pd.DataFrame, calibration=None) -> dict:
         per_tree = per_tree + pipeline.anchor_of(X)
     point = pipeline.predict(X)
     if calibration:
-        low, high = intervals.bounds(point, X[intervals.BUCKET_FEATURE].to_numpy(), calibration)
+        low, high = intervals.bounds_for(point, X, calibration)
     else:
         low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
     return {"point": point, "low": low, "high": high}

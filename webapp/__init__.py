@@ -53,7 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """
     from liquidity_core.model.serving import ModelHolder
 
-    from . import api, errors, views
+    from . import api, apikeys, errors, limits, views
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -77,6 +77,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         holder.refresh()
 
     errors.init_app(app)
+    limits.init_app(app)  # before the key check: failed attempts count too
+    apikeys.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     if not app.debug and not logging.getLogger().handlers:

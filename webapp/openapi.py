@@ -32,14 +32,25 @@ def _json(schema: dict, description: str) -> dict:
 def _errors(*codes: int) -> dict:
     text = {
         400: "Malformed JSON.",
+        401: "The server requires API keys and the request sent none.",
+        403: "The API key is unknown or revoked.",
         404: "Not found.",
         405: "Method not allowed.",
         413: "Body larger than the limit, or too many rows.",
         415: "Body is not application/json.",
         422: "Well-formed JSON with bad fields; each is named in `errors`.",
+        429: "Over this client's rate limit; `Retry-After` says when to try again.",
         503: "No verified model is loaded, or the database cannot answer.",
     }
-    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+    out = {str(c): _json(_ref("Error"), text[c]) for c in codes}
+    if 429 in codes:
+        out["429"]["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until the client's window admits a request again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return out
 
 
 def _monitoring_schema() -> dict:
@@ -245,8 +256,10 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
                             },
                             "One prediction for an object; `predictions` for a list.",
                         ),
-                        **_errors(400, 413, 415, 422, 503),
+                        **_errors(400, 401, 403, 413, 415, 422, 429, 503),
                     },
+                    # A key is needed only when the server sets LIQUIDITY_API_KEYS.
+                    "security": [{}, {"apiKey": []}],
                 }
             },
             "/api/v1/coins/{symbol}/prediction": {
@@ -266,7 +279,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
                             {"allOf": [_ref("Prediction")], "type": "object"},
                             "The prediction from the coin's latest stored snapshot.",
                         ),
-                        **_errors(404, 422, 503),
+                        **_errors(404, 422, 429, 503),
                     },
                 }
             },
@@ -296,7 +309,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
                             },
                             "Every model version, newest first.",
                         ),
-                        **_errors(503),
+                        **_errors(429, 503),
                     },
                 }
             },
@@ -330,17 +343,31 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
                 "get": {
                     "operationId": "openapi",
                     "summary": "This document",
-                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+                    "responses": {
+                        "200": _json({"type": "object"}, "OpenAPI 3.1."),
+                        **_errors(429),
+                    },
                 }
             },
         },
         "components": {
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "An API key issued by the operator (`python -m webapp.apikeys "
+                        "issue`). Needed for POSTs only when the server sets "
+                        "LIQUIDITY_API_KEYS; every /api/v1 route is rate-limited per client."
+                    ),
+                }
+            },
             "schemas": {
                 "InputRow": row,
                 "Prediction": prediction,
                 "Error": error,
                 "ModelVersion": version,
                 "ServingStatus": status,
-            }
+            },
         },
     }

@@ -16,10 +16,13 @@ from itertools import repeat
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from .. import db
 from ..model.snapshots import format_ts
+from ..schema import MEASURES, SNAPSHOT_KEY, TS, market_snapshots, rejected_rows
 
 log = logging.getLogger("liquidity_core.ingest")
 
@@ -36,7 +39,7 @@ def _row_frame(rows: pd.DataFrame) -> pd.DataFrame:
             "symbol": rows["symbol"].astype(object),
         }
     )
-    for col in ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap"):
+    for col in MEASURES:
         out[col] = rows[col].to_numpy(dtype=float)
     out["extras"] = _extras_json(rows)
     return out
@@ -144,7 +147,7 @@ def _c_stderr_to_log():
 
     When the server ends the connection in the middle of a COPY, psycopg2 prints a
     ``SystemError`` from its C code straight to stderr before raising the real error
-    (which :func:`_storage_error` turns into one line). The CLI promises one line.
+    (which :func:`.pipeline._storage_error` turns into one line). The CLI promises one line.
     """
     try:
         saved = os.dup(2)
@@ -164,6 +167,14 @@ def _c_stderr_to_log():
                 log.debug("the database driver printed during COPY: %s", said)
 
 
+#: Whether any snapshot is stored between two times (the COPY fast path needs none).
+_ANY_STORED_BETWEEN = sa.select(
+    sa.exists().where(
+        market_snapshots.c.snapshot_ts.between(sa.bindparam("lo"), sa.bindparam("hi"))
+    )
+)
+
+
 def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """COPY the good rows (canonical frame) in; returns how many were new.
 
@@ -174,7 +185,7 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     span = {"lo": format_ts(rows["snapshot_ts"].min()), "hi": format_ts(rows["snapshot_ts"].max())}
-    if not conn.execute(db.query("ingest_any_stored_between"), span).scalar():
+    if not conn.execute(_ANY_STORED_BETWEEN, span).scalar():
         savepoint = conn.begin_nested()
         try:
             _copy_binary(
@@ -207,21 +218,24 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
 # as UTF-8. Rows are assembled for a chunk at a time with numpy (no per-row Python), from
 # per-column byte pools: one 12-byte cell per number, one cell per DISTINCT text value.
 
-#: Column order of the binary COPY statements (sql/queries/ingest_*copy*.postgresql.sql).
-BINARY_COLUMNS = (
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
-    "snapshot_ts",
-    "source_file_id",
-    "coin_id",
-    "coin_name",
-    "symbol",
-    "extras",
+
+def _binary_kind(column: sa.Column) -> str:
+    if isinstance(column.type, sa.Double):
+        return "f8"
+    if column.type is TS:
+        return "ts"
+    return "i8" if isinstance(column.type, sa.Integer) else "text"
+
+
+_KIND_ORDER = ("f8", "ts", "i8", "text")
+#: Column order of the binary COPY statements (sql/queries/ingest_*copy*.postgresql.sql):
+#: ``market_snapshots`` grouped by kind (floats, the time, the file id, texts), in table
+#: order within each kind; ``tests/test_schema.py`` checks the files against it.
+BINARY_COLUMNS = tuple(
+    c.name
+    for c in sorted(market_snapshots.columns, key=lambda c: _KIND_ORDER.index(_binary_kind(c)))
 )
+_BINARY_KIND = {c.name: _binary_kind(c) for c in market_snapshots.columns}
 _PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_TRAILER = b"\xff\xff"
 _NULL_CELL = np.frombuffer(b"\xff\xff\xff\xff", dtype=np.uint8)
@@ -233,15 +247,20 @@ def _binary_columns(rows: pd.DataFrame, file_id: int | None) -> list[tuple[str, 
     micros = (
         (rows["snapshot_ts"].dt.as_unit("us") - _PG_EPOCH) // pd.Timedelta(microseconds=1)
     ).to_numpy(dtype=np.int64)
-    columns: list[tuple[str, np.ndarray]] = [
-        ("f8", rows[c].to_numpy(dtype=float)) for c in BINARY_COLUMNS[:6]
-    ]
-    columns.append(("i8", micros))
-    if file_id is not None:
-        columns.append(("i8", np.full(len(rows), file_id, dtype=np.int64)))
-    for c in ("coin_id", "coin_name", "symbol"):
-        columns.append(("text", rows[c].to_numpy(dtype=object)))
-    columns.append(("text", _extras_json(rows)))
+    columns: list[tuple[str, np.ndarray]] = []
+    for name in BINARY_COLUMNS:
+        kind = _BINARY_KIND[name]
+        if name == "source_file_id":
+            if file_id is not None:  # the staging table has no file id
+                columns.append(("i8", np.full(len(rows), file_id, dtype=np.int64)))
+        elif kind == "ts":
+            columns.append(("i8", micros))
+        elif name == "extras":
+            columns.append(("text", _extras_json(rows)))
+        elif kind == "f8":
+            columns.append(("f8", rows[name].to_numpy(dtype=float)))
+        else:
+            columns.append(("text", rows[name].to_numpy(dtype=object)))
     return columns
 
 
@@ -317,11 +336,19 @@ def _unique_violation() -> type[BaseException]:
     return UniqueViolation
 
 
+#: The SQLite upsert, as text for the driver's ``executemany`` (named parameters).
+_SQLITE_UPSERT = str(
+    sqlite.insert(market_snapshots)
+    .on_conflict_do_nothing(index_elements=list(SNAPSHOT_KEY))
+    .compile(dialect=sqlite.dialect(paramstyle="named"))
+)
+
+
 def _upsert_sqlite(
     conn: Connection, rows: pd.DataFrame, file_id: int, *, chunk_rows: int = 50_000
 ) -> int:
     """``executemany`` of the upsert, 50k rows at a time (bounded memory); rows inserted."""
-    sql = db.query("ingest_upsert_rows").text
+    sql = _SQLITE_UPSERT
     names = [*rows.columns, "source_file_id"]
     inserted = 0
     cursor = conn.connection.driver_connection.cursor()
@@ -341,16 +368,19 @@ def _upsert_sqlite(
         cursor.close()
 
 
+#: Columns written to ``rejected_rows`` (its id is generated), the COPY's order.
+REJECTED_COLUMNS = tuple(c.name for c in rejected_rows.columns if not c.primary_key)
+
+
 def _insert_rejected(conn: Connection, rejected: pd.DataFrame, file_id: int) -> None:
-    frame = pd.DataFrame(
-        {
-            "file_id": file_id,
-            "line_number": rejected["line"].to_numpy(dtype=np.int64),
-            "reason": rejected["reason"].astype(object),
-            "raw_line": rejected["raw_line"].astype(object),
-        }
-    )
+    values = {
+        "file_id": file_id,
+        "line_number": rejected["line"].to_numpy(dtype=np.int64),
+        "reason": rejected["reason"].astype(object),
+        "raw_line": rejected["raw_line"].astype(object),
+    }
+    frame = pd.DataFrame({c: values[c] for c in REJECTED_COLUMNS})
     if db.dialect_of(conn) == "postgresql":
         _copy(conn, db.query("ingest_copy_rejected", "postgresql").text, frame)
     else:
-        conn.execute(db.query("ingest_insert_rejected"), frame.to_dict("records"))
+        conn.execute(rejected_rows.insert(), frame.to_dict("records"))

@@ -10,7 +10,9 @@ from liquidity_core.settings import Settings, load_settings
 def liquidity_env(root: Path, database_url: str, **overrides) -> dict[str, str]:
     """``LIQUIDITY_*`` variables with every folder under ``root``, on ``database_url``.
 
-    Files settle at once (``LIQUIDITY_FILE_SETTLE_SECONDS=0``); ``overrides`` are extra or
+    Files settle at once (``LIQUIDITY_FILE_SETTLE_SECONDS=0``) and the API is not
+    rate-limited (``LIQUIDITY_API_RATE_LIMIT=off``: the load tests and the benchmarks send
+    thousands of requests from one address; tests of the limit set one); ``overrides`` are extra or
     replaced variables, given by their full name (``LIQUIDITY_N_JOBS=1``). A value of
     ``None`` drops the variable.
     """
@@ -20,6 +22,7 @@ def liquidity_env(root: Path, database_url: str, **overrides) -> dict[str, str]:
         "LIQUIDITY_INGEST_DIR": str(root / "ingest"),
         "LIQUIDITY_MODEL_DIR": str(root / "models"),
         "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
+        "LIQUIDITY_API_RATE_LIMIT": "off",
     }
     for key, value in overrides.items():
         if value is None:
