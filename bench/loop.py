@@ -87,6 +87,7 @@ def run(scale: Scale, results: Results) -> None:
     from liquidity_core import db
     from liquidity_core.ingest import ingest_paths
     from liquidity_core.model import forecasts, monitoring
+    from liquidity_core.model.snapshots import SNAPSHOT_TIMES
     from liquidity_core.model.train import run_training_cycle
 
     logging.getLogger("liquidity_core").setLevel(logging.WARNING)
@@ -100,7 +101,7 @@ def run(scale: Scale, results: Results) -> None:
         db.upgrade(engine)
         ingest_paths([DATA], settings=settings)
         with db.transaction(engine) as conn:
-            times = [r[0] for r in conn.execute(db.query("identity_snapshot_times"))]
+            times = [r[0] for r in conn.execute(SNAPSHOT_TIMES)]
         cutoff = times[-REPLAY - 1]
         trained = run_training_cycle(settings, until=cutoff, grid=grid, candidates=False)
         forecasts.forecast_new_snapshots(settings)  # the promotion already scored them all

@@ -20,7 +20,9 @@ def loop_section(settings: Settings) -> tuple[str, list[str]]:
     """HTML of the section and the ids of the plots it holds."""
     from .model.drift import FLAG_PSI
     from .model.monitoring import monitor
-    from .report import _figure, _svg, _table
+    from .report_html import figure as _figure
+    from .report_html import svg as _svg
+    from .report_html import table as _table
 
     report = monitor(settings)
     parts = ["<h3 id='realized-accuracy'>Realized accuracy of stored forecasts</h3>"]

@@ -22,7 +22,7 @@ from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
 from liquidity_core.model import forecasts, monitoring, registry
 from liquidity_core.model.predict import predict_for_symbol
-from liquidity_core.model.snapshots import to_utc
+from liquidity_core.model.snapshots import SNAPSHOT_TIMES, to_utc
 from liquidity_core.model.train import run_training_cycle
 
 COINS = 12
@@ -145,7 +145,7 @@ def test_loop_stores_each_forecast_once_joins_outcomes_and_measures_them(
     # (features use only rows at or before their snapshot): the replay of bench/loop.py.
     model = registry.load_verified_model(settings)
     with engine.connect() as conn:
-        every = [to_utc(r[0]) for r in conn.execute(db.query("identity_snapshot_times"))]
+        every = [to_utc(r[0]) for r in conn.execute(SNAPSHOT_TIMES)]
     X, meta = forecasts.features_at(engine, list(times), every)
     at_once = forecasts.forecast_rows(model, X, meta, every, db.dialect_of(engine))
     kept = _table(
@@ -225,7 +225,7 @@ def test_promotion_and_rollback_make_the_new_champion_forecast_at_once(
     assert second["promoted"], second["reason"]
     sql = "SELECT COUNT(*) AS n FROM forecasts WHERE model_version = '{}'"
     assert _table(engine, sql.format(second["version"])).n[0] == COINS  # the newest snapshot
-    registry.rollback(settings, trained)
+    forecasts.rollback_champion(settings, trained)  # what `liquidity rollback` runs
     # The restored champion scored every snapshot since its window, at once.
     assert _table(engine, sql.format(trained)).n[0] == COINS * 3
 

@@ -120,9 +120,9 @@ def _rollback_args(p):
 
 @command("rollback", "make an earlier champion the champion again", arguments=_rollback_args)
 def _rollback(args, settings: Settings):
-    from ..model.registry import rollback
+    from ..model.forecasts import rollback_champion
 
-    return rollback(settings, args.version), 0
+    return rollback_champion(settings, args.version), 0
 
 
 # --- predict -----------------------------------------------------------------------------

@@ -32,11 +32,13 @@ import json
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from .. import db
+from ..schema import drift_references, feature_drift
 from .features import MARKET_FEATURES, build_features
 from .registry import LoadedModel, utc_now_iso
-from .snapshots import panel_from_rows, to_utc
+from .snapshots import SNAPSHOTS_BETWEEN, panel_from_rows, to_utc
 
 #: PSI above this is flagged.
 FLAG_PSI = 0.25
@@ -48,6 +50,16 @@ BINS = 5
 MIN_FLAG_ROWS = 50
 #: Features left out: the same for every coin at a snapshot, or growing with time.
 SNAPSHOT_CONSTANT = frozenset({*MARKET_FEATURES, "gap_days", "target_weekday", "snapshots_seen"})
+
+#: The stored training-window reference of a model version.
+_REFERENCE = sa.select(drift_references.c.reference).where(
+    drift_references.c.model_version == sa.bindparam("model_version")
+)
+_d = feature_drift
+#: Stored drift, newest snapshot first.
+_LIST = sa.select(*(c for c in _d.c if c.name != "created_at")).order_by(
+    _d.c.snapshot_ts.desc(), _d.c.model_version, _d.c.feature
+)
 
 
 def reference_of(values) -> dict:
@@ -83,9 +95,7 @@ def psi(expected, actual) -> float:
 def training_reference(engine, model: LoadedModel) -> dict:
     """The stored reference of ``model``'s training window, computed once when missing."""
     with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(
-            db.query("drift_reference_get"), {"model_version": model.version}
-        ).first()
+        row = conn.execute(_REFERENCE, {"model_version": model.version}).first()
     if row is not None:
         return json.loads(row.reference)
     meta = model.metadata
@@ -94,7 +104,7 @@ def training_reference(engine, model: LoadedModel) -> dict:
     if not start or not end:
         raise ValueError(f"model {model.version} records no data window")
     with db.transaction(engine, readonly=True) as conn:
-        result = conn.execute(db.query("forecast_panel"), _window(engine, start, end))
+        result = conn.execute(SNAPSHOTS_BETWEEN, _window(engine, start, end))
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     fs = build_features(panel_from_rows(frame))
     fitted = fs.meta["snapshot_ts"] < to_utc(hold) if hold else np.ones(len(fs.X), dtype=bool)
@@ -109,7 +119,7 @@ def training_reference(engine, model: LoadedModel) -> dict:
     }
     with db.transaction(engine) as conn:
         conn.execute(
-            db.query("drift_reference_insert"),
+            db.insert_once(conn, drift_references),
             {
                 "model_version": model.version,
                 "reference": json.dumps(reference),
@@ -169,7 +179,7 @@ def record_drift(engine, model: LoadedModel, X: pd.DataFrame, meta: pd.DataFrame
                 flagged.append({"snapshot_ts": ts.isoformat(), "feature": feature, "psi": value})
     if rows:
         with db.transaction(engine) as conn:
-            conn.execute(db.query("drift_insert"), rows)
+            conn.execute(db.insert_once(conn, _d), rows)
     return {
         "snapshots": int(meta["snapshot_ts"].nunique()),
         "features": len(reference),
@@ -183,7 +193,7 @@ def latest_drift(engine) -> dict:
     "model_version", "features": [{"feature", "psi", "flagged"}] (largest PSI first)}``,
     or None when nothing is stored."""
     with db.transaction(engine, readonly=True) as conn:
-        rows = conn.execute(db.query("drift_list")).fetchall()
+        rows = conn.execute(_LIST).fetchall()
     if not rows:
         return None
     newest = to_utc(rows[0].snapshot_ts)

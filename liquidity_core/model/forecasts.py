@@ -24,22 +24,61 @@ import math
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from .. import db
+from ..schema import forecasts, market_snapshots
 from ..settings import Settings
 from .features import HISTORY_ROWS, build_features
 from .predict import INTERVAL_PERCENTILES, level_for, predict_frame
-from .registry import LoadedModel, load_verified_model, read_current_pointer, utc_now_iso
-from .snapshots import format_ts, panel_from_rows, to_utc
+from .registry import (
+    LoadedModel,
+    load_verified_model,
+    read_current_pointer,
+    rollback,
+    utc_now_iso,
+)
+from .snapshots import SNAPSHOT_TIMES, SNAPSHOTS_BETWEEN, format_ts, panel_from_rows, to_utc
 
 log = logging.getLogger(__name__)
 
 #: Rows per INSERT batch.
 _BATCH = 5000
 
+_f = forecasts
+_of_version = _f.c.model_version == sa.bindparam("model_version")
+#: The snapshot times a model version has forecast.
+_SCORED_TIMES = sa.select(_f.c.snapshot_ts).distinct().where(_of_version)
+#: How many forecasts a model version has stored.
+_COUNT = sa.select(sa.func.count()).select_from(_f).where(_of_version)
+#: The stored forecast of one model version for one coin at one snapshot time.
+_STORED_ONE = sa.select(_f).where(
+    _of_version,
+    _f.c.coin_id == sa.bindparam("coin_id"),
+    _f.c.snapshot_ts == sa.bindparam("snapshot_ts"),
+)
+_m = market_snapshots
+#: Every stored forecast of a coin, oldest first, with the time of the snapshot that came
+#: next (``next_ts``, NULL while it has not arrived).
+_OF_COIN = (
+    sa.select(
+        *(
+            c
+            for c in _f.c
+            if c.name not in ("coin_id", "level", "current_log_turnover", "history_snapshots")
+        ),
+        sa.select(sa.func.min(_m.c.snapshot_ts))
+        .where(_m.c.snapshot_ts > _f.c.snapshot_ts)
+        .scalar_subquery()
+        .label("next_ts"),
+    )
+    .where(_f.c.coin_id == sa.bindparam("coin_id"))
+    .order_by(_f.c.snapshot_ts, _f.c.created_at)
+)
 
-def _times(conn, name: str, **params) -> list[pd.Timestamp]:
-    rows = conn.execute(db.query(name), params).fetchall()
+
+def _times(conn, stmt, **params) -> list[pd.Timestamp]:
+    rows = conn.execute(stmt, params).fetchall()
     return sorted(to_utc(r[0]) for r in rows)
 
 
@@ -66,7 +105,7 @@ def features_at(engine, times: list[pd.Timestamp], all_times) -> tuple[pd.DataFr
     dialect = db.dialect_of(engine)
     with db.transaction(engine, readonly=True) as conn:
         result = conn.execute(
-            db.query("forecast_panel"),
+            SNAPSHOTS_BETWEEN,
             {"since": _stored_value(since, dialect), "until": _stored_value(times[-1], dialect)},
         )
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -129,12 +168,13 @@ def store_rows(engine, rows: list[dict], model_version: str) -> int:
 
     Returns the number of rows this call added.
     """
-    count = db.query("forecast_count")
+    key = {"model_version": model_version}
     with db.transaction(engine) as conn:
-        before = int(conn.execute(count, {"model_version": model_version}).scalar_one())
+        before = int(conn.execute(_COUNT, key).scalar_one())
+        insert = db.insert_once(conn, _f)
         for start in range(0, len(rows), _BATCH):
-            conn.execute(db.query("forecast_insert"), rows[start : start + _BATCH])
-        return int(conn.execute(count, {"model_version": model_version}).scalar_one()) - before
+            conn.execute(insert, rows[start : start + _BATCH])
+        return int(conn.execute(_COUNT, key).scalar_one()) - before
 
 
 def forecast_new_snapshots(settings: Settings, *, model: LoadedModel | None = None) -> dict:
@@ -170,8 +210,8 @@ def forecast_new_snapshots(settings: Settings, *, model: LoadedModel | None = No
     model = model or load_verified_model(settings)
     start = model.metadata.get("data_window_end")
     with db.transaction(engine, readonly=True) as conn:
-        all_times = _times(conn, "identity_snapshot_times")
-        scored = set(_times(conn, "forecast_scored_times", model_version=model.version))
+        all_times = _times(conn, SNAPSHOT_TIMES)
+        scored = set(_times(conn, _SCORED_TIMES, model_version=model.version))
     since = to_utc(start) if start else (all_times[-1] if all_times else None)
     todo = [t for t in all_times if since is not None and t >= since and t not in scored]
     result = {"model_version": model.version, "snapshots": 0, "rows": 0, "first": None}
@@ -221,6 +261,14 @@ def forecast_after_champion_change(settings: Settings) -> dict | None:
         return None
 
 
+def rollback_champion(settings: Settings, version: str | None = None) -> dict:
+    """:func:`~liquidity_core.model.registry.rollback`, then the restored champion scores the
+    stored snapshots it has not scored yet (:func:`forecast_after_champion_change`)."""
+    result = rollback(settings, version)
+    forecast_after_champion_change(settings)
+    return result
+
+
 # --- serving ------------------------------------------------------------------------------
 
 
@@ -252,7 +300,7 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
         "snapshot_ts": _stored_value(as_of, db.dialect_of(engine)),
     }
     with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(db.query("forecast_stored_one"), params).first()
+        row = conn.execute(_STORED_ONE, params).first()
     if row is None:
         return None
     point = float(row.predicted_log_turnover)
@@ -318,7 +366,7 @@ def coin_forecasts(settings: Settings, coin_id: str) -> list[dict]:
     time while it has not arrived."""
     engine = db.get_engine(settings.database_url)
     with db.transaction(engine, readonly=True) as conn:
-        rows = conn.execute(db.query("forecast_of_coin"), {"coin_id": coin_id}).fetchall()
+        rows = conn.execute(_OF_COIN, {"coin_id": coin_id}).fetchall()
     latest: dict = {}
     for r in rows:
         latest[to_utc(r.snapshot_ts)] = r

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from .. import db
 from ..errors import LiquidityError
+from ..schema import forecast_outcomes, forecasts
 from ..settings import Settings
 from .features import log_turnover
 from .metrics import mse, r2
@@ -37,6 +39,20 @@ from .snapshots import to_utc
 ALERT_SNAPSHOTS = 3
 #: Largest distance of realized coverage from nominal before an alert (10 points).
 COVERAGE_TOLERANCE = 0.10
+
+_o = forecast_outcomes
+#: Every stored forecast whose target snapshot has arrived, with the realized values.
+_OUTCOMES = sa.select(*(c for c in _o.c if c.name not in ("expected_ts", "level"))).order_by(
+    _o.c.model_version, _o.c.snapshot_ts, _o.c.coin_id
+)
+_f = forecasts
+#: Model versions with stored forecasts: how many rows and snapshot times each.
+_VERSIONS = sa.select(
+    _f.c.model_version,
+    sa.func.count().label("n_forecasts"),
+    sa.func.count(sa.distinct(_f.c.snapshot_ts)).label("n_times"),
+    sa.func.max(_f.c.snapshot_ts).label("newest"),
+).group_by(_f.c.model_version)
 
 
 class MonitoringAlert(LiquidityError):
@@ -51,7 +67,7 @@ def outcomes(engine) -> pd.DataFrame:
     without a finite actual or persistence value are left out.
     """
     with db.transaction(engine, readonly=True) as conn:
-        result = conn.execute(db.query("forecast_outcomes"))
+        result = conn.execute(_OUTCOMES)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     if frame.empty:
         return pd.DataFrame(
@@ -151,7 +167,7 @@ def monitor(settings: Settings) -> dict:
     engine = db.get_engine(settings.database_url)
     db.require_schema(engine)
     with db.transaction(engine, readonly=True) as conn:
-        stored = {r.model_version: r for r in conn.execute(db.query("forecast_versions"))}
+        stored = {r.model_version: r for r in conn.execute(_VERSIONS)}
     rows = outcomes(engine)
     versions = []
     champion = None

@@ -13,6 +13,7 @@ from ..errors import ModelError, NotFound
 from ..schema import model_versions
 from ..settings import Settings
 from . import registry
+from .forecasts import forecast_after_champion_change
 from .staging import MODEL_FILE, read_json, staging_dir
 
 _RESULT_KEYS = (
@@ -137,4 +138,6 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
         promote=decision["promote"],
     )
     shutil.rmtree(stage, ignore_errors=True)
+    if decision["promote"]:
+        forecast_after_champion_change(settings)  # the new champion scores at once (#14)
     return _result(recorded)

@@ -129,9 +129,6 @@ def publish(
         write_current_pointer(
             settings.model_dir, version=row["version"], sha256=sha, artifact_path=rel
         )
-        from .forecasts import forecast_after_champion_change  # scores at once (#14)
-
-        forecast_after_champion_change(settings)
     log.info(
         "recorded %s as %s: %s",
         row["version"],
@@ -340,9 +337,6 @@ def rollback(settings: Settings, version: str | None = None, *, run_id: str | No
         sha256=loaded.sha256,
         artifact_path=row["artifact_path"],
     )
-    from .forecasts import forecast_after_champion_change  # scores at once (#14)
-
-    forecast_after_champion_change(settings)
     return {
         "version": version,
         "previous": current,
