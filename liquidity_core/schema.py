@@ -33,6 +33,11 @@ def _json(name: str, **kw) -> sa.Column:
     return sa.Column(name, sa.Text(), info=_JSON, **kw)
 
 
+def _version_of(**kw) -> sa.Column:
+    """``model_version``, a reference to ``model_versions``."""
+    return sa.Column("model_version", sa.Text(), sa.ForeignKey("model_versions.version"), **kw)
+
+
 #: The ledger: one row per file read (``sql/001_ingest.sql``).
 ingest_files = sa.Table(
     "ingest_files",
@@ -163,7 +168,7 @@ coin_aliases = sa.Table(
 forecasts = sa.Table(
     "forecasts",
     metadata,
-    sa.Column("model_version", sa.Text(), sa.ForeignKey("model_versions.version"), nullable=False),
+    _version_of(nullable=False),
     sa.Column("coin_id", sa.Text(), nullable=False),
     sa.Column("snapshot_ts", TS, nullable=False),
     sa.Column("target_ts", TS),  # when the next snapshot was expected; NULL: one time known
@@ -183,9 +188,7 @@ forecasts = sa.Table(
 drift_references = sa.Table(
     "drift_references",
     metadata,
-    sa.Column(
-        "model_version", sa.Text(), sa.ForeignKey("model_versions.version"), primary_key=True
-    ),
+    _version_of(primary_key=True),
     _json("reference", nullable=False),
     sa.Column("created_at", TS, nullable=False),
 )
@@ -194,7 +197,7 @@ drift_references = sa.Table(
 feature_drift = sa.Table(
     "feature_drift",
     metadata,
-    sa.Column("model_version", sa.Text(), sa.ForeignKey("model_versions.version"), nullable=False),
+    _version_of(nullable=False),
     sa.Column("snapshot_ts", TS, nullable=False),
     sa.Column("feature", sa.Text(), nullable=False),
     _float("psi"),
