@@ -12,5 +12,8 @@ Modules:
 - registry: ``registry`` (publish, verified load, reconcile, rollback) over ``versions``
   (the ``model_versions``/``model_events`` rows) and ``artifacts`` (the files);
 - serving: ``predict`` (forecasts from the champion) and ``serving`` (the web app's
-  in-process model cache).
+  in-process model cache);
+- the loop: ``forecasts`` (stored forecasts of each new snapshot; a new champion, by
+  ``publish`` or ``forecasts.rollback_champion``, scores at once), ``monitoring`` (their
+  realized accuracy, the alert) and ``drift`` (PSI against the training window).
 """

@@ -1,7 +1,8 @@
 """Training stage 4: record the run and, on promotion, switch the champion.
 
 :func:`publish_result` writes the version folder, the ``model_versions`` row (every run)
-and, on promotion, the ``current.json`` switch, through :func:`.registry.publish`.
+and, on promotion, the ``current.json`` switch, through :func:`.registry.publish`; a new
+champion then forecasts the stored snapshots at once (:mod:`.forecasts`).
 """
 
 from __future__ import annotations
