@@ -12,7 +12,7 @@ Environment:
 - ``BENCH_SCALE``: ``full`` (default, the sizes of the issue: a 1,000,000-row ingest,
   retraining at 250k/500k/1M rows, 30 s of load), ``small`` (a few minutes) or ``tiny``
   (seconds; the smoke test).
-- ``BENCH_ONLY``: comma-separated areas among ``ingest,retrain,serving``.
+- ``BENCH_ONLY``: comma-separated areas among ``ingest,serving,skill,loop,retrain``.
 - ``BENCH_NAIVE``: ``measured`` or ``estimated``: how the naive retrain figure is had
   (default: measured at ``tiny`` scale, estimated from timed trees above it).
 - ``BENCH_DATABASE_URL``: the PostgreSQL server to use (a schema of its own is created
@@ -24,7 +24,7 @@ with ``run(scale, out)``; :mod:`bench.common` has the shared pieces.
 """
 
 #: In the order they run: the longest last.
-AREAS = ("ingest", "serving", "skill", "retrain")
+AREAS = ("ingest", "serving", "skill", "loop", "retrain")
 
 
 def expected_figures(scale_name: str, areas=AREAS) -> list[str]:

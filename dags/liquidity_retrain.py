@@ -1,5 +1,9 @@
 """Retrain the liquidity model every night and promote it only when it forecasts better.
 
+Runs at 02:00 UTC, and also when new market data lands (the Asset
+``liquidity://market_snapshots``) or the forecast DAG's monitor requests a retrain
+(``liquidity://retrain_requested``, after an alert).
+
 ``check_data`` loads the snapshots up to the run's data interval end and checks there
 are enough snapshot times for the folds and the holdout; with too few the run is skipped
 with the counts as the reason. ``train_challenger`` grid-searches the forest with
@@ -27,20 +31,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
-from airflow.timetables.trigger import CronTriggerTimetable
 
 from liquidity_core.dag_args import retry_policy
 
 CHAMPION_MODEL = Asset("liquidity://champion_model")
 #: Celery queue of the memory- and CPU-heavy tasks (README "Scaling").
 TRAINING_QUEUE = "training"
+MARKET_SNAPSHOTS = Asset("liquidity://market_snapshots")
+RETRAIN_REQUESTED = Asset("liquidity://retrain_requested")
 
 
 @dag(
     dag_id="liquidity_retrain",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+        assets=MARKET_SNAPSHOTS | RETRAIN_REQUESTED,
+    ),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -14,8 +14,11 @@ package. Modules, in the order data flows through them:
 - ``demo``      -- synthetic CoinGecko-format drops for demos, tests and benchmarks.
 - ``model``     -- package: the panel and features, one module per training stage
   (``data``, ``challenger``, ``compare``, ``publish``, run by ``train``), the registry,
-  ``predict`` and ``serving`` (see its docstring).
-- ``history_view`` -- the model-history table; ``report`` -- the EDA and model report.
+  ``predict`` and ``serving``, ``forecasts`` (stored forecasts of each new snapshot),
+  ``monitoring`` (their realized accuracy, the alert) and ``drift`` (PSI); see its docstring.
+- ``alerts``    -- the one alert hook (``notify``).
+- ``history_view`` -- the model-history table; ``report`` -- the EDA and model report;
+  ``loop_report`` -- the forecast loop's report.
 - ``dag_args``  -- what the DAG files share (their retry policy).
 - ``cli``       -- package: the ``liquidity`` command line (``python -m liquidity_core.cli``).
 

@@ -177,6 +177,16 @@ def dialect_of(bind: Engine | Connection) -> str:
     return bind.dialect.name
 
 
+def insert_once(bind: Engine | Connection, table: sa.Table):
+    """``INSERT INTO table ... ON CONFLICT (primary key) DO NOTHING`` in ``bind``'s dialect:
+    a row whose key is stored already is left as it is."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect_of(bind) == "postgresql" else sqlite.insert
+    key = [c.name for c in table.primary_key.columns]
+    return insert(table).on_conflict_do_nothing(index_elements=key)
+
+
 @contextmanager
 def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connection]:
     """Open a transaction: commit on success, roll back on any error.

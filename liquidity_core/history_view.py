@@ -24,6 +24,13 @@ EXTRA_COLUMNS = (
 )
 """Columns shown with ``extra=True`` (the report), when a row has a value for them."""
 
+REALIZED_COLUMNS = (
+    ("realized_skill", "Realized skill"),
+    ("realized_coverage", "Realized coverage"),
+)
+"""Realized accuracy of the version's stored forecasts (issue 14), shown whenever a row
+has it (see :func:`liquidity_core.model.monitoring.with_realized`)."""
+
 
 def _r2(value) -> str:
     """A score with 3 decimals, or an en dash when missing or not a number."""
@@ -78,7 +85,7 @@ def render_history_table(
         (key, label)
         for key, label in EXTRA_COLUMNS
         if extra and any(row.get(key) is not None for row in rows)
-    ]
+    ] + [(k, label) for k, label in REALIZED_COLUMNS if any(r.get(k) is not None for r in rows)]
     html = _template().render(
         rows=rows,
         table_id=table_id,

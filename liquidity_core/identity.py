@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
+from .model.snapshots import SNAPSHOT_TIMES
 from .schema import coin_aliases, market_snapshots
 
 #: Largest ratio between the market caps either side of a rename (A's last, B's first).
@@ -99,11 +100,6 @@ def _shared_symbols_query():
         .group_by(s.c.snapshot_ts, symbol)
         .having(sa.func.count() > 1)
     )
-
-
-_SNAPSHOT_TIMES = (
-    sa.select(market_snapshots.c.snapshot_ts).distinct().order_by(market_snapshots.c.snapshot_ts)
-)
 
 
 def _utc(values) -> pd.Series:
@@ -215,7 +211,7 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
     if db.dialect_of(conn) == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     spans = _frame(conn, _spans_query())
-    times = _frame(conn, _SNAPSHOT_TIMES)["snapshot_ts"]
+    times = _frame(conn, SNAPSHOT_TIMES)["snapshot_ts"]
     shared = _frame(conn, _shared_symbols_query())
     new = decide(spans, times, shared, factor)
     old = pd.DataFrame(

@@ -14,7 +14,6 @@ no network. Sections:
 from __future__ import annotations
 
 import html
-import io
 import json
 import logging
 from datetime import UTC, datetime
@@ -24,45 +23,15 @@ import numpy as np
 import pandas as pd
 
 from . import db
+from .report_html import figure as _figure
+from .report_html import svg as _svg
+from .report_html import table as _table
 from .schema import MEASURES
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 NUMERIC = list(MEASURES)
-
-
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _figure(width: float = 7.0, height: float = 3.6):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height))
-
-
-def _table(frame: pd.DataFrame, *, float_format: str = "{:.4g}") -> str:
-    def cell(value) -> str:
-        if isinstance(value, float | np.floating):
-            return "" if pd.isna(value) else float_format.format(value)
-        return html.escape(str(value))
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
@@ -286,6 +255,11 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
         ),
     ]
     plots = ["model-history"]
+    from .loop_report import loop_section  # realized accuracy and drift (issue 14)
+
+    loop_html, loop_plots = loop_section(settings)
+    parts.append(loop_html)
+    plots += loop_plots
     if not (history["status"] == "champion").any():
         parts.append("<p>No model has been promoted yet.</p>")
         return "\n".join(parts), plots

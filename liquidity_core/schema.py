@@ -33,6 +33,11 @@ def _json(name: str, **kw) -> sa.Column:
     return sa.Column(name, sa.Text(), info=_JSON, **kw)
 
 
+def _version_of(**kw) -> sa.Column:
+    """``model_version``, a reference to ``model_versions``."""
+    return sa.Column("model_version", sa.Text(), sa.ForeignKey("model_versions.version"), **kw)
+
+
 #: The ledger: one row per file read (``sql/001_ingest.sql``).
 ingest_files = sa.Table(
     "ingest_files",
@@ -159,6 +164,48 @@ coin_aliases = sa.Table(
     sa.Column("decided_at", TS, nullable=False),
 )
 
+#: Every forecast a champion stored, written once, never updated (``sql/007_forecasts.sql``).
+forecasts = sa.Table(
+    "forecasts",
+    metadata,
+    _version_of(nullable=False),
+    sa.Column("coin_id", sa.Text(), nullable=False),
+    sa.Column("snapshot_ts", TS, nullable=False),
+    sa.Column("target_ts", TS),  # when the next snapshot was expected; NULL: one time known
+    _float("predicted_log_turnover", nullable=False),
+    _float("lower_log_turnover", nullable=False),
+    _float("upper_log_turnover", nullable=False),
+    _float("nominal_level", nullable=False),
+    sa.Column("level", sa.Text(), nullable=False),
+    _float("current_log_turnover"),
+    sa.Column("history_snapshots", sa.Integer(), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("model_version", "snapshot_ts", "coin_id"),
+    sa.Index("forecasts_snapshot", "snapshot_ts", "coin_id"),
+)
+
+#: The training-window reference (JSON bin edges and shares) of each model version (drift).
+drift_references = sa.Table(
+    "drift_references",
+    metadata,
+    _version_of(primary_key=True),
+    _json("reference", nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+#: The PSI of each feature at each snapshot time a model version forecast.
+feature_drift = sa.Table(
+    "feature_drift",
+    metadata,
+    _version_of(nullable=False),
+    sa.Column("snapshot_ts", TS, nullable=False),
+    sa.Column("feature", sa.Text(), nullable=False),
+    _float("psi"),
+    sa.Column("n_rows", sa.Integer(), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("model_version", "snapshot_ts", "feature"),
+)
+
 #: The migrations applied (created by :func:`liquidity_core.db.upgrade` itself).
 schema_migrations = sa.Table(
     "schema_migrations",
@@ -177,6 +224,27 @@ coin_snapshots = sa.Table(
     _view_columns[0],
     sa.Column("name_id", sa.Text()),
     *_view_columns[1:],
+)
+
+#: The view ``forecast_outcomes`` (migration 007): each stored forecast whose next snapshot
+#: has arrived, ``target_ts`` being that snapshot's time (``expected_ts`` the forecast's
+#: guess), with the realized volume and market cap of the same coin (renames followed).
+forecast_outcomes = sa.Table(
+    "forecast_outcomes",
+    views,
+    sa.Column("model_version", sa.Text()),
+    sa.Column("coin_id", sa.Text()),
+    sa.Column("snapshot_ts", TS),
+    sa.Column("expected_ts", TS),
+    sa.Column("target_ts", TS),
+    _float("predicted_log_turnover"),
+    _float("lower_log_turnover"),
+    _float("upper_log_turnover"),
+    _float("nominal_level"),
+    sa.Column("level", sa.Text()),
+    _float("current_log_turnover"),
+    _float("realized_volume_24h"),
+    _float("realized_market_cap"),
 )
 
 # --- derived column lists --------------------------------------------------------------------

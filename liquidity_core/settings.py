@@ -46,6 +46,10 @@ class Settings:
     file_settle_seconds : float
         A file modified more recently than this is still being written
         (``LIQUIDITY_FILE_SETTLE_SECONDS``).
+    alert_webhook : str
+        URL that monitoring alerts are POSTed to as JSON ``{"text": ...}`` (a Slack,
+        Mattermost or Teams incoming webhook, or a mail gateway); empty: only logged
+        (``LIQUIDITY_ALERT_WEBHOOK``, see :mod:`liquidity_core.alerts`).
     api_rate_limit : str
         Requests one client may make to ``/api/v1/*``, in the ``limits`` notation
         (``"600/minute"``, ``"10/second;600/minute"``); ``"off"`` disables the limit
@@ -70,6 +74,7 @@ class Settings:
     n_jobs: int = 2
     random_seed: int = 42
     file_settle_seconds: float = 5.0
+    alert_webhook: str = ""
     api_rate_limit: str = "600/minute"
     rate_limit_storage: str = "memory://"
     api_keys: str = ""
@@ -99,6 +104,7 @@ _ENV_NAMES = {
     "n_jobs": ("LIQUIDITY_N_JOBS", int),
     "random_seed": ("LIQUIDITY_SEED", int),
     "file_settle_seconds": ("LIQUIDITY_FILE_SETTLE_SECONDS", float),
+    "alert_webhook": ("LIQUIDITY_ALERT_WEBHOOK", str),
     "api_rate_limit": ("LIQUIDITY_API_RATE_LIMIT", str),
     "rate_limit_storage": ("LIQUIDITY_RATE_LIMIT_STORAGE", str),
     "api_keys": ("LIQUIDITY_API_KEYS", str),

@@ -107,11 +107,11 @@ def _unavailable(request, exc: Exception):
 
 
 def _history() -> list[dict]:
-    from liquidity_core import db
-    from liquidity_core.model.registry import list_versions
+    """The model versions, each with its realized skill and coverage (issue 14)."""
+    from liquidity_core.model.monitoring import history_with_realized
     from liquidity_core.settings import load_settings
 
-    return list_versions(db.get_engine(load_settings().database_url))
+    return history_with_realized(load_settings())
 
 
 _PAGE = """<!doctype html>

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from webapp_support import Gunicorn, database, trained_store
+from webapp_support import Gunicorn, database, land_and_forecast, trained_store
 
 from conftest import REPO
 
@@ -26,6 +26,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     with database("sqlite", root) as url:
         settings = trained_store(root, url)
+        land_and_forecast(settings)  # stored forecasts that met their outcomes
         with Gunicorn(settings, root / "gunicorn.log") as g:
             yield g
 
@@ -130,6 +131,35 @@ def test_models_page_shows_chart(server, browser):
     rows = browser.find_elements(By.CSS_SELECTOR, "#model-history tbody tr")
     assert rows and "champion" in rows[0].text
     browser.save_screenshot(str(ARTIFACTS / "browser_models.png"))
+
+
+def test_models_page_shows_realized_accuracy_and_drift(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/models")
+    chart = browser.find_element(By.CSS_SELECTOR, "#realized-chart svg")
+    assert chart.size["width"] > 300 and chart.size["height"] > 200
+    for series in ("realized_r2", "skill", "coverage"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#realized-chart .series-{series}"), series
+    assert browser.find_elements(By.CSS_SELECTOR, "#realized-chart line.holdout-r2")
+    assert browser.find_elements(By.CSS_SELECTOR, "#realized-chart rect.nominal-band")
+    headers = browser.find_element(By.CSS_SELECTOR, "#model-history thead").text
+    assert "Realized skill" in headers and "Realized coverage" in headers
+    assert browser.find_elements(By.CSS_SELECTOR, "#drift-table tbody tr")
+    browser.save_screenshot(str(ARTIFACTS / "browser_models_realized.png"))
+
+
+def test_coin_page_charts_past_forecasts(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + f"/coins/{_first_symbol(server)}")
+    chart = browser.find_element(By.CSS_SELECTOR, "#coin-forecast-chart svg")
+    assert chart.size["width"] > 300 and chart.size["height"] > 100
+    assert browser.find_elements(By.CSS_SELECTOR, "#coin-forecast-chart polyline.actual")
+    # Every landed snapshot was forecast: 4 past forecasts and the newest one.
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#coin-forecast-chart g.forecast")) == 5
+    assert browser.find_element(By.ID, "prediction-source").text == "stored forecast"
+    browser.save_screenshot(str(ARTIFACTS / "browser_coin_forecasts.png"))
 
 
 def test_coin_lookup(server, browser):

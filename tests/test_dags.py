@@ -14,6 +14,7 @@ from conftest import REPO, airflow_env
 EXPECTED = {
     "liquidity_ingest": "dags/liquidity_ingest.py",
     "liquidity_retrain": "dags/liquidity_retrain.py",
+    "liquidity_forecast": "dags/liquidity_forecast.py",
 }
 
 # Parses the DAG folder in a fresh interpreter whose liquidity database is unreachable:
@@ -100,6 +101,11 @@ UPSTREAM = {
         "announce_champion": ["publish_and_record"],
         "write_report": ["publish_and_record"],
     },
+    "liquidity_forecast": {
+        "forecast": [],
+        "monitor": ["forecast"],
+        "request_retrain": ["monitor"],
+    },
 }
 
 
@@ -124,6 +130,11 @@ def test_heavy_retrain_tasks_run_on_the_training_queue(parsed):
     assert {t: queues[t] for t in heavy} == dict.fromkeys(heavy, "training")
     assert {q for t, q in queues.items() if t not in heavy} == {"default"}
     assert set(parsed["dags"]["liquidity_ingest"]["queues"].values()) == {"default"}
+
+
+def test_schedules_follow_the_market_data_asset(parsed):
+    assert parsed["dags"]["liquidity_forecast"]["schedule"] == "AssetTriggeredTimetable"
+    assert parsed["dags"]["liquidity_retrain"]["schedule"] == "AssetOrTimeSchedule"
 
 
 def test_parsing_loads_no_heavy_modules(parsed):

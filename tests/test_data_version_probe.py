@@ -34,8 +34,8 @@ def test_sqlite_probes_through_the_shared_engine(settings):
 
 
 def test_probe_names_a_missing_schema(settings):
-    from liquidity_core.model.snapshots import DATA_VERSION
     from liquidity_core.errors import DatabaseError
+    from liquidity_core.model.snapshots import DATA_VERSION
 
     with pytest.raises(DatabaseError, match="has no schema .* run `liquidity db upgrade`"):
         db.probe_row(settings.database_url, DATA_VERSION)

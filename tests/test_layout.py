@@ -81,7 +81,18 @@ def test_every_module_says_what_it_does(name):
     assert ast.get_docstring(ast.parse(text)), f"{path} has no opening docstring"
 
 
-COMMANDS = ("db", "ingest", "demo-data", "train", "models", "rollback", "predict", "report")
+COMMANDS = (
+    "db",
+    "ingest",
+    "demo-data",
+    "train",
+    "models",
+    "rollback",
+    "predict",
+    "forecast",
+    "monitor",
+    "report",
+)
 
 
 def test_the_module_form_of_the_cli_lists_every_command():

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from webapp_support import database, env_of, trained_store
+from webapp_support import database, env_of, land_and_forecast, trained_store
 
 from conftest import airflow_env
 
@@ -17,7 +17,9 @@ from conftest import airflow_env
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("plugin")
     with database("sqlite", root) as url:
-        yield trained_store(root, url)
+        settings = trained_store(root, url)
+        land_and_forecast(settings, more=2)  # realized skill to show (issue 14)
+        yield settings
 
 
 def test_airflow_lists_the_plugin(tmp_path):
@@ -86,6 +88,8 @@ def test_plugin_view_answers_with_history(store, airflow_home):
     assert page["status"] == 200
     assert "Model history" in page["text"] and version["version"] in page["text"]
     assert "<svg" in page["text"] and "champion-marker" in page["text"]
+    assert "Realized skill" in page["text"] and isinstance(version["realized_skill"], float)
+    assert f"{version['realized_skill']:.3f}" in page["text"]
 
 
 def test_plugin_view_without_schema_is_503(tmp_path, airflow_home):

@@ -75,6 +75,20 @@ def trained_store(root: Path, database_url: str) -> Settings:
     return settings
 
 
+def land_and_forecast(settings: Settings, *, more: int = 4) -> None:
+    """Land ``more`` demo snapshots after the trained ones one at a time, each followed by
+    the forecast task, so stored forecasts meet their outcomes (issue 14)."""
+    from liquidity_core.demo import write_demo_drops
+    from liquidity_core.ingest import ingest_paths
+    from liquidity_core.model.forecasts import forecast_new_snapshots
+
+    drops = settings.var_dir / f"later_{uuid.uuid4().hex[:6]}"
+    files = write_demo_drops(drops, **{**DEMO, "snapshots": DEMO["snapshots"] + more})
+    for path in files[DEMO["snapshots"] :]:
+        ingest_paths([path], settings=settings)
+        forecast_new_snapshots(settings)
+
+
 @contextmanager
 def database(kind: str, root: Path) -> Iterator[str]:
     """A database URL of ``kind`` ("sqlite" or "postgresql") dropped afterwards."""

@@ -232,11 +232,19 @@ def predict():
 
 @bp.get("/api/v1/coins/<symbol>/prediction")
 def coin_prediction(symbol: str):
-    """Predicted next turnover of a stored coin, from its latest snapshot."""
-    from liquidity_core.model.predict import predict_for_symbol
+    """Predicted next turnover of a stored coin, from its latest snapshot (stored or computed)."""
+    from liquidity_core.model.forecasts import forecast_for_symbol
 
     model = model_holder().get()
-    return jsonify(jsonable(predict_for_symbol(symbol, settings=app_settings(), model=model)))
+    return jsonify(jsonable(forecast_for_symbol(symbol, settings=app_settings(), model=model)))
+
+
+@bp.get("/api/v1/monitoring")
+def monitoring():
+    """Realized accuracy and coverage of the stored forecasts, per model version."""
+    from liquidity_core.model.monitoring import monitor
+
+    return jsonify(jsonable(monitor(app_settings())))
 
 
 @bp.get("/api/v1/models")

@@ -53,6 +53,36 @@ def _errors(*codes: int) -> dict:
     return out
 
 
+def _monitoring_schema() -> dict:
+    """``GET /api/v1/monitoring`` (:func:`liquidity_core.model.monitoring.monitor`)."""
+    score = {"type": ["number", "null"]}
+    keys = ("realized_r2", "persistence_r2", "skill", "mae", "coverage", "nominal_coverage")
+    return {
+        "type": "object",
+        "required": ["champion", "versions", "alerts"],
+        "properties": {
+            "champion": {"type": ["string", "null"]},
+            "alerts": {"type": "array", "items": {"type": "string"}},
+            "drift": {"type": ["object", "null"]},
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "snapshots", "rows", *keys],
+                    "properties": {
+                        "version": {"type": "string"},
+                        "snapshots": {"type": "integer", "minimum": 0},
+                        "rows": {"type": "integer", "minimum": 0},
+                        **{k: score for k in (*keys, "mean_width")},
+                        "per_snapshot": {"type": "array", "items": {"type": "object"}},
+                        "recent": {"type": "object"},
+                    },
+                },
+            },
+        },
+    }
+
+
 def openapi_document(config: Mapping[str, Any]) -> dict:
     """Build the document; limits come from the app config.
 
@@ -119,6 +149,12 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
                 "properties": {"low": {"type": "number"}, "high": {"type": "number"}},
             },
             "model_version": {"type": "string"},
+            "source": {
+                "type": "string",
+                "enum": ["stored", "computed"],
+                "description": "stored: the forecast task's record for the served model and "
+                "the newest snapshot; computed: made for this request.",
+            },
         },
     }
     error = {
@@ -244,6 +280,16 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
                             "The prediction from the coin's latest stored snapshot.",
                         ),
                         **_errors(404, 422, 429, 503),
+                    },
+                }
+            },
+            "/api/v1/monitoring": {
+                "get": {
+                    "operationId": "monitoring",
+                    "summary": "Realized accuracy and coverage of stored forecasts per version",
+                    "responses": {
+                        "200": _json(_monitoring_schema(), "Per model version, newest first."),
+                        **_errors(503),
                     },
                 }
             },

@@ -13,6 +13,7 @@ from liquidity_core.errors import InputError, ModelError
 from .api import app_engine, app_settings, model_holder, predict_rows, value_problems
 from .charts import r2_history_svg
 from .errors import ApiError, public_text
+from .loop_charts import coin_forecast_svg, realized_svg
 
 bp = Blueprint("views", __name__)
 
@@ -88,25 +89,34 @@ def coin_lookup():
 
 @bp.get("/coins/<symbol>")
 def coin(symbol: str):
-    """A coin's stored snapshots and its predicted next turnover."""
-    from liquidity_core.model.predict import predict_for_symbol
+    """A coin's stored snapshots, its predicted next turnover and its past forecasts."""
+    from liquidity_core.model.forecasts import coin_forecasts, forecast_for_symbol
     from liquidity_core.model.snapshots import load_snapshots
 
-    prediction = predict_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
+    prediction = forecast_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
     history = load_snapshots(app_engine(), coin_ids=[prediction["coin_id"]])
     rows = history.sort_values("snapshot_ts", ascending=False).head(200).to_dict("records")
-    return render_template("coin.html", symbol=symbol, prediction=prediction, history=rows)
+    chart = coin_forecast_svg(history, coin_forecasts(app_settings(), prediction["coin_id"]))
+    return render_template(
+        "coin.html", symbol=symbol, prediction=prediction, history=rows, chart=chart
+    )
 
 
 @bp.get("/models")
 def models():
-    """The model history table and the holdout R² chart."""
+    """The model history table, the holdout R² chart, realized accuracy and drift."""
     from liquidity_core.history_view import render_history_table
+    from liquidity_core.model.monitoring import monitor, with_realized
     from liquidity_core.model.registry import list_versions
 
     versions = list_versions(app_engine())
+    report = monitor(app_settings())
     return render_template(
-        "models.html", table=render_history_table(versions), chart=r2_history_svg(versions)
+        "models.html",
+        table=render_history_table(with_realized(versions, report)),
+        chart=r2_history_svg(versions),
+        realized=realized_svg(report),
+        monitoring=report,
     )
 
 

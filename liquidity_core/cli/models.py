@@ -120,9 +120,9 @@ def _rollback_args(p):
 
 @command("rollback", "make an earlier champion the champion again", arguments=_rollback_args)
 def _rollback(args, settings: Settings):
-    from ..model.registry import rollback
+    from ..model.forecasts import rollback_champion
 
-    return rollback(settings, args.version), 0
+    return rollback_champion(settings, args.version), 0
 
 
 # --- predict -----------------------------------------------------------------------------
@@ -169,11 +169,12 @@ def _line(r: dict) -> str:
     arguments=_predict_args,
 )
 def _predict(args, settings: Settings):
-    from ..model.predict import predict_for_symbol, predict_liquidity
+    from ..model.forecasts import forecast_for_symbol
+    from ..model.predict import predict_liquidity
 
     if args.symbol:
-        result = predict_for_symbol(args.symbol, settings=settings)
-        return dict(result, text=_line(result)), 0
+        result = forecast_for_symbol(args.symbol, settings=settings)  # stored or computed
+        return dict(result, text=f"{_line(result)} ({result['source']})"), 0
     try:
         results = predict_liquidity(_read_rows(args.input), settings=settings)
     except InputError as exc:

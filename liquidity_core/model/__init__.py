@@ -14,5 +14,8 @@ Modules:
   (the ``model_versions``/``model_events`` rows) and ``artifacts`` (the files);
 - serving: ``predict`` (forecasts from the champion), ``serving`` (the web app's
   in-process model cache) and ``lean`` (fitted scikit-learn steps applied with NumPy on
-  the request path).
+  the request path);
+- the loop: ``forecasts`` (stored forecasts of each new snapshot; a new champion, by
+  ``publish`` or ``forecasts.rollback_champion``, scores at once), ``monitoring`` (their
+  realized accuracy, the alert) and ``drift`` (PSI against the training window).
 """

@@ -1,7 +1,8 @@
 """Training stage 4: record the run and, on promotion, switch the champion.
 
 :func:`publish_result` writes the version folder, the ``model_versions`` row (every run)
-and, on promotion, the ``current.json`` switch, through :func:`.registry.publish`.
+and, on promotion, the ``current.json`` switch, through :func:`.registry.publish`; a new
+champion then forecasts the stored snapshots at once (:mod:`.forecasts`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ..errors import ModelError, NotFound
 from ..schema import model_versions
 from ..settings import Settings
 from . import registry
+from .forecasts import forecast_after_champion_change
 from .staging import MODEL_FILE, read_json, staging_dir
 
 _RESULT_KEYS = (
@@ -137,4 +139,6 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
         promote=decision["promote"],
     )
     shutil.rmtree(stage, ignore_errors=True)
+    if decision["promote"]:
+        forecast_after_champion_change(settings)  # the new champion scores at once (#14)
     return _result(recorded)

@@ -27,6 +27,13 @@ DATA_VERSION = sa.select(
     sa.select(sa.func.max(_times)).scalar_subquery().label("newest"),
 )
 
+#: Every stored snapshot time, oldest first.
+SNAPSHOT_TIMES = sa.select(_times).distinct().order_by(_times)
+#: Stored snapshots (as :data:`_SNAPSHOTS`) from ``:since`` to ``:until``, inclusive.
+SNAPSHOTS_BETWEEN = _SNAPSHOTS.where(
+    _view.c.snapshot_ts >= sa.bindparam("since"), _view.c.snapshot_ts <= sa.bindparam("until")
+).order_by(*_ORDER)
+
 
 def recent_snapshots_query(keep: int):
     """The stored snapshots at the newest ``keep`` snapshot times (as :data:`_SNAPSHOTS`)."""
