@@ -7,13 +7,13 @@ import pytest
 import sqlalchemy as sa
 
 from liquidity_core import db
-from liquidity_core.model import predict
+from liquidity_core.model import history
 
 
 def test_probe_answers_the_data_version_and_survives_a_dropped_connection(engine):
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no server connection to lose")
-    before = predict._data_version(engine)
+    before = history._data_version(engine)
     assert before[0] == 0  # no ingest yet: no ledger rows
     probe = db.get_probe_engine(engine.url)
     assert probe is not engine and probe is db.get_probe_engine(engine.url)
@@ -21,7 +21,7 @@ def test_probe_answers_the_data_version_and_survives_a_dropped_connection(engine
         pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-    assert predict._data_version(engine) == before
+    assert history._data_version(engine) == before
     with probe.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar() != pid
 

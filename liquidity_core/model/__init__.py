@@ -12,7 +12,8 @@ Modules:
   champion), ``publish`` (record the run); ``staging`` passes files between them;
 - registry: ``registry`` (publish, verified load, reconcile, rollback) over ``versions``
   (the ``model_versions``/``model_events`` rows) and ``artifacts`` (the files);
-- serving: ``predict`` (forecasts from the champion), ``serving`` (the web app's
+- serving: ``predict`` (forecasts from the champion) over ``history`` (the recent
+  stored history, cached per process), ``serving`` (the web app's
   in-process model cache) and ``lean`` (fitted scikit-learn steps applied with NumPy on
   the request path);
 - the loop: ``forecasts`` (stored forecasts of each new snapshot; a new champion, by

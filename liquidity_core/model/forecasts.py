@@ -280,7 +280,7 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
     snapshot is not the store's newest or nothing is stored for it; otherwise the shape of
     ``predict_for_symbol`` with ``"source": "stored"``.
     """
-    from .predict import recent_history
+    from .history import recent_history
 
     engine = db.get_engine(settings.database_url)
     recent = recent_history(engine)
