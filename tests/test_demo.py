@@ -7,7 +7,8 @@ import pytest
 from liquidity_core.cli import main
 from liquidity_core.demo import generate_panel, write_demo_drops
 from liquidity_core.errors import InputError
-from liquidity_core.ingest.formats import COINGECKO, parse_csv
+from liquidity_core.ingest.formats import COINGECKO
+from liquidity_core.ingest.reader import parse_csv
 
 
 def test_panel_shape_columns_and_determinism():

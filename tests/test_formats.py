@@ -13,9 +13,9 @@ from liquidity_core.ingest.formats import (
     FileRejected,
     coin_slug,
     detect_format,
-    normalize_records,
-    parse_csv,
 )
+from liquidity_core.ingest.reader import parse_csv
+from liquidity_core.ingest.records import normalize_records
 
 CG_HEADER = "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date"
 

@@ -41,7 +41,8 @@ from ..model.snapshots import format_ts, to_utc
 from ..settings import Settings
 from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
 from .files import _move_after
-from .formats import FileRejected, ParsedFile, parse_csv
+from .formats import FileRejected
+from .reader import ParsedFile, parse_csv
 
 log = logging.getLogger("liquidity_core.ingest")
 

@@ -349,7 +349,7 @@ def predict_liquidity(
     ModelError
         When no verified model can be loaded.
     """
-    from ..ingest.formats import normalize_records
+    from ..ingest.records import normalize_records
 
     settings = settings or load_settings()
     if isinstance(rows, list) and len(rows) > 1 and all(isinstance(r, Mapping) for r in rows):

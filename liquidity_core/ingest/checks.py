@@ -1,0 +1,323 @@
+"""Row checks: a raw frame of one format into canonical rows and rejected rows.
+
+:func:`check_frame` checks every row of a frame read with a :class:`.formats.FormatSpec`
+(names and symbols, numbers, timestamps, duplicates) and returns the good rows in the
+canonical columns plus one reason per rejected row. All checks are vectorized
+(pandas/numpy), so a million-row file is checked in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .formats import (
+    CANONICAL_COLUMNS,
+    MISSING_TOKENS,
+    NUMERIC_FIELDS,
+    REQUIRED_NUMBERS,
+    FormatSpec,
+    coin_slug,
+    extra_name,
+    normalize_header,
+)
+
+_MISSING_LOWER = frozenset(t.lower() for t in MISSING_TOKENS)
+
+#: Text no name or symbol may hold: C0 controls but tab/line breaks, DEL, lone surrogates.
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+@dataclass
+class _Problems:
+    """Problems found so far, as parallel lists of arrays (row positions, field, text)."""
+
+    positions: list = field(default_factory=list)
+    fields: list = field(default_factory=list)
+    texts: list = field(default_factory=list)
+
+    def add(self, mask: np.ndarray, user_field: str, text) -> None:
+        """Record ``text`` (a string, or a function of the row positions) where ``mask``."""
+        pos = np.flatnonzero(mask)
+        if not len(pos):
+            return
+        self.positions.append(pos)
+        self.fields.append(np.full(len(pos), user_field, dtype=object))
+        if isinstance(text, str):
+            self.texts.append(np.full(len(pos), text, dtype=object))
+        else:
+            self.texts.append(np.asarray(text(pos), dtype=object))
+
+    def frame(self) -> pd.DataFrame:
+        if not self.positions:
+            return pd.DataFrame(
+                {
+                    "position": np.array([], dtype=np.int64),
+                    "field": np.array([], dtype=object),
+                    "problem": np.array([], dtype=object),
+                }
+            )
+        out = pd.DataFrame(
+            {
+                "position": np.concatenate(self.positions),
+                "field": np.concatenate(self.fields),
+                "problem": np.concatenate(self.texts),
+            }
+        )
+        return out.sort_values("position", kind="stable").reset_index(drop=True)
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as strings with real missing values as NA."""
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        return s
+    return s.astype("string")
+
+
+def _clean_text(s: pd.Series, *, upper: bool = False):
+    """Stripped text (object dtype, None when empty), the empty mask, codes and uniques.
+
+    The string work runs once per distinct value, so a million rows of a few thousand
+    coin names cost little more than the hashing. ``uniques[codes]`` gives the cleaned
+    text back (code -1 for NA).
+    """
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    u = pd.Series(np.asarray(uniques, dtype=object), dtype=object).map(str).str.strip()
+    if upper:
+        u = u.str.upper()
+    u_empty = np.append((u == "").to_numpy(bool), True)  # code -1 (NA) is empty
+    values = np.append(u.to_numpy(dtype=object), None)[codes]
+    empty = u_empty[codes]
+    values[empty] = None
+    return pd.Series(values, index=s.index, dtype=object), empty, codes, u
+
+
+def _numbers(s: pd.Series, *, money: bool) -> tuple[np.ndarray, np.ndarray, pd.Series | None]:
+    """Parse a column: (values, missing mask, bad mask-or-None as a text Series for messages).
+
+    Returns values (float64, NaN where missing or bad), the missing mask, and a Series
+    holding the original text where the value is not a number (NA elsewhere).
+    """
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        values = s.to_numpy(dtype=float, na_value=np.nan)
+        return values, np.isnan(values), None
+    text = _as_text(s)
+    stripped = text.str.strip()
+    missing = (stripped.isna() | stripped.str.lower().isin(_MISSING_LOWER)).to_numpy(bool)
+    clean = stripped
+    if money:
+        clean = clean.str.replace(r"[$,%\s]", "", regex=True)
+    clean = clean.where(~missing)
+    values = pd.to_numeric(clean, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~missing & np.isnan(values)
+    bad_text = text.where(pd.Series(bad, index=s.index)) if bad.any() else None
+    return values, missing, bad_text
+
+
+def _shown(values: np.ndarray, suffix: str):
+    """Message builder: each value at the given positions, then ``suffix``."""
+    return lambda pos: [f"{float(v):g}{suffix}" for v in values[pos]]
+
+
+def _shown_text(text: pd.Series, suffix: str):
+    """Message builder: each original text (quoted) at the given positions, then ``suffix``."""
+    return lambda pos: [f"{str(v)[:60]!r}{suffix}" for v in text.to_numpy()[pos]]
+
+
+@dataclass
+class Checked:
+    """Result of checking a frame: canonical values for every row plus the problems."""
+
+    frame: pd.DataFrame  # canonical columns + coin_id + x_* extras, one row per input row
+    problems: pd.DataFrame  # position, field (user's name), problem
+    extra_columns: list[str]  # user names of the numeric extras kept
+    ignored_columns: list[str]  # user names of columns neither known nor numeric
+
+
+def check_frame(
+    raw: pd.DataFrame,
+    spec: FormatSpec,
+    *,
+    require_identity: bool = True,
+) -> Checked:
+    """Check every row of ``raw`` (columns named as the user wrote them) against ``spec``.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Input rows; column names in any case/spacing of ``spec.header``.
+    spec : FormatSpec
+        The detected format.
+    require_identity : bool, default=True
+        Whether coin, symbol and date must be present (prediction input may omit them).
+
+    Returns
+    -------
+    Checked
+        ``frame`` has one row per input row (NaN where a value is missing or bad);
+        ``problems`` lists each problem with the user's field name.
+    """
+    n = len(raw)
+    index = raw.index
+    probs = _Problems()
+    by_norm: dict[str, str] = {}
+    for col in raw.columns:
+        by_norm.setdefault(normalize_header(col), col)
+    user_of = {canon: by_norm[norm] for norm, canon in spec.fields.items() if norm in by_norm}
+    out: dict[str, object] = {}
+
+    # Identity: coin name and symbol.
+    for canon in ("coin_name", "symbol"):
+        user = user_of.get(canon, spec.user_name(canon))
+        if canon in user_of:
+            text, empty, codes, uniques = _clean_text(raw[user_of[canon]], upper=canon == "symbol")
+            u_bad = uniques.str.contains(_BAD_TEXT).to_numpy(bool)
+            bad = np.append(u_bad, False)[codes]
+            probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
+            text[bad], empty, uniques = None, empty | bad, uniques.mask(u_bad, "")
+            if canon == "coin_name":
+                slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
+                coin_ids = slugs[codes]
+                coin_ids[empty] = None
+        else:
+            text = pd.Series(None, index=index, dtype=object)
+            empty, bad = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+            if canon == "coin_name":
+                coin_ids = np.full(n, None, dtype=object)
+        if require_identity:
+            probs.add(empty & ~bad, user, "missing")
+        out[canon] = text
+
+    # Numbers.
+    for canon in NUMERIC_FIELDS:
+        user = user_of.get(canon, spec.user_name(canon))
+        if canon not in user_of:
+            values = np.full(n, np.nan)
+            if canon in REQUIRED_NUMBERS:
+                probs.add(np.ones(n, dtype=bool), user, "missing")
+            out[canon] = values
+            continue
+        values, missing, bad_text = _numbers(raw[user_of[canon]], money=spec.money)
+        if canon in REQUIRED_NUMBERS:
+            probs.add(missing, user, "missing")
+        if bad_text is not None:
+            probs.add(bad_text.notna().to_numpy(), user, _shown_text(bad_text, " is not a number"))
+        with np.errstate(invalid="ignore"):
+            infinite = np.isinf(values)
+            probs.add(infinite, user, _shown(values, " is not finite"))
+            values = np.where(infinite, np.nan, values)
+            if canon in REQUIRED_NUMBERS:
+                probs.add(values < 0, user, _shown(values, " is negative"))
+            else:
+                unit = "%" if spec.percent else ""
+                shown = values
+                if spec.percent:
+                    values = values / 100.0
+                below = values < -1
+                probs.add(
+                    below,
+                    user,
+                    _shown(
+                        shown, unit + " is below -100% (a price cannot fall by more than all of it)"
+                    ),
+                )
+                values = np.where(below, np.nan, values)
+        out[canon] = values
+
+    # Snapshot time.
+    user = user_of.get("snapshot_ts", spec.user_name("snapshot_ts"))
+    if "snapshot_ts" in user_of:
+        ts, missing, bad = _parse_times(raw[user_of["snapshot_ts"]])
+        if require_identity:
+            probs.add(missing, user, "missing")
+        probs.add(
+            bad,
+            user,
+            _shown_text(
+                _as_text(raw[user_of["snapshot_ts"]]),
+                " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)",
+            ),
+        )
+        out["snapshot_ts"] = ts
+    else:
+        if require_identity:
+            probs.add(np.ones(n, dtype=bool), user, "missing")
+        out["snapshot_ts"] = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
+
+    frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
+    frame.insert(0, "coin_id", pd.Series(coin_ids, index=index, dtype=object))
+
+    # Extra columns: numeric ones are kept as x_<name>; others are ignored. They are
+    # gathered first and joined once: inserting 10,000 columns one by one is quadratic.
+    extras, ignored = [], []
+    extra_values: dict[str, np.ndarray] = {}
+    taken = set(frame.columns)
+    for col in raw.columns:
+        norm = normalize_header(col)
+        if norm in spec.known or str(col).startswith("_unnamed_"):
+            continue
+        if by_norm.get(norm) != col:  # a second column with the same folded name
+            ignored.append(str(col))
+            continue
+        values, missing, bad_text = _numbers(raw[col], money=spec.money)
+        name = extra_name(col)
+        if bad_text is not None or missing.all() or name in taken:
+            ignored.append(str(col))
+            continue
+        infinite = np.isinf(values)
+        probs.add(infinite, str(col), _shown(values, " is not finite"))
+        extra_values[name] = np.where(infinite, np.nan, values)
+        taken.add(name)
+        extras.append(str(col))
+    if extra_values:
+        frame = pd.concat([frame, pd.DataFrame(extra_values, index=index)], axis=1)
+
+    if spec.derive_changes:
+        bad_rows = np.zeros(n, dtype=bool)
+        p = probs.frame()
+        bad_rows[p["position"].to_numpy()] = True
+        _derive_changes(frame, ok=~bad_rows)
+    return Checked(
+        frame=frame, problems=probs.frame(), extra_columns=extras, ignored_columns=ignored
+    )
+
+
+def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
+    _, missing, codes, uniques = _clean_text(s)
+    parsed = pd.to_datetime(
+        pd.Index(uniques.to_numpy(dtype=object), dtype=object),
+        format="ISO8601",
+        utc=True,
+        errors="coerce",
+    )
+    parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
+    values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
+    ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
+    bad = ~missing & ts.isna().to_numpy()
+    return ts, missing, bad
+
+
+def _derive_changes(frame: pd.DataFrame, *, ok: np.ndarray) -> None:
+    """OHLCV: 24h and 7d changes from the closes of the same coin 1 and 7 days earlier."""
+    day = frame["snapshot_ts"].dt.floor("D")
+    usable = ok & frame["coin_id"].notna().to_numpy() & day.notna().to_numpy()
+    closes = pd.Series(
+        frame["price"].to_numpy()[usable],
+        index=pd.MultiIndex.from_arrays(
+            [frame["coin_id"].to_numpy()[usable], day.to_numpy()[usable]]
+        ),
+    )
+    closes = closes[~closes.index.duplicated(keep="first")]
+    for canon, days in (("change_24h", 1), ("change_7d", 7)):
+        key = pd.MultiIndex.from_arrays(
+            [frame["coin_id"].to_numpy(), (day - pd.Timedelta(days=days)).to_numpy()]
+        )
+        before = closes.reindex(key).to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = frame["price"].to_numpy() / before - 1.0
+        frame[canon] = np.where(np.isfinite(change), change, np.nan)
+    frame["change_1h"] = np.nan
