@@ -84,7 +84,7 @@ def liquidity_retrain():
         from liquidity_core import settings
         from liquidity_core.model import train
 
-        return train.compare_with_champion(
+        return train.compare_or_reject(
             settings.load_settings(), run_id=run_id, promote=params["promote"]
         )
 

@@ -160,101 +160,123 @@ def check_frame(
         ``frame`` has one row per input row (NaN where a value is missing or bad);
         ``problems`` lists each problem with the user's field name.
     """
-    n = len(raw)
-    index = raw.index
+    n, index = len(raw), raw.index
     probs = _Problems()
     by_norm: dict[str, str] = {}
     for col in raw.columns:
         by_norm.setdefault(normalize_header(col), col)
     user_of = {canon: by_norm[norm] for norm, canon in spec.fields.items() if norm in by_norm}
-    out: dict[str, object] = {}
 
-    # Identity: coin name and symbol.
-    for canon in ("coin_name", "symbol"):
-        user = user_of.get(canon, spec.user_name(canon))
+    def column(canon: str) -> tuple[pd.Series | None, str]:
+        """The user's column for ``canon`` (None when absent) and its name for messages."""
         if canon in user_of:
-            text, empty, codes, uniques = _clean_text(raw[user_of[canon]], upper=canon == "symbol")
-            u_bad = uniques.str.contains(_BAD_TEXT).to_numpy(bool)
-            bad = np.append(u_bad, False)[codes]
-            probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
-            text[bad], empty, uniques = None, empty | bad, uniques.mask(u_bad, "")
-            if canon == "coin_name":
-                slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
-                coin_ids = slugs[codes]
-                coin_ids[empty] = None
-        else:
-            text = pd.Series(None, index=index, dtype=object)
-            empty, bad = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
-            if canon == "coin_name":
-                coin_ids = np.full(n, None, dtype=object)
-        if require_identity:
-            probs.add(empty & ~bad, user, "missing")
-        out[canon] = text
+            return raw[user_of[canon]], user_of[canon]
+        return None, spec.user_name(canon)
 
-    # Numbers.
-    for canon in NUMERIC_FIELDS:
-        user = user_of.get(canon, spec.user_name(canon))
-        if canon not in user_of:
-            values = np.full(n, np.nan)
-            if canon in REQUIRED_NUMBERS:
-                probs.add(np.ones(n, dtype=bool), user, "missing")
-            out[canon] = values
-            continue
-        values, missing, bad_text = _numbers(raw[user_of[canon]], money=spec.money)
-        if canon in REQUIRED_NUMBERS:
-            probs.add(missing, user, "missing")
-        if bad_text is not None:
-            probs.add(bad_text.notna().to_numpy(), user, _shown_text(bad_text, " is not a number"))
-        with np.errstate(invalid="ignore"):
-            infinite = np.isinf(values)
-            probs.add(infinite, user, _shown(values, " is not finite"))
-            values = np.where(infinite, np.nan, values)
-            if canon in REQUIRED_NUMBERS:
-                probs.add(values < 0, user, _shown(values, " is negative"))
-            else:
-                unit = "%" if spec.percent else ""
-                shown = values
-                if spec.percent:
-                    values = values / 100.0
-                below = values < -1
-                probs.add(
-                    below,
-                    user,
-                    _shown(
-                        shown, unit + " is below -100% (a price cannot fall by more than all of it)"
-                    ),
-                )
-                values = np.where(below, np.nan, values)
-        out[canon] = values
-
-    # Snapshot time.
-    user = user_of.get("snapshot_ts", spec.user_name("snapshot_ts"))
-    if "snapshot_ts" in user_of:
-        ts, missing, bad = _parse_times(raw[user_of["snapshot_ts"]])
-        if require_identity:
-            probs.add(missing, user, "missing")
-        probs.add(
-            bad,
-            user,
-            _shown_text(
-                _as_text(raw[user_of["snapshot_ts"]]),
-                " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)",
-            ),
+    out: dict[str, object] = {}
+    coin_ids = None
+    for canon in ("coin_name", "symbol"):
+        out[canon], ids = _check_names(
+            *column(canon), probs, canon=canon, index=index, require=require_identity
         )
-        out["snapshot_ts"] = ts
-    else:
-        if require_identity:
-            probs.add(np.ones(n, dtype=bool), user, "missing")
-        out["snapshot_ts"] = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
-
+        coin_ids = ids if canon == "coin_name" else coin_ids
+    for canon in NUMERIC_FIELDS:
+        out[canon] = _check_numbers(*column(canon), probs, canon=canon, spec=spec, n=n)
+    out["snapshot_ts"] = _check_times(
+        *column("snapshot_ts"), probs, index=index, require=require_identity
+    )
     frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
     frame.insert(0, "coin_id", pd.Series(coin_ids, index=index, dtype=object))
 
-    # Extra columns: numeric ones are kept as x_<name>; others are ignored. They are
-    # gathered first and joined once: inserting 10,000 columns one by one is quadratic.
+    extra_values, extras, ignored = _check_extras(raw, spec, by_norm, set(frame.columns), probs)
+    if extra_values:
+        # Joined once: inserting 10,000 columns one by one is quadratic.
+        frame = pd.concat([frame, pd.DataFrame(extra_values, index=index)], axis=1)
+
+    if spec.derive_changes:
+        bad_rows = np.zeros(n, dtype=bool)
+        p = probs.frame()
+        bad_rows[p["position"].to_numpy()] = True
+        _derive_changes(frame, ok=~bad_rows)
+    return Checked(
+        frame=frame, problems=probs.frame(), extra_columns=extras, ignored_columns=ignored
+    )
+
+
+def _check_names(values, user: str, probs: _Problems, *, canon: str, index, require: bool):
+    """Coin name or symbol: cleaned text (None where bad) and, for names, the coin ids."""
+    n = len(index)
+    coin_ids = None
+    if values is None:
+        text = pd.Series(None, index=index, dtype=object)
+        empty, bad = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+        if canon == "coin_name":
+            coin_ids = np.full(n, None, dtype=object)
+    else:
+        text, empty, codes, uniques = _clean_text(values, upper=canon == "symbol")
+        u_bad = uniques.str.contains(_BAD_TEXT).to_numpy(bool)
+        bad = np.append(u_bad, False)[codes]
+        probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
+        text[bad], empty, uniques = None, empty | bad, uniques.mask(u_bad, "")
+        if canon == "coin_name":
+            slugs = np.array([coin_slug(u) for u in uniques] + [None], dtype=object)
+            coin_ids = slugs[codes]
+            coin_ids[empty] = None
+    if require:
+        probs.add(empty & ~bad, user, "missing")
+    return text, coin_ids
+
+
+def _check_numbers(values, user: str, probs: _Problems, *, canon: str, spec, n: int):
+    """One numeric field as floats (NaN where missing or bad; changes as fractions)."""
+    required = canon in REQUIRED_NUMBERS
+    if values is None:
+        if required:
+            probs.add(np.ones(n, dtype=bool), user, "missing")
+        return np.full(n, np.nan)
+    values, missing, bad_text = _numbers(values, money=spec.money)
+    if required:
+        probs.add(missing, user, "missing")
+    if bad_text is not None:
+        probs.add(bad_text.notna().to_numpy(), user, _shown_text(bad_text, " is not a number"))
+    with np.errstate(invalid="ignore"):
+        infinite = np.isinf(values)
+        probs.add(infinite, user, _shown(values, " is not finite"))
+        values = np.where(infinite, np.nan, values)
+        if required:
+            probs.add(values < 0, user, _shown(values, " is negative"))
+            return values
+        unit = "%" if spec.percent else ""
+        shown = values
+        if spec.percent:
+            values = values / 100.0
+        below = values < -1
+        text = unit + " is below -100% (a price cannot fall by more than all of it)"
+        probs.add(below, user, _shown(shown, text))
+        return np.where(below, np.nan, values)
+
+
+def _check_times(values, user: str, probs: _Problems, *, index, require: bool):
+    """The snapshot time as UTC timestamps (NaT where missing or bad)."""
+    if values is None:
+        if require:
+            probs.add(np.ones(len(index), dtype=bool), user, "missing")
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
+    ts, missing, bad = _parse_times(values)
+    if require:
+        probs.add(missing, user, "missing")
+    expected = " is not a date (expected YYYY-MM-DD, an ISO 8601 time or YYYYMMDD)"
+    probs.add(bad, user, _shown_text(_as_text(values), expected))
+    return ts
+
+
+def _check_extras(raw: pd.DataFrame, spec, by_norm: dict, taken: set, probs: _Problems):
+    """Extra columns: numeric ones are kept as ``x_<name>``, others are ignored.
+
+    Returns ``({x_name: values}, kept column names, ignored column names)``.
+    """
     extras, ignored = [], []
     extra_values: dict[str, np.ndarray] = {}
-    taken = set(frame.columns)
     for col in raw.columns:
         norm = normalize_header(col)
         if norm in spec.known or str(col).startswith("_unnamed_"):
@@ -272,17 +294,7 @@ def check_frame(
         extra_values[name] = np.where(infinite, np.nan, values)
         taken.add(name)
         extras.append(str(col))
-    if extra_values:
-        frame = pd.concat([frame, pd.DataFrame(extra_values, index=index)], axis=1)
-
-    if spec.derive_changes:
-        bad_rows = np.zeros(n, dtype=bool)
-        p = probs.frame()
-        bad_rows[p["position"].to_numpy()] = True
-        _derive_changes(frame, ok=~bad_rows)
-    return Checked(
-        frame=frame, problems=probs.frame(), extra_columns=extras, ignored_columns=ignored
-    )
+    return extra_values, extras, ignored
 
 
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:

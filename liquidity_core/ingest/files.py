@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .pipeline import IngestResult
+    from .result import IngestResult
 
 log = logging.getLogger("liquidity_core.ingest")
 

@@ -23,117 +23,31 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from .. import db, identity
-from ..errors import DatabaseError, DatabaseUnavailable, InputError, LiquidityError
-from ..model.snapshots import format_ts, to_utc
+from .. import db
+from ..errors import DatabaseUnavailable, InputError, LiquidityError
 from ..settings import Settings
-from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
 from .files import _move_after
 from .formats import FileRejected
-from .reader import ParsedFile, parse_csv
+from .ledger import (
+    RETRY_SQLSTATES,
+    db_errors,
+    find_loaded,
+    load_with_retry,
+    now_text,
+    record_duplicate,
+    record_quarantined,
+)
+from .reader import parse_csv
+from .result import IngestResult
 
 log = logging.getLogger("liquidity_core.ingest")
-
-#: Columns written to ``market_snapshots`` (``source_file_id`` is added by the statement).
-ROW_COLUMNS = (
-    "coin_id",
-    "snapshot_ts",
-    "coin_name",
-    "symbol",
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
-    "extras",
-)
-_RETRY_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
-
-
-@dataclass
-class IngestResult:
-    """The outcome for one file.
-
-    Attributes
-    ----------
-    path : str
-        The file as given.
-    status : str
-        ``loaded``, ``duplicate``, ``quarantined`` (all recorded in ``ingest_files``) or
-        ``refused`` (not read: a symlink, outside the ingest folder, or unreadable).
-    file_id : int or None
-        The ``ingest_files`` row.
-    rows_loaded, rows_existing, rows_rejected : int
-        Rows newly stored, rows that were stored already, rows that failed a check.
-    error : str or None
-        Why the file was quarantined, refused or a duplicate.
-    duplicate_of : int or None
-        For a duplicate, the ``ingest_files`` row that loaded these bytes.
-    moved_to : str or None
-        Where the file was moved (``move=True``).
-    warning : str or None
-        A problem after the file was recorded (it could not be moved, or its reason note
-        could not be written); the ledger is right either way.
-    """
-
-    path: str
-    status: str
-    file_id: int | None = None
-    file_format: str | None = None
-    sha256: str | None = None
-    rows_in_file: int = 0
-    rows_loaded: int = 0
-    rows_existing: int = 0
-    rows_rejected: int = 0
-    error: str | None = None
-    duplicate_of: int | None = None
-    moved_to: str | None = None
-    extra_columns: list[str] = field(default_factory=list)
-    ignored_columns: list[str] = field(default_factory=list)
-    warning: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the file loaded or was a duplicate."""
-        return self.status in ("loaded", "duplicate")
-
-    def summary_line(self) -> str:
-        """One human line: status, file, rows loaded/rejected, reason."""
-        head = f"{self.status:<11} {self.path}"
-        if self.status == "loaded":
-            text = (
-                f"{head}: {self.rows_loaded} rows loaded, {self.rows_existing} already "
-                f"stored, {self.rows_rejected} rejected"
-            )
-            if self.rows_rejected:
-                text += f" (reasons in rejected_rows, file_id={self.file_id})"
-        elif self.status == "duplicate":
-            text = f"{head}: 0 rows loaded: {self.error}"
-        else:
-            text = f"{head}: {self.error}"
-        if self.moved_to:
-            text += f" -> {self.moved_to}"
-        if self.warning:
-            text += f" (warning: {self.warning})"
-        return text
-
-    def as_dict(self) -> dict:
-        """A JSON-able dict of every attribute."""
-        return asdict(self)
 
 
 # --- public entry points ----------------------------------------------------------------
@@ -289,13 +203,13 @@ def ingest_file(
         return IngestResult(path=str(path), status="refused", error=refusal)
 
     sha = hashlib.sha256(data).hexdigest()
-    started = _now()
+    started = now_text()
     base = {"sha256": sha, "file_name": path.name, "started_at": started}
     result = IngestResult(path=str(path), status="", sha256=sha)
 
     try:
         _ingest_bytes(engine, data, base, result)
-    except _db_errors() as exc:
+    except db_errors() as exc:
         mapped = _storage_error(exc, engine, path)
         if mapped is None:
             raise
@@ -307,14 +221,14 @@ def ingest_file(
 
 
 def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult) -> None:
-    earlier = _find_loaded(engine, base["sha256"])
+    earlier = find_loaded(engine, base["sha256"])
     if earlier is not None:
-        _record_duplicate(engine, base, result, earlier)
+        record_duplicate(engine, base, result, earlier)
         return
     try:
         parsed = parse_csv(data)
     except FileRejected as exc:
-        _record_quarantined(engine, base, result, str(exc), file_format=None)
+        record_quarantined(engine, base, result, str(exc), file_format=None)
         return
     result.file_format = parsed.spec.name
     result.rows_in_file = parsed.rows_in_file
@@ -326,23 +240,11 @@ def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult)
             f"no valid rows: all {parsed.rows_in_file} rows failed checks "
             f"(first: line {int(first['line'])}: {first['reason']})"
         )
-        _record_quarantined(
+        record_quarantined(
             engine, base, result, reason, file_format=parsed.spec.name, rejected=parsed.rejected
         )
     else:
-        _load_with_retry(engine, base, result, parsed)
-
-
-def _db_errors() -> tuple:
-    """Exception types of the database layer, including raw driver errors (COPY, executemany)."""
-    errors: list = [sa.exc.DBAPIError, sqlite3.Error]
-    try:
-        import psycopg2
-    except ImportError:  # pragma: no cover - psycopg2 is a dependency
-        pass
-    else:
-        errors.append(psycopg2.Error)
-    return tuple(errors)
+        load_with_retry(engine, base, result, parsed)
 
 
 def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityError | None:
@@ -366,7 +268,7 @@ def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityE
         return DatabaseUnavailable(
             f"the database at {where} has no room: {text}; nothing from {path.name} was stored"
         )
-    if getattr(inner, "pgcode", None) in _RETRY_SQLSTATES:
+    if getattr(inner, "pgcode", None) in RETRY_SQLSTATES:
         return None
     operational = isinstance(exc, (sa.exc.InterfaceError, sa.exc.OperationalError)) or (
         type(inner).__name__ in ("OperationalError", "InterfaceError")
@@ -418,156 +320,3 @@ def _expand(paths: Iterable) -> list[Path]:
     if missing:
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     return files
-
-
-# --- database --------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return format_ts(pd.Timestamp(datetime.now(UTC)))
-
-
-def _find_loaded(engine: Engine, sha: str):
-    with db.transaction(engine) as conn:
-        return conn.execute(db.query("ingest_find_loaded"), {"sha256": sha}).first()
-
-
-def _duplicate_reason(earlier) -> str:
-    return (
-        f"same bytes as file_id={earlier.id} ({earlier.file_name}), "
-        f"loaded at {format_ts(to_utc(earlier.finished_at))}"
-    )
-
-
-def _record_duplicate(engine: Engine, base: dict, result: IngestResult, earlier) -> None:
-    with db.transaction(engine) as conn:
-        _insert_duplicate(conn, base, result, earlier)
-
-
-def _insert_duplicate(conn: Connection, base: dict, result: IngestResult, earlier) -> None:
-    reason = _duplicate_reason(earlier)
-    result.file_id = conn.execute(
-        db.query("ingest_record_file"),
-        {
-            **base,
-            "file_format": result.file_format,
-            "status": "duplicate",
-            "rows_in_file": result.rows_in_file,
-            "rows_rejected": 0,
-            "error": reason,
-            "duplicate_of": earlier.id,
-            "finished_at": _now(),
-        },
-    ).scalar_one()
-    result.status, result.error, result.duplicate_of = "duplicate", reason, earlier.id
-
-
-def _record_quarantined(
-    engine: Engine,
-    base: dict,
-    result: IngestResult,
-    reason: str,
-    *,
-    file_format: str | None,
-    rejected: pd.DataFrame | None = None,
-) -> None:
-    n_rejected = 0 if rejected is None else len(rejected)
-    with db.transaction(engine) as conn:
-        result.file_id = conn.execute(
-            db.query("ingest_record_file"),
-            {
-                **base,
-                "file_format": file_format,
-                "status": "quarantined",
-                "rows_in_file": result.rows_in_file,
-                "rows_rejected": n_rejected,
-                "error": reason,
-                "duplicate_of": None,
-                "finished_at": _now(),
-            },
-        ).scalar_one()
-        if n_rejected:
-            _insert_rejected(conn, rejected, result.file_id)
-    result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
-
-
-class _Conflict(LiquidityError):
-    """A deadlock or serialization failure with a concurrent load: run the file again.
-
-    Raised from inside the transaction body, so that :func:`db.transaction` rolls back and
-    lets it through (it turns driver errors into one-line errors, which hides the SQLSTATE).
-    """
-
-
-def _load_with_retry(engine, base, result, parsed, attempts: int = 5) -> None:
-    for attempt in range(1, attempts + 1):
-        try:
-            _load(engine, base, result, parsed)
-            return
-        except _Conflict as exc:
-            if attempt == attempts:
-                raise DatabaseError(
-                    f"the database at {db.describe_url(str(engine.url))} kept reporting "
-                    f"'{exc}' while loading {Path(result.path).name} ({attempts} attempts); "
-                    "nothing from it was stored"
-                ) from None
-            log.warning("retrying %s after %s (attempt %d)", result.path, exc, attempt)
-            time.sleep(0.2 * attempt)
-
-
-@contextmanager
-def _conflicts_retried():
-    """Turn a deadlock / serialization failure into :class:`_Conflict`."""
-    try:
-        yield
-    except _db_errors() as exc:
-        inner = getattr(exc, "orig", None) or exc
-        if getattr(inner, "pgcode", None) in _RETRY_SQLSTATES:
-            text = (str(inner).strip().splitlines() or ["conflict"])[0]
-            raise _Conflict(text) from exc
-        raise
-
-
-def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) -> None:
-    """The one transaction of a file: claim the ledger row, rows, rejected rows."""
-    dialect = db.dialect_of(engine)
-    with db.transaction(engine) as conn:
-        file_id = conn.execute(
-            db.query("ingest_claim_file"),
-            {
-                **base,
-                "file_format": parsed.spec.name,
-                "rows_in_file": parsed.rows_in_file,
-                "rows_rejected": len(parsed.rejected),
-                "finished_at": base["started_at"],
-            },
-        ).scalar()
-        if file_id is None:  # another process loaded these bytes meanwhile
-            earlier = conn.execute(
-                db.query("ingest_find_loaded"), {"sha256": base["sha256"]}
-            ).first()
-            _insert_duplicate(conn, base, result, earlier)
-            return
-        rows = parsed.rows
-        with _conflicts_retried():
-            if dialect == "postgresql":
-                inserted = _upsert_postgres(conn, rows, file_id)
-            else:
-                inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
-            if len(parsed.rejected):
-                _insert_rejected(conn, parsed.rejected, file_id)
-        if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
-            identity.recompute(conn)
-        conn.execute(
-            db.query("ingest_finish_file"),
-            {
-                "id": file_id,
-                "rows_loaded": inserted,
-                "rows_existing": len(rows) - inserted,
-                "rows_rejected": len(parsed.rejected),
-                "finished_at": _now(),
-            },
-        )
-    result.status, result.file_id = "loaded", file_id
-    result.rows_loaded, result.rows_existing = inserted, len(rows) - inserted
-    result.rows_rejected = len(parsed.rejected)

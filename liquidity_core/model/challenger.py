@@ -13,6 +13,7 @@ import pickle
 import platform
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -25,10 +26,8 @@ from .candidates import (
     CANDIDATE_OPTIONS,
     GRIDS,
     MAX_SEARCH_ROWS,
-    forest_pipeline,
-    grid_iter,
-    logging_r2,
     score_candidates,
+    search_forest,
 )
 from .data import GAP
 from .metrics import holdout_scores, mse, r2
@@ -70,6 +69,112 @@ def _per_snapshot_r2(meta_hold: pd.DataFrame, y_hold, preds: dict) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The staged panel cut into the rows the stage fits on and the holdout it scores on.
+
+    Attributes
+    ----------
+    X_tune, y_tune, t_tune
+        Tuning rows (at most ``max_search_rows``, drawn at random): features, targets and
+        snapshot-time indices (the fold groups).
+    X_hold, y_hold, meta_hold
+        Holdout rows: features, targets, ``snapshot_ts``/``coin_id`` (index reset).
+    band_edges : list of float
+        Log-turnover terciles of all tuning targets (Low/Medium/High).
+    """
+
+    X_tune: pd.DataFrame
+    y_tune: np.ndarray
+    t_tune: np.ndarray
+    X_hold: pd.DataFrame
+    y_hold: np.ndarray
+    meta_hold: pd.DataFrame
+    band_edges: list
+
+
+def split_rows(data: dict, *, max_search_rows: int, seed: int) -> Rows:
+    """Cut the staged data (:func:`.staging.load_stage_data`) into :class:`Rows`."""
+    X, y, meta = data["X"], data["y"].to_numpy(), data["meta"]
+    tuning, holdout = data["tuning"], data["holdout"]
+    band_edges = [float(v) for v in np.quantile(y[tuning], [1 / 3, 2 / 3])]
+    if len(tuning) > max_search_rows:
+        rng = np.random.default_rng(seed)
+        log.info("fitting on %d of %d tuning rows (random)", max_search_rows, len(tuning))
+        tuning = np.sort(rng.choice(tuning, size=max_search_rows, replace=False))
+    return Rows(
+        X_tune=X.iloc[tuning],
+        y_tune=y[tuning],
+        t_tune=meta["t"].to_numpy()[tuning],
+        X_hold=X.iloc[holdout],
+        y_hold=y[holdout],
+        meta_hold=meta.iloc[holdout].reset_index(drop=True),
+        band_edges=band_edges,
+    )
+
+
+def holdout_report(best, rows: Rows, calibration: dict) -> dict:
+    """The tuned model and the two baselines scored on the holdout rows.
+
+    Persistence forecasts today's log turnover, the recent mean its 7-snapshot mean (both
+    filled with the tuning mean where missing). Returns the ``challenger.json`` entries
+    ``holdout_r2``, ``holdout_skill``, ``persistence_r2``, ``recent_mean_r2``, the
+    per-snapshot scores and the interval coverage.
+    """
+    X_hold, y_hold, meta_hold = rows.X_hold, rows.y_hold, rows.meta_hold
+    pred = best.predict(X_hold)
+    hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
+    low, high = intervals.bounds(pred, hold_mcap, calibration)
+    covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
+    fill = float(np.nanmean(rows.y_tune))
+    persistence = X_hold["log_turnover"].to_numpy()
+    recent = X_hold["log_turnover_mean_7"].to_numpy()
+    persistence = np.where(np.isfinite(persistence), persistence, fill)
+    recent = np.where(np.isfinite(recent), recent, fill)
+    mse_p = mse(y_hold, persistence)
+    scores = holdout_scores(meta_hold, y_hold, pred, persistence)  # per holdout snapshot
+    times = meta_hold["snapshot_ts"]
+    return {
+        "holdout_start": times.min().isoformat(),
+        "holdout_end": times.max().isoformat(),
+        "n_holdout_rows": int(len(y_hold)),
+        "holdout_r2": r2(y_hold, pred),
+        "holdout_skill": None if mse_p == 0 else 1.0 - mse(y_hold, pred) / mse_p,
+        "persistence_r2": r2(y_hold, persistence),
+        "recent_mean_r2": r2(y_hold, recent),
+        "holdout_r2_by_snapshot": _per_snapshot_r2(
+            meta_hold, y_hold, {"model": pred, "persistence": persistence}
+        ),
+        "holdout_skill_by_snapshot": scores["per_snapshot"],
+        "snapshots_beating_persistence": scores["snapshots_beating_persistence"],
+        "holdout_coverage": covered["overall"],
+        "holdout_coverage_by_tercile": covered["by_tercile"],
+    }
+
+
+def _stage_model(stage, best) -> dict:
+    """Pickle the tuned pipeline into the staging folder; its sha256 and size."""
+    model_path = stage / MODEL_FILE
+    registry.atomic_write_bytes(model_path, pickle.dumps(best, protocol=pickle.HIGHEST_PROTOCOL))
+    return {
+        "model_sha256": registry.sha256_file(model_path),
+        "model_bytes": model_path.stat().st_size,
+    }
+
+
+#: What :func:`train_challenger` returns (the DAG's XCom): a summary of challenger.json.
+SUMMARY_KEYS = (
+    "version",
+    "holdout_r2",
+    "persistence_r2",
+    "holdout_skill",
+    "snapshots_beating_persistence",
+    "holdout_coverage",
+    "cv_r2_mean",
+    "train_seconds",
+)
+
+
 def train_challenger(
     settings: Settings,
     *,
@@ -97,155 +202,77 @@ def train_challenger(
     dict
         Summary of the challenger (version, cv and holdout scores, baselines).
     """
-    from sklearn.model_selection import GridSearchCV
-
     if grid not in GRIDS:
         raise InputError(f"grid {grid!r} is not one of {sorted(GRIDS)}")
     started = time.perf_counter()
     stage = staging_dir(settings, run_id)
-    data = load_stage_data(stage)
     summary = read_json(stage / "data.json")
-    X, y, meta = data["X"], data["y"].to_numpy(), data["meta"]
-    tuning, holdout = data["tuning"], data["holdout"]
-    band_edges = [float(v) for v in np.quantile(y[tuning], [1 / 3, 2 / 3])]
-    if len(tuning) > max_search_rows:
-        rng = np.random.default_rng(settings.random_seed)
-        log.info("fitting on %d of %d tuning rows (random)", max_search_rows, len(tuning))
-        tuning = np.sort(rng.choice(tuning, size=max_search_rows, replace=False))
-    X_tune, y_tune, t_tune = X.iloc[tuning], y[tuning], meta["t"].to_numpy()[tuning]
-    X_hold, y_hold, meta_hold = X.iloc[holdout], y[holdout], meta.iloc[holdout]
-    meta_hold = meta_hold.reset_index(drop=True)
-
-    cap = settings.max_train_rows_per_tree
-    max_samples = cap if len(tuning) > cap else None
+    rows = split_rows(
+        load_stage_data(stage), max_search_rows=max_search_rows, seed=settings.random_seed
+    )
     cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
-    search = GridSearchCV(
-        forest_pipeline(settings, max_samples=max_samples),
-        GRIDS[grid],
-        cv=cv,
-        scoring=logging_r2("forest"),
-        refit=True,
-        n_jobs=None,  # the forest parallelizes; one level only
-        error_score="raise",
-    )
-    log.info(
-        "grid search: %d combinations x %d folds on %d tuning rows (max_samples=%s)",
-        len(list(grid_iter(GRIDS[grid]))),
-        settings.cv_splits,
-        len(tuning),
-        max_samples,
-    )
-    search.fit(X_tune, y_tune, groups=t_tune)
-    best = search.best_estimator_
-    i = search.best_index_
-    cv_scores = [
-        float(search.cv_results_[f"split{k}_test_score"][i]) for k in range(settings.cv_splits)
-    ]
-    log.info(
-        "best forest %s: cv r2 %.4f after %.1fs",
-        search.best_params_,
-        np.mean(cv_scores),
-        time.perf_counter() - started,
-    )
-
-    pred = best.predict(X_hold)
-    calibration = calibrate_intervals(best, X_tune, y_tune, t_tune, cv)
-    hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
-    low, high = intervals.bounds(pred, hold_mcap, calibration)
-    covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
-    persistence = X_hold["log_turnover"].to_numpy()
-    recent = X_hold["log_turnover_mean_7"].to_numpy()
-    fill = float(np.nanmean(y_tune))
-    persistence = np.where(np.isfinite(persistence), persistence, fill)
-    recent = np.where(np.isfinite(recent), recent, fill)
-    holdout_r2 = r2(y_hold, pred)
-    persistence_r2 = r2(y_hold, persistence)
-    mse_p = mse(y_hold, persistence)
-    skill = None if mse_p == 0 else 1.0 - mse(y_hold, pred) / mse_p
-    scores = holdout_scores(meta_hold, y_hold, pred, persistence)  # per holdout snapshot
-
+    best, cv_scores = search_forest(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+    calibration = calibrate_intervals(best, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+    report = holdout_report(best, rows, calibration)
     # Other algorithms scored on the same folds, for the report (the forest is in
     # cv_scores / holdout_r2 / params).
-    cands: dict = {}
-    if candidates:
-        from threadpoolctl import threadpool_limits
-
-        # HistGradientBoosting uses OpenMP threads: cap them at n_jobs like the forest,
-        # and at one on small data, where spinning threads cost more than they give.
-        threads = 1 if len(tuning) < 50_000 else max(1, settings.n_jobs)
-        with threadpool_limits(limits=threads):
-            cands.update(
-                score_candidates(
-                    settings, CANDIDATE_OPTIONS[grid], X_tune, y_tune, t_tune, X_hold, y_hold, cv
-                )
-            )
-
-    version = new_version_id()
-    model_path = stage / MODEL_FILE
-    registry.atomic_write_bytes(model_path, pickle.dumps(best, protocol=pickle.HIGHEST_PROTOCOL))
-    times = meta_hold["snapshot_ts"]
+    rivals = score_rivals(settings, grid, rows, cv) if candidates else {}
     params = {
         k: v
         for k, v in best.named_steps["model"].get_params().items()
         if isinstance(v, (int, float, str, bool, type(None)))
     }
     challenger = {
-        "version": version,
+        "version": new_version_id(),
         "algorithm": ALGORITHM,
         "params": params,
-        "features": list(X.columns),
+        "features": list(rows.X_tune.columns),
         "data_window_start": summary["data_window_start"],
         "data_window_end": summary["data_window_end"],
-        "n_train_rows": int(len(tuning)),
+        "n_train_rows": int(len(rows.y_tune)),
         "data_fingerprint": summary["data_fingerprint"],
         "cv_scores": cv_scores,
         "cv_r2_mean": float(np.mean(cv_scores)),
         "cv_r2_std": float(np.std(cv_scores)),
-        "holdout_start": times.min().isoformat(),
-        "holdout_end": times.max().isoformat(),
-        "n_holdout_rows": int(len(holdout)),
-        "holdout_r2": holdout_r2,
-        "holdout_skill": skill,
-        "persistence_r2": persistence_r2,
-        "recent_mean_r2": r2(y_hold, recent),
-        "holdout_r2_by_snapshot": _per_snapshot_r2(
-            meta_hold, y_hold, {"model": pred, "persistence": persistence}
-        ),
-        "holdout_skill_by_snapshot": scores["per_snapshot"],
-        "snapshots_beating_persistence": scores["snapshots_beating_persistence"],
-        "candidates": cands,
-        "band_edges": band_edges,
+        **report,
+        "candidates": rivals,
+        "band_edges": rows.band_edges,
         "interval_calibration": calibration,
-        "holdout_coverage": covered["overall"],
-        "holdout_coverage_by_tercile": covered["by_tercile"],
         "library_versions": library_versions(),
         "train_seconds": round(time.perf_counter() - started, 3),
-        "model_sha256": registry.sha256_file(model_path),
-        "model_bytes": model_path.stat().st_size,
+        **_stage_model(stage, best),
     }
     write_json(stage / "challenger.json", challenger)
     log.info(
         "challenger %s: holdout r2 %s (persistence %s, skill %s), %.1f MB, %.1fs",
-        version,
-        fmt(holdout_r2),
-        fmt(persistence_r2),
-        fmt(skill),
+        challenger["version"],
+        fmt(challenger["holdout_r2"]),
+        fmt(challenger["persistence_r2"]),
+        fmt(challenger["holdout_skill"]),
         challenger["model_bytes"] / 1e6,
         challenger["train_seconds"],
     )
-    return {
-        k: challenger[k]
-        for k in (
-            "version",
-            "holdout_r2",
-            "persistence_r2",
-            "holdout_skill",
-            "snapshots_beating_persistence",
-            "holdout_coverage",
-            "cv_r2_mean",
-            "train_seconds",
+    return {k: challenger[k] for k in SUMMARY_KEYS}
+
+
+def score_rivals(settings: Settings, grid: str, rows: Rows, cv) -> dict:
+    """The other candidate algorithms (:func:`.candidates.score_candidates`), thread-capped."""
+    from threadpoolctl import threadpool_limits
+
+    # HistGradientBoosting uses OpenMP threads: cap them at n_jobs like the forest,
+    # and at one on small data, where spinning threads cost more than they give.
+    threads = 1 if len(rows.y_tune) < 50_000 else max(1, settings.n_jobs)
+    with threadpool_limits(limits=threads):
+        return score_candidates(
+            settings,
+            CANDIDATE_OPTIONS[grid],
+            rows.X_tune,
+            rows.y_tune,
+            rows.t_tune,
+            rows.X_hold,
+            rows.y_hold,
+            cv,
         )
-    }
 
 
 def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:

@@ -1,7 +1,9 @@
 """Training stage 3: re-score the champion on the challenger's holdout and decide.
 
 :func:`compare_with_champion` writes ``decision.json`` (promote or not, and why) to the
-run's staging folder; it records nothing in the registry.
+run's staging folder. It records nothing in the registry, even when the champion cannot
+be re-scored: it then decides "not promoted" and raises, and the cycle
+(:func:`.train.compare_or_reject`) has the publish stage record that.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from ..errors import ModelError
 from ..settings import Settings
 from . import registry
 from .metrics import r2
-from .publish import publish_result
 from .staging import fmt, load_stage_data, read_json, staging_dir, write_json
 
 #: The training stages log as one logger, the cycle's, so that one switch (tests,
@@ -44,8 +45,9 @@ def compare_with_champion(settings: Settings, *, run_id: str, promote: bool = Tr
     Raises
     ------
     ModelError
-        When the champion's artifact fails verification or scoring. The challenger is
-        then recorded as rejected and the champion stays.
+        When the champion's artifact fails verification or scoring. ``decision.json``
+        then says the challenger is not promoted and why; recording it is the publish
+        stage's job (:func:`.train.compare_or_reject` runs it before failing).
     """
     stage = staging_dir(settings, run_id)
     challenger = read_json(stage / "challenger.json")
@@ -74,11 +76,7 @@ def compare_with_champion(settings: Settings, *, run_id: str, promote: bool = Tr
                 f"so it is kept: {exc}"
             )
             write_json(stage / "decision.json", dict(decision, promote=False, reason=reason))
-            publish_result(settings, run_id=run_id)
-            raise ModelError(
-                f"champion {champion['version']} failed verification; challenger "
-                f"{challenger['version']} recorded as rejected, champion kept: {exc}"
-            ) from None
+            raise ModelError(f"champion {champion['version']} failed verification: {exc}") from None
         decision["champion_holdout_r2"] = c_r2
         beats_champion = r2 is not None and (c_r2 is None or r2 > c_r2 + margin)
         beats_persistence = r2 is not None and p_r2 is not None and r2 > p_r2

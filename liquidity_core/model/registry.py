@@ -18,40 +18,40 @@ Artifacts are only unpickled after their sha256 matches the ``model_versions`` r
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .. import db
 from ..errors import InputError, ModelError, NotFound
 from ..settings import Settings
+from .artifacts import (  # noqa: F401 - re-exported: the registry's public face
+    ARTIFACT_NAME,
+    METADATA_NAME,
+    POINTER_NAME,
+    atomic_write_bytes,
+    read_current_pointer,
+    sha256_file,
+    version_dir,
+    write_current_pointer,
+    write_version_files,
+)
+from .versions import (  # noqa: F401 - re-exported
+    JSON_COLUMNS,
+    TS_COLUMNS,
+    get_champion,
+    get_version,
+    list_events,
+    list_versions,
+    record_event,
+    record_version,
+    utc_now_iso,
+    versions_of_run,
+)
 
 log = logging.getLogger(__name__)
-
-POINTER_NAME = "current.json"
-ARTIFACT_NAME = "model.pkl"
-METADATA_NAME = "metadata.json"
-
-#: model_versions columns stored as JSON text.
-JSON_COLUMNS = (
-    "params",
-    "features",
-    "cv_scores",
-    "holdout_r2_by_snapshot",
-    "holdout_skill_by_snapshot",
-    "candidates",
-    "band_edges",
-    "library_versions",
-    "interval_calibration",
-    "holdout_coverage_by_tercile",
-)
-TS_COLUMNS = ("created_at", "data_window_start", "data_window_end", "holdout_start", "holdout_end")
 
 
 @dataclass(frozen=True)
@@ -83,249 +83,6 @@ class LoadedModel:
     def band_edges(self) -> list[float]:
         """Log-turnover edges between Low/Medium and Medium/High."""
         return [float(v) for v in self.metadata["band_edges"]]
-
-
-def utc_now_iso() -> str:
-    """Now, UTC, ISO 8601 with microseconds (sorts as text)."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _iso(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat()
-    return str(value)
-
-
-def _decode_row(row) -> dict:
-    out = dict(row._mapping)
-    for col in JSON_COLUMNS:
-        if out.get(col) is not None:
-            out[col] = json.loads(out[col])
-    for col in TS_COLUMNS:
-        if col in out:
-            out[col] = _iso(out[col])
-    if isinstance(out.get("artifact_sha256"), str):
-        out["artifact_sha256"] = out["artifact_sha256"].strip()
-    return out
-
-
-def _encode_row(row: dict) -> dict:
-    out = dict(row)
-    for col in JSON_COLUMNS:
-        if out.get(col) is not None and not isinstance(out[col], str):
-            out[col] = json.dumps(out[col], sort_keys=True, default=str)
-    return out
-
-
-# --- files -------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def version_dir(model_dir: Path, version: str) -> Path:
-    """``MODEL_DIR/versions/<version>``."""
-    return Path(model_dir) / "versions" / version
-
-
-def read_current_pointer(model_dir: Path) -> dict | None:
-    """Read ``MODEL_DIR/current.json``.
-
-    Returns
-    -------
-    dict or None
-        ``{"version", "sha256", "artifact_path", "updated_at"}``; None when no model
-        has been published.
-
-    Raises
-    ------
-    ModelError
-        When the pointer exists but is not a JSON object naming a version and sha256.
-    """
-    path = Path(model_dir) / POINTER_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not data.get("version") or not data.get("sha256"):
-        raise ModelError(f"{path} does not name a version and its sha256: {text[:200]!r}")
-    return data
-
-
-def write_current_pointer(model_dir: Path, *, version: str, sha256: str, artifact_path: str):
-    """Point ``current.json`` at ``version`` (temp file, fsync, ``os.replace``)."""
-    payload = {
-        "version": version,
-        "sha256": sha256,
-        "artifact_path": artifact_path,
-        "updated_at": utc_now_iso(),
-    }
-    atomic_write_bytes(
-        Path(model_dir) / POINTER_NAME, (json.dumps(payload, indent=2) + "\n").encode()
-    )
-    log.info("current.json now names %s", version)
-    return payload
-
-
-def write_version_files(
-    model_dir: Path, version: str, model_file: Path, metadata: dict
-) -> tuple[str, str, int]:
-    """Move a pickled model into ``versions/<version>/`` and write its metadata.json.
-
-    Returns
-    -------
-    artifact_path, sha256, size : str, str, int
-        The path relative to ``model_dir``, the file's hash and its size in bytes.
-    """
-    target_dir = version_dir(model_dir, version)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / ARTIFACT_NAME
-    if Path(model_file) != target:
-        with open(model_file, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(model_file, target)
-        _fsync_dir(target_dir)
-    sha = sha256_file(target)
-    meta = dict(metadata, artifact_sha256=sha, artifact_path=str(target.relative_to(model_dir)))
-    atomic_write_bytes(
-        target_dir / METADATA_NAME,
-        (json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n").encode(),
-    )
-    return str(target.relative_to(model_dir)), sha, target.stat().st_size
-
-
-# --- database ----------------------------------------------------------------------------
-
-
-def get_version(engine, version: str) -> dict:
-    """The ``model_versions`` row of ``version`` (JSON columns decoded).
-
-    Raises
-    ------
-    NotFound
-        When there is no such version.
-    """
-    with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(db.query("model_get_version"), {"version": version}).first()
-    if row is None:
-        raise NotFound(f"model version {version!r} does not exist")
-    return _decode_row(row)
-
-
-def versions_of_run(engine, run_id: str) -> list[dict]:
-    """The versions recorded by one training run (normally one), newest first."""
-    with db.transaction(engine, readonly=True) as conn:
-        rows = conn.execute(db.query("model_by_run"), {"run_id": run_id}).all()
-    return [_decode_row(r) for r in rows]
-
-
-def get_champion(engine) -> dict | None:
-    """The current champion's ``model_versions`` row, or None."""
-    with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(db.query("model_champion")).first()
-    return _decode_row(row) if row is not None else None
-
-
-def list_versions(engine) -> list[dict]:
-    """Every model version, newest first (JSON columns decoded)."""
-    with db.transaction(engine, readonly=True) as conn:
-        rows = conn.execute(db.query("model_list_versions")).all()
-    return [_decode_row(r) for r in rows]
-
-
-def list_events(engine) -> list[dict]:
-    """The ``model_events`` log, newest first."""
-    with db.transaction(engine) as conn:
-        rows = conn.execute(db.query("model_list_events")).all()
-    return [{**dict(r._mapping), "created_at": _iso(r.created_at)} for r in rows]
-
-
-def _event(conn, version: str, event: str, reason: str, run_id: str | None) -> None:
-    conn.execute(
-        db.query("model_insert_event"),
-        {
-            "version": version,
-            "event": event,
-            "reason": reason,
-            "created_at": utc_now_iso(),
-            "run_id": run_id,
-        },
-    )
-
-
-def record_version(engine, row: dict, *, promote: bool) -> str | None:
-    """Insert a ``model_versions`` row; when ``promote``, make it champion.
-
-    One transaction: the old champion (if any) is retired, the new row inserted with
-    status ``champion`` and the events logged; or the row is inserted as ``rejected``.
-
-    Returns
-    -------
-    str or None
-        The version that was champion before (retired by this call), if any.
-    """
-    row = _encode_row(row)
-    row["status"] = "champion" if promote else "rejected"
-    retired = None
-    with db.transaction(engine) as conn:
-        if promote:
-            old = conn.execute(db.query("model_champion")).first()
-            if old is not None:
-                retired = old.version
-                conn.execute(
-                    db.query("model_set_status"), {"status": "retired", "version": retired}
-                )
-                _event(conn, retired, "retired", f"replaced by {row['version']}", row["run_id"])
-        conn.execute(db.query("model_insert_version"), row)
-        _event(
-            conn,
-            row["version"],
-            "promoted" if promote else "rejected",
-            row["reason"],
-            row["run_id"],
-        )
-    return retired
 
 
 # --- publish, load, reconcile, rollback -----------------------------------------------
@@ -564,9 +321,9 @@ def rollback(settings: Settings, version: str | None = None, *, run_id: str | No
             )
         if current is not None:
             conn.execute(db.query("model_set_status"), {"status": "retired", "version": current})
-            _event(conn, current, "retired", f"rollback to {version}", run_id)
+            record_event(conn, current, "retired", f"rollback to {version}", run_id)
         conn.execute(db.query("model_set_status"), {"status": "champion", "version": version})
-        _event(conn, version, "rolled_back", reason, run_id)
+        record_event(conn, version, "rolled_back", reason, run_id)
     write_current_pointer(
         settings.model_dir,
         version=version,

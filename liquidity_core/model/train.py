@@ -1,18 +1,23 @@
-"""The nightly training cycle: data check, challenger, comparison, publication.
+"""The nightly training cycle: four stages, one module each, run in order.
 
-Four stages, run one after another by :func:`run_training_cycle` (the CLI) or as the
-tasks of ``dags/liquidity_retrain.py``. They hand large objects to each other as files in
-``MODEL_DIR/staging/<run id>/``, never in memory or XCom:
+:func:`run_training_cycle` (the CLI) runs them one after another; ``dags/liquidity_retrain.py``
+runs each as a task. They hand large objects to each other as files in
+``MODEL_DIR/staging/<run id>/`` (:mod:`.staging`), never in memory or XCom:
 
-1. :func:`prepare_data` -- load the panel, build features, check there are enough
+1. :func:`.data.prepare_data` -- load the panel, build features, check there are enough
    snapshots for the folds and the holdout (:class:`NotEnoughData` otherwise), stage them.
-2. :func:`train_challenger` -- grid search over the forest with time-ordered folds on the
-   tuning rows only, other candidates scored on the same folds, the winning pipeline
-   (fitted on the tuning rows) scored on the holdout together with the baselines.
-3. :func:`compare_with_champion` -- re-score the champion's verified artifact on the
-   same holdout rows and decide.
-4. :func:`publish_result` -- version folder, ``model_versions`` row (every run), and on
-   promotion the ``current.json`` switch.
+2. :func:`.challenger.train_challenger` -- grid search over the forest
+   (:mod:`.candidates`) with time-ordered folds on the tuning rows only, other candidates
+   scored on the same folds, the winning pipeline (fitted on the tuning rows) scored on
+   the holdout together with the baselines.
+3. :func:`.compare.compare_with_champion` -- re-score the champion's verified artifact on
+   the same holdout rows and decide; :func:`compare_or_reject` (this module) has stage 4
+   record a rejected challenger when the champion cannot be re-scored, then fails.
+4. :func:`.publish.publish_result` -- version folder, ``model_versions`` row (every run),
+   and on promotion the ``current.json`` switch.
+
+The stages' entry points are importable from here as well (the DAG, tests and bench/ use
+``liquidity_core.model.train``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from ..errors import ModelError
 from ..settings import Settings
 from .candidates import GRIDS, MAX_SEARCH_ROWS, forest_pipeline  # noqa: F401 - re-exported
 from .challenger import calibrate_intervals, train_challenger  # noqa: F401 - re-exported
@@ -31,6 +37,26 @@ from .publish import publish_result
 from .staging import remove_stale_staging, staging_dir  # noqa: F401 - re-exported
 
 # --- the whole cycle --------------------------------------------------------------------
+
+
+def compare_or_reject(settings: Settings, *, run_id: str, promote: bool = True) -> dict:
+    """Stage 3 as the cycle and the DAG run it: :func:`compare_with_champion`, and when the
+    champion cannot be re-scored, :func:`publish_result` records the challenger as rejected
+    before the error is raised, so the failed run still leaves its record.
+
+    Raises
+    ------
+    ModelError
+        The champion failed verification or scoring (the challenger is recorded as
+        rejected, the champion kept).
+    """
+    try:
+        return compare_with_champion(settings, run_id=run_id, promote=promote)
+    except ModelError as exc:
+        recorded = publish_result(settings, run_id=run_id)
+        raise ModelError(
+            f"{exc}; challenger {recorded['version']} recorded as rejected, champion kept"
+        ) from None
 
 
 def run_training_cycle(
@@ -81,7 +107,7 @@ def run_training_cycle(
     try:
         prepare_data(settings, run_id=run_id, until=until, panel=panel)
         train_challenger(settings, run_id=run_id, grid=grid, candidates=candidates)
-        compare_with_champion(settings, run_id=run_id, promote=promote)
+        compare_or_reject(settings, run_id=run_id, promote=promote)
         return publish_result(settings, run_id=run_id)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

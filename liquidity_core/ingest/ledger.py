@@ -1,0 +1,193 @@
+"""The ``ingest_files`` ledger and the one transaction that loads a file.
+
+:func:`load_with_retry` claims the ledger row, stores the good rows (COPY on PostgreSQL,
+``executemany`` on SQLite, see :mod:`.copy`) and the rejected rows, and finishes the
+ledger row, all in one transaction, retried on a deadlock with a concurrent load.
+:func:`record_duplicate` and :func:`record_quarantined` record files that load no rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .. import db, identity
+from ..errors import DatabaseError, LiquidityError
+from ..model.snapshots import format_ts, to_utc
+from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
+from .reader import ParsedFile
+from .result import IngestResult
+
+log = logging.getLogger("liquidity_core.ingest")
+
+RETRY_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+def db_errors() -> tuple:
+    """Exception types of the database layer, including raw driver errors (COPY, executemany)."""
+    errors: list = [sa.exc.DBAPIError, sqlite3.Error]
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency
+        pass
+    else:
+        errors.append(psycopg2.Error)
+    return tuple(errors)
+
+
+def now_text() -> str:
+    return format_ts(pd.Timestamp(datetime.now(UTC)))
+
+
+def find_loaded(engine: Engine, sha: str):
+    with db.transaction(engine) as conn:
+        return conn.execute(db.query("ingest_find_loaded"), {"sha256": sha}).first()
+
+
+def _duplicate_reason(earlier) -> str:
+    return (
+        f"same bytes as file_id={earlier.id} ({earlier.file_name}), "
+        f"loaded at {format_ts(to_utc(earlier.finished_at))}"
+    )
+
+
+def record_duplicate(engine: Engine, base: dict, result: IngestResult, earlier) -> None:
+    with db.transaction(engine) as conn:
+        _insert_duplicate(conn, base, result, earlier)
+
+
+def _insert_duplicate(conn: Connection, base: dict, result: IngestResult, earlier) -> None:
+    reason = _duplicate_reason(earlier)
+    result.file_id = conn.execute(
+        db.query("ingest_record_file"),
+        {
+            **base,
+            "file_format": result.file_format,
+            "status": "duplicate",
+            "rows_in_file": result.rows_in_file,
+            "rows_rejected": 0,
+            "error": reason,
+            "duplicate_of": earlier.id,
+            "finished_at": now_text(),
+        },
+    ).scalar_one()
+    result.status, result.error, result.duplicate_of = "duplicate", reason, earlier.id
+
+
+def record_quarantined(
+    engine: Engine,
+    base: dict,
+    result: IngestResult,
+    reason: str,
+    *,
+    file_format: str | None,
+    rejected: pd.DataFrame | None = None,
+) -> None:
+    n_rejected = 0 if rejected is None else len(rejected)
+    with db.transaction(engine) as conn:
+        result.file_id = conn.execute(
+            db.query("ingest_record_file"),
+            {
+                **base,
+                "file_format": file_format,
+                "status": "quarantined",
+                "rows_in_file": result.rows_in_file,
+                "rows_rejected": n_rejected,
+                "error": reason,
+                "duplicate_of": None,
+                "finished_at": now_text(),
+            },
+        ).scalar_one()
+        if n_rejected:
+            _insert_rejected(conn, rejected, result.file_id)
+    result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
+
+
+class _Conflict(LiquidityError):
+    """A deadlock or serialization failure with a concurrent load: run the file again.
+
+    Raised from inside the transaction body, so that :func:`db.transaction` rolls back and
+    lets it through (it turns driver errors into one-line errors, which hides the SQLSTATE).
+    """
+
+
+def load_with_retry(engine, base, result, parsed, attempts: int = 5) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            _load(engine, base, result, parsed)
+            return
+        except _Conflict as exc:
+            if attempt == attempts:
+                raise DatabaseError(
+                    f"the database at {db.describe_url(str(engine.url))} kept reporting "
+                    f"'{exc}' while loading {Path(result.path).name} ({attempts} attempts); "
+                    "nothing from it was stored"
+                ) from None
+            log.warning("retrying %s after %s (attempt %d)", result.path, exc, attempt)
+            time.sleep(0.2 * attempt)
+
+
+@contextmanager
+def _conflicts_retried():
+    """Turn a deadlock / serialization failure into :class:`_Conflict`."""
+    try:
+        yield
+    except db_errors() as exc:
+        inner = getattr(exc, "orig", None) or exc
+        if getattr(inner, "pgcode", None) in RETRY_SQLSTATES:
+            text = (str(inner).strip().splitlines() or ["conflict"])[0]
+            raise _Conflict(text) from exc
+        raise
+
+
+def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) -> None:
+    """The one transaction of a file: claim the ledger row, rows, rejected rows."""
+    dialect = db.dialect_of(engine)
+    with db.transaction(engine) as conn:
+        file_id = conn.execute(
+            db.query("ingest_claim_file"),
+            {
+                **base,
+                "file_format": parsed.spec.name,
+                "rows_in_file": parsed.rows_in_file,
+                "rows_rejected": len(parsed.rejected),
+                "finished_at": base["started_at"],
+            },
+        ).scalar()
+        if file_id is None:  # another process loaded these bytes meanwhile
+            earlier = conn.execute(
+                db.query("ingest_find_loaded"), {"sha256": base["sha256"]}
+            ).first()
+            _insert_duplicate(conn, base, result, earlier)
+            return
+        rows = parsed.rows
+        with _conflicts_retried():
+            if dialect == "postgresql":
+                inserted = _upsert_postgres(conn, rows, file_id)
+            else:
+                inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
+            if len(parsed.rejected):
+                _insert_rejected(conn, parsed.rejected, file_id)
+        if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
+            identity.recompute(conn)
+        conn.execute(
+            db.query("ingest_finish_file"),
+            {
+                "id": file_id,
+                "rows_loaded": inserted,
+                "rows_existing": len(rows) - inserted,
+                "rows_rejected": len(parsed.rejected),
+                "finished_at": now_text(),
+            },
+        )
+    result.status, result.file_id = "loaded", file_id
+    result.rows_loaded, result.rows_existing = inserted, len(rows) - inserted
+    result.rows_rejected = len(parsed.rejected)
