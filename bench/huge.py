@@ -121,6 +121,7 @@ def run_measured(args: list[str], env: dict, *, timeout: float) -> dict:
         "output": output[-3000:],
         "peak_tree_mib": peak_tree / 2**20,
         "peak_rss_mib": rusage.ru_maxrss / 1024,
+        "cpu_seconds": rusage.ru_utime + rusage.ru_stime,
     }
 
 
@@ -165,8 +166,10 @@ def run(scale: Scale, results: Results) -> None:
                 seconds=round(ing["seconds"], 1),
                 peak_tree_mib=round(ing["peak_tree_mib"]),
                 peak_rss_mib=round(ing["peak_rss_mib"]),
+                cpu_seconds=round(ing["cpu_seconds"], 1),
                 note=(
-                    f"{ing['seconds']:.1f}s, peak {ing['peak_tree_mib']:.0f} MiB "
+                    f"{ing['seconds']:.1f}s (CPU {ing['cpu_seconds']:.1f}s), "
+                    f"peak {ing['peak_tree_mib']:.0f} MiB "
                     f"(goal < 1024); {machine_note()}"
                 ),
             )
@@ -213,7 +216,11 @@ def _add_process(results: Results, name: str, m: dict) -> None:
         "s",
         peak_tree_mib=round(m["peak_tree_mib"]),
         peak_rss_mib=round(m["peak_rss_mib"]),
-        note=f"peak {m['peak_tree_mib']:.0f} MiB (process tree); {machine_note()}",
+        cpu_seconds=round(m["cpu_seconds"], 1),
+        note=(
+            f"CPU {m['cpu_seconds']:.0f}s, peak {m['peak_tree_mib']:.0f} MiB (process tree); "
+            f"{machine_note()}"
+        ),
     )
 
 
