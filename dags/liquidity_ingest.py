@@ -18,6 +18,8 @@ import pendulum
 from airflow.sdk import Asset, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from liquidity_core.dag_args import retry_policy
+
 MARKET_SNAPSHOTS = Asset("liquidity://market_snapshots")
 
 
@@ -28,12 +30,7 @@ MARKET_SNAPSHOTS = Asset("liquidity://market_snapshots")
     catchup=False,
     max_active_runs=1,
     tags=["liquidity", "ingest"],
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=20),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=retry_policy(3, first=timedelta(seconds=20), most=timedelta(minutes=5)),
     doc_md=__doc__,
 )
 def liquidity_ingest():

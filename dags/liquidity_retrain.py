@@ -26,6 +26,8 @@ from airflow.sdk import Asset, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from liquidity_core.dag_args import retry_policy
+
 CHAMPION_MODEL = Asset("liquidity://champion_model")
 
 
@@ -36,12 +38,7 @@ CHAMPION_MODEL = Asset("liquidity://champion_model")
     catchup=False,
     max_active_runs=1,
     tags=["liquidity", "training"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_policy(2, first=timedelta(minutes=1), most=timedelta(minutes=10)),
     params={
         "grid": Param("default", enum=["default", "fast"], description="forest grid"),
         "promote": Param(True, type="boolean", description="false: evaluate only"),

@@ -5,15 +5,18 @@ package. Modules, in the order data flows through them:
 
 - ``settings``  -- the one place that reads the environment.
 - ``errors``    -- the project's exception types (one line each, shown to users).
-- ``db``        -- engines, transactions and the ``sql/`` migration runner.
-- ``ingest``    -- package: ``formats`` (CSV format detection and row checks, three input
-  formats), ``pipeline`` (loading files into ``market_snapshots`` exactly once, the
-  ``ingest_files`` ledger), ``copy`` (COPY and upserts), ``files`` (moves afterwards).
+- ``schema``    -- the tables, declared once (SQLAlchemy Core); column lists derive from it.
+- ``db``        -- engines, transactions, the storage-error classifier, the ``sql/``
+  migration runner.
+- ``ingest``    -- package, by step: ``pipeline`` (entry points), ``formats``, ``reader``,
+  ``checks``, ``records``, ``ledger``, ``copy``, ``files`` (see its docstring).
+- ``identity``  -- one coin through renames (``coin_aliases``).
 - ``demo``      -- synthetic CoinGecko-format drops for demos, tests and benchmarks.
-- ``model``     -- package: ``snapshots`` (the panel), ``features``, ``splits``, ``train``
-  (the retraining cycle), ``registry`` (versions, the champion pointer), ``predict`` and
-  ``serving`` (the web app's model cache).
-- ``report``    -- the EDA and model report (one HTML file).
+- ``model``     -- package: the panel and features, one module per training stage
+  (``data``, ``challenger``, ``compare``, ``publish``, run by ``train``), the registry,
+  ``predict`` and ``serving`` (see its docstring).
+- ``history_view`` -- the model-history table; ``report`` -- the EDA and model report.
+- ``dag_args``  -- what the DAG files share (their retry policy).
 - ``cli``       -- package: the ``liquidity`` command line (``python -m liquidity_core.cli``).
 
 ``make run``'s supervisor and the test/bench helpers live in the top-level ``devtools``.

@@ -1,11 +1,14 @@
-"""Database access: engines, transactions, and the ``sql/`` migration runner.
+"""Database access: engines, transactions, storage errors, and the ``sql/`` migration runner.
 
-All SQL text lives in ``sql/``: the numbered ``NNN_name.sql`` migrations and the
-``queries/*.sql`` statements that modules load by name with :func:`query`. The same files
-serve SQLite and PostgreSQL; the few type names that differ are written as
-placeholders (see ``_DIALECT_TOKENS``). A migration that needs different statements per
-dialect (SQLite cannot alter a primary key in place) comes as ``NNN_name.<dialect>.sql``
-files, one per dialect, recorded under the one version ``NNN_name``.
+The tables are declared once in :mod:`liquidity_core.schema`, and ordinary statements
+are built from them where they run. SQL text lives in ``sql/``: the numbered
+``NNN_name.sql`` migrations and the bulk PostgreSQL statements (``queries/*.sql``: COPY,
+the staging table, ``SET LOCAL``) that :mod:`.ingest.copy` loads by name with
+:func:`query`. The migrations serve SQLite and PostgreSQL; the few type names that differ
+are written as placeholders (see ``_DIALECT_TOKENS``). A migration that needs different
+statements per dialect (SQLite cannot alter a primary key in place) comes as
+``NNN_name.<dialect>.sql`` files, one per dialect, recorded under the one version
+``NNN_name``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .errors import DatabaseError, DatabaseUnavailable, LiquidityError
+from .schema import schema_migrations
 
 # The migrations and queries ship inside the package (package data), so an installed
 # wheel finds them as well as a checkout does (where the top-level ``sql`` links here).
@@ -123,32 +127,94 @@ def transaction(engine: Engine, *, readonly: bool = False) -> Iterator[Connectio
         raise storage_error(engine, exc) from None
 
 
-def storage_error(engine: Engine, exc: BaseException, *, invalidated: bool = False):
-    """The project error for a driver-level failure ``exc`` on ``engine``."""
-    lines = str(exc).strip().splitlines()
-    detail = lines[0] if lines else type(exc).__name__
-    where = describe_url(str(engine.url))
-    text = detail.lower()
+#: SQLSTATEs of a deadlock and a serialization failure: run the transaction again.
+RETRY_SQLSTATES = ("40P01", "40001")
+#: What the first line of a storage failure says (lower case), by kind.
+_NO_ROOM = ("full", "no space", "could not extend")
+_LOST = (
+    "could not connect",
+    "connection",  # refused, already closed, lost, terminated ...
+    "could not translate host",
+    "server closed",
+    "unable to open database",
+    "terminat",
+    "ssl syscall error",
+    "eof",
+    "broken pipe",
+    "does not exist",  # the database itself (a missing table is "no_schema")
+)
+
+
+def driver_errors() -> tuple:
+    """Exception types of the database layer, including raw driver errors (COPY, executemany)."""
+    import sqlite3
+
+    errors: list = [sa.exc.DBAPIError, sqlite3.Error]
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency
+        pass
+    else:
+        errors.append(psycopg2.Error)
+    return tuple(errors)
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The first driver error in ``exc``'s chain (what happened), else ``exc`` itself."""
+    seen = exc
+    while seen is not None:
+        if not isinstance(seen, sa.exc.SQLAlchemyError):
+            return seen
+        seen = getattr(seen, "orig", None) or seen.__context__
+    return exc
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error's message (its type name when it has none)."""
+    lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def classify_storage_error(exc: BaseException, *, invalidated: bool = False) -> str:
+    """What a driver-level failure means, the one place that reads its message.
+
+    Returns
+    -------
+    str
+        ``"no_schema"`` (a table is missing), ``"conflict"`` (deadlock or serialization
+        failure: retry), ``"no_room"`` (the disk is full), ``"lost"`` (the server cannot be
+        reached or the connection was lost; also when ``invalidated``) or ``"failed"``.
+    """
+    text = first_line(exc).lower()
     if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return "no_schema"
+    if getattr(exc, "pgcode", None) in RETRY_SQLSTATES:
+        return "conflict"
+    if any(needle in text for needle in _NO_ROOM):
+        return "no_room"
+    if invalidated or any(needle in text for needle in _LOST):
+        return "lost"
+    return "failed"
+
+
+def storage_error(engine: Engine, exc: BaseException, *, invalidated: bool = False):
+    """The project error for a driver-level failure ``exc`` on ``engine``.
+
+    :class:`DatabaseUnavailable` when the server cannot be reached or the connection was
+    lost, :class:`DatabaseError` otherwise (no schema, a full disk, other failures). The
+    message names the host, never the password.
+    """
+    detail = first_line(exc)
+    where = describe_url(str(engine.url))
+    kind = classify_storage_error(exc, invalidated=invalidated)
+    if kind == "no_schema":
         return DatabaseError(
             f"the database at {where} has no schema ({detail}): run `liquidity db upgrade`"
         )
-    lost = invalidated or any(
-        needle in text
-        for needle in (
-            "could not connect",
-            "connection refused",
-            "could not translate host",
-            "server closed the connection",
-            "connection already closed",
-            "unable to open database",
-            "terminating connection",
-            "ssl syscall error",
-            "does not exist",
-        )
-    )
-    if lost:
+    if kind == "lost":
         return DatabaseUnavailable(f"cannot reach the database at {where}: {detail}")
+    if kind == "no_room":
+        return DatabaseError(f"the database at {where} has no room: {detail}")
     return DatabaseError(f"the database at {where} failed: {detail}")
 
 
@@ -217,10 +283,7 @@ def upgrade(engine: Engine, *, until: str | None = None) -> list[str]:
     dialect = dialect_of(engine)
     applied_now = []
     with transaction(engine) as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
+        conn.execute(sa.schema.CreateTable(schema_migrations, if_not_exists=True))
     for version, path in migration_files(dialect):
         if until is not None and version > until:
             break
@@ -228,18 +291,16 @@ def upgrade(engine: Engine, *, until: str | None = None) -> list[str]:
             if dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
             done = conn.execute(
-                sa.text("SELECT 1 FROM schema_migrations WHERE version = :v"), {"v": version}
+                sa.select(schema_migrations.c.version).where(schema_migrations.c.version == version)
             ).first()
             if done:
                 continue
             for statement in split_statements(render_sql(path.read_text("utf-8"), dialect)):
                 conn.exec_driver_sql(statement)
             conn.execute(
-                sa.text(
-                    "INSERT INTO schema_migrations (version, applied_at) "
-                    "VALUES (:v, CURRENT_TIMESTAMP)"
-                ),
-                {"v": version},
+                schema_migrations.insert().values(
+                    version=version, applied_at=sa.func.current_timestamp()
+                )
             )
             applied_now.append(version)
     return applied_now

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
+from .schema import coin_aliases, market_snapshots
 
 #: Largest ratio between the market caps either side of a rename (A's last, B's first).
 #: Day-to-day caps rarely move 3x; a bigger jump means a different coin took the ticker.
@@ -47,28 +48,62 @@ MCAP_FACTOR = 3.0
 #: Advisory lock key serialising recomputes on PostgreSQL (each sees all committed rows).
 _LOCK_KEY = 727275
 
-metadata = sa.MetaData()
-
-#: ``coin_aliases``: one row per later name of a coin (see ``sql/004_coin_aliases.sql``).
-coin_aliases = sa.Table(
-    "coin_aliases",
-    metadata,
-    sa.Column("alias_id", sa.Text, primary_key=True),
-    sa.Column("coin_id", sa.Text, nullable=False),
-    sa.Column("previous_id", sa.Text, nullable=False),
-    sa.Column("symbol", sa.Text, nullable=False),
-    sa.Column("previous_last_ts", sa.Text, nullable=False),
-    sa.Column("alias_first_ts", sa.Text, nullable=False),
-    sa.Column("cap_ratio", sa.Float, nullable=False),
-    sa.Column("decided_at", sa.Text, nullable=False),
-)
-
 _DECISION = ("alias_id", "coin_id", "previous_id", "symbol", "previous_last_ts", "alias_first_ts")
 
 
-def _frame(conn: Connection, name: str) -> pd.DataFrame:
-    result = conn.execute(db.query(name))
+def _frame(conn: Connection, stmt) -> pd.DataFrame:
+    result = conn.execute(stmt)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _symbol(column):
+    return sa.func.upper(sa.func.trim(column))
+
+
+def _spans_query():
+    """Each stored name: first and last snapshot time, symbol and market cap at both."""
+    s = market_snapshots
+    spans = (
+        sa.select(
+            s.c.coin_id,
+            sa.func.min(s.c.snapshot_ts).label("first_ts"),
+            sa.func.max(s.c.snapshot_ts).label("last_ts"),
+        )
+        .group_by(s.c.coin_id)
+        .cte("spans")
+    )
+    first, last = s.alias("f"), s.alias("l")
+    return (
+        sa.select(
+            spans.c.coin_id,
+            spans.c.first_ts,
+            spans.c.last_ts,
+            _symbol(first.c.symbol).label("first_symbol"),
+            first.c.market_cap.label("first_cap"),
+            _symbol(last.c.symbol).label("last_symbol"),
+            last.c.market_cap.label("last_cap"),
+        )
+        .join(
+            first, (first.c.snapshot_ts == spans.c.first_ts) & (first.c.coin_id == spans.c.coin_id)
+        )
+        .join(last, (last.c.snapshot_ts == spans.c.last_ts) & (last.c.coin_id == spans.c.coin_id))
+    )
+
+
+def _shared_symbols_query():
+    """Snapshot times at which two or more stored names share a symbol."""
+    s = market_snapshots
+    symbol = _symbol(s.c.symbol)
+    return (
+        sa.select(s.c.snapshot_ts, symbol.label("symbol"), sa.func.count().label("n"))
+        .group_by(s.c.snapshot_ts, symbol)
+        .having(sa.func.count() > 1)
+    )
+
+
+_SNAPSHOT_TIMES = (
+    sa.select(market_snapshots.c.snapshot_ts).distinct().order_by(market_snapshots.c.snapshot_ts)
+)
 
 
 def _utc(values) -> pd.Series:
@@ -95,7 +130,7 @@ def decide(
     ----------
     spans : pandas.DataFrame
         One row per name slug: ``coin_id, first_ts, last_ts, first_symbol, first_cap,
-        last_symbol, last_cap`` (``sql/queries/identity_coin_spans.sql``).
+        last_symbol, last_cap`` (:func:`_spans_query`).
     times : sequence
         The panel's distinct snapshot times.
     shared : pandas.DataFrame
@@ -179,9 +214,9 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
     """
     if db.dialect_of(conn) == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    spans = _frame(conn, "identity_coin_spans")
-    times = _frame(conn, "identity_snapshot_times")["snapshot_ts"]
-    shared = _frame(conn, "identity_shared_symbols")
+    spans = _frame(conn, _spans_query())
+    times = _frame(conn, _SNAPSHOT_TIMES)["snapshot_ts"]
+    shared = _frame(conn, _shared_symbols_query())
     new = decide(spans, times, shared, factor)
     old = pd.DataFrame(
         conn.execute(sa.select(coin_aliases)).mappings().all(),

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from . import db
+from .schema import MEASURES
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-NUMERIC = ["price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap"]
+NUMERIC = list(MEASURES)
 
 
 def _svg(fig) -> str:

@@ -16,10 +16,13 @@ from itertools import repeat
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from .. import db
 from ..model.snapshots import format_ts
+from ..schema import MEASURES, SNAPSHOT_KEY, TS, market_snapshots, rejected_rows
 
 log = logging.getLogger("liquidity_core.ingest")
 
@@ -36,7 +39,7 @@ def _row_frame(rows: pd.DataFrame) -> pd.DataFrame:
             "symbol": rows["symbol"].astype(object),
         }
     )
-    for col in ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap"):
+    for col in MEASURES:
         out[col] = rows[col].to_numpy(dtype=float)
     out["extras"] = _extras_json(rows)
     return out
@@ -153,7 +156,7 @@ def _c_stderr_to_log():
 
     When the server ends the connection in the middle of a COPY, psycopg2 prints a
     ``SystemError`` from its C code straight to stderr before raising the real error
-    (which :func:`_storage_error` turns into one line). The CLI promises one line.
+    (which :func:`.pipeline._storage_error` turns into one line). The CLI promises one line.
     """
     try:
         saved = os.dup(2)
@@ -173,6 +176,14 @@ def _c_stderr_to_log():
                 log.debug("the database driver printed during COPY: %s", said)
 
 
+#: Whether any snapshot is stored between two times (the COPY fast path needs none).
+_ANY_STORED_BETWEEN = sa.select(
+    sa.exists().where(
+        market_snapshots.c.snapshot_ts.between(sa.bindparam("lo"), sa.bindparam("hi"))
+    )
+)
+
+
 def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """COPY the good rows (canonical frame) in; returns how many were new.
 
@@ -183,7 +194,7 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     span = {"lo": format_ts(rows["snapshot_ts"].min()), "hi": format_ts(rows["snapshot_ts"].max())}
-    if not conn.execute(db.query("ingest_any_stored_between"), span).scalar():
+    if not conn.execute(_ANY_STORED_BETWEEN, span).scalar():
         savepoint = conn.begin_nested()
         try:
             _copy_binary(
@@ -218,25 +229,27 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
 # repeat per coin) are written as one (rows x width) byte matrix, column block by column
 # block. COPY does not depend on row order, so the rows go out grouped by layout.
 
-#: Column order of the binary COPY statements (sql/queries/ingest_*copy*.postgresql.sql);
-#: ``source_file_id`` is left out for the staging table, ``line`` is added for a file
-#: loaded in pieces.
-BINARY_COLUMNS = (
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
-    "snapshot_ts",
-    "source_file_id",
-    "coin_id",
-    "coin_name",
-    "symbol",
-    "extras",
-    "line",
+
+def _binary_kind(column: sa.Column) -> str:
+    if isinstance(column.type, sa.Double):
+        return "f8"
+    if column.type is TS:
+        return "ts"
+    return "i8" if isinstance(column.type, sa.Integer) else "text"
+
+
+_KIND_ORDER = ("f8", "ts", "i8", "text")
+#: Column order of the binary COPY statements (sql/queries/ingest_*copy*.postgresql.sql):
+#: ``market_snapshots`` grouped by kind (floats, the time, the file id, texts), in table
+#: order within each kind; ``tests/test_schema.py`` checks the files against it.
+BINARY_COLUMNS = tuple(
+    c.name
+    for c in sorted(market_snapshots.columns, key=lambda c: _KIND_ORDER.index(_binary_kind(c)))
 )
-_FLOATS = BINARY_COLUMNS[:6]
+_BINARY_KIND = {c.name: _binary_kind(c) for c in market_snapshots.columns}
+_FLOATS = tuple(c for c in BINARY_COLUMNS if _BINARY_KIND[c] == "f8")
+#: The text cells, in COPY order; with NULL-able ``extras`` they repeat per coin.
+_TEXTS = tuple(c for c in BINARY_COLUMNS if _BINARY_KIND[c] == "text")
 _PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
@@ -272,18 +285,13 @@ def _encode_binary_rows(rows: pd.DataFrame, *, file_id: int | None, line: bool) 
     ).to_numpy(dtype=np.int64)
     # The text cells (coin_id, coin_name, symbol, extras) of each distinct combination.
     text = pd.DataFrame(
-        {
-            "coin_id": rows["coin_id"].to_numpy(dtype=object),
-            "coin_name": rows["coin_name"].to_numpy(dtype=object),
-            "symbol": rows["symbol"].to_numpy(dtype=object),
-            "extras": _extras_json(rows),
-        }
+        {c: _extras_json(rows) if c == "extras" else rows[c].to_numpy(dtype=object) for c in _TEXTS}
     )
     combo = text.groupby(list(text.columns), sort=False, dropna=False).ngroup().to_numpy()
     firsts = np.unique(combo, return_index=True)[1]
     tails = [b"".join(map(_text_cell, values)) for values in text.to_numpy()[firsts]]
     tail_len = np.array([len(t) for t in tails], dtype=np.int64)
-    n_fields = len(_FLOATS) + 1 + (file_id is not None) + 4 + line
+    n_fields = len(_FLOATS) + 1 + (file_id is not None) + len(_TEXTS) + line
     head = np.frombuffer(n_fields.to_bytes(2, "big"), dtype=np.uint8)
     key = pattern * (int(tail_len.max()) + 1) + tail_len[combo]
     out = []
@@ -346,11 +354,19 @@ def _unique_violation() -> type[BaseException]:
     return UniqueViolation
 
 
+#: The SQLite upsert, as text for the driver's ``executemany`` (named parameters).
+_SQLITE_UPSERT = str(
+    sqlite.insert(market_snapshots)
+    .on_conflict_do_nothing(index_elements=list(SNAPSHOT_KEY))
+    .compile(dialect=sqlite.dialect(paramstyle="named"))
+)
+
+
 def _upsert_sqlite(
     conn: Connection, rows: pd.DataFrame, file_id: int, *, chunk_rows: int = 50_000
 ) -> int:
     """``executemany`` of the upsert, 50k rows at a time (bounded memory); rows inserted."""
-    sql = db.query("ingest_upsert_rows").text
+    sql = _SQLITE_UPSERT
     names = [*rows.columns, "source_file_id"]
     inserted = 0
     cursor = conn.connection.driver_connection.cursor()
@@ -370,16 +386,19 @@ def _upsert_sqlite(
         cursor.close()
 
 
+#: Columns written to ``rejected_rows`` (its id is generated), the COPY's order.
+REJECTED_COLUMNS = tuple(c.name for c in rejected_rows.columns if not c.primary_key)
+
+
 def _insert_rejected(conn: Connection, rejected: pd.DataFrame, file_id: int) -> None:
-    frame = pd.DataFrame(
-        {
-            "file_id": file_id,
-            "line_number": rejected["line"].to_numpy(dtype=np.int64),
-            "reason": rejected["reason"].astype(object),
-            "raw_line": rejected["raw_line"].astype(object),
-        }
-    )
+    values = {
+        "file_id": file_id,
+        "line_number": rejected["line"].to_numpy(dtype=np.int64),
+        "reason": rejected["reason"].astype(object),
+        "raw_line": rejected["raw_line"].astype(object),
+    }
+    frame = pd.DataFrame({c: values[c] for c in REJECTED_COLUMNS})
     if db.dialect_of(conn) == "postgresql":
         _copy(conn, db.query("ingest_copy_rejected", "postgresql").text, frame)
     else:
-        conn.execute(db.query("ingest_insert_rejected"), frame.to_dict("records"))
+        conn.execute(rejected_rows.insert(), frame.to_dict("records"))

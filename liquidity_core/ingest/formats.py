@@ -1,4 +1,4 @@
-"""The three input formats: header detection, row checks and canonical columns.
+"""The three input formats: their headers, detection, canonical columns and coin slugs.
 
 A CSV drop is recognised from its header (case-, space- and underscore-insensitive):
 
@@ -15,8 +15,10 @@ Every format is turned into the same canonical columns (:data:`CANONICAL_COLUMNS
 changes become fractions (CoinMarketCap percents are divided by 100, OHLCV changes are
 derived per coin from the closes of the previous day and of seven days before),
 timestamps become UTC, and any extra numeric column ``Foo Bar`` becomes ``x_foo_bar``.
+The canonical numbers are ``market_snapshots``' measures (:mod:`liquidity_core.schema`).
 
-All checks are vectorized (pandas/numpy), so a million-row file is checked in seconds.
+This module only describes the formats; :mod:`.reader` reads a file's bytes,
+:mod:`.checks` checks its rows and :mod:`.records` checks prediction input.
 """
 
 from __future__ import annotations
@@ -28,23 +30,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..schema import CHANGES, MEASURES, REQUIRED_MEASURES
 
-#: Canonical columns, in order, of every normalized frame (``x_*`` extras follow).
-CANONICAL_COLUMNS = (
-    "coin_name",
-    "symbol",
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
-    "snapshot_ts",
-)
-NUMERIC_FIELDS = ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap")
-CHANGE_FIELDS = ("change_1h", "change_24h", "change_7d")
-REQUIRED_NUMBERS = ("price", "volume_24h", "market_cap")
+#: The numbers of a snapshot (``market_snapshots``' measures), those every row must have
+#: (NOT NULL there), and the relative changes.
+NUMERIC_FIELDS = MEASURES
+REQUIRED_NUMBERS = REQUIRED_MEASURES
+CHANGE_FIELDS = CHANGES
+#: The fields that say which coin and when.
 IDENTITY_FIELDS = ("coin_name", "symbol", "snapshot_ts")
+#: Canonical columns, in order, of every normalized frame (``x_*`` extras follow).
+CANONICAL_COLUMNS = (*IDENTITY_FIELDS[:2], *NUMERIC_FIELDS, IDENTITY_FIELDS[2])
 
 #: Cell values that mean "no value" in a numeric column.
 MISSING_TOKENS = (

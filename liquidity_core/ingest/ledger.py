@@ -9,7 +9,6 @@ ledger row, all in one transaction, retried on a deadlock with a concurrent load
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,38 +16,53 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .. import db, identity
 from ..errors import DatabaseError, LiquidityError
 from ..model.snapshots import format_ts, to_utc
+from ..schema import ingest_files
 from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
 from .result import IngestResult
 
 log = logging.getLogger("liquidity_core.ingest")
-
-RETRY_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
-
-
-def db_errors() -> tuple:
-    """Exception types of the database layer, including raw driver errors (COPY, executemany)."""
-    errors: list = [sa.exc.DBAPIError, sqlite3.Error]
-    try:
-        import psycopg2
-    except ImportError:  # pragma: no cover - psycopg2 is a dependency
-        pass
-    else:
-        errors.append(psycopg2.Error)
-    return tuple(errors)
 
 
 def now_text() -> str:
     return format_ts(pd.Timestamp(datetime.now(UTC)))
 
 
+_files = ingest_files
+
+#: The ledger row that loaded these bytes, if any (at most one: a partial unique index).
+_FIND_LOADED = sa.select(_files.c.id, _files.c.file_name, _files.c.finished_at).where(
+    _files.c.sha256 == sa.bindparam("sha256"), _files.c.status == "loaded"
+)
+
+
 def find_loaded(engine: Engine, sha: str):
     with db.transaction(engine) as conn:
-        return conn.execute(db.query("ingest_find_loaded"), {"sha256": sha}).first()
+        return conn.execute(_FIND_LOADED, {"sha256": sha}).first()
+
+
+def _record_file(conn: Connection, base: dict, result: IngestResult, **values) -> int:
+    """Insert a finished ledger row for a file that loads no rows; its id."""
+    row = {"rows_in_file": result.rows_in_file, "finished_at": now_text(), **base, **values}
+    return conn.execute(_files.insert().returning(_files.c.id), row).scalar_one()
+
+
+def _claim_file(conn: Connection, row: dict) -> int | None:
+    """Insert the ``loaded`` ledger row, unless these bytes are loaded already (None)."""
+    insert = sa.dialects.postgresql.insert if db.dialect_of(conn) == "postgresql" else sqlite.insert
+    stmt = (
+        insert(_files)
+        .values(status="loaded")
+        .on_conflict_do_nothing(index_elements=["sha256"], index_where=sa.text("status = 'loaded'"))
+        .returning(_files.c.id)
+    )
+    return conn.execute(stmt, row).scalar()
 
 
 def _duplicate_reason(earlier) -> str:
@@ -65,19 +79,16 @@ def record_duplicate(engine: Engine, base: dict, result: IngestResult, earlier) 
 
 def _insert_duplicate(conn: Connection, base: dict, result: IngestResult, earlier) -> None:
     reason = _duplicate_reason(earlier)
-    result.file_id = conn.execute(
-        db.query("ingest_record_file"),
-        {
-            **base,
-            "file_format": result.file_format,
-            "status": "duplicate",
-            "rows_in_file": result.rows_in_file,
-            "rows_rejected": 0,
-            "error": reason,
-            "duplicate_of": earlier.id,
-            "finished_at": now_text(),
-        },
-    ).scalar_one()
+    result.file_id = _record_file(
+        conn,
+        base,
+        result,
+        file_format=result.file_format,
+        status="duplicate",
+        rows_rejected=0,
+        error=reason,
+        duplicate_of=earlier.id,
+    )
     result.status, result.error, result.duplicate_of = "duplicate", reason, earlier.id
 
 
@@ -92,19 +103,16 @@ def record_quarantined(
 ) -> None:
     n_rejected = 0 if rejected is None else len(rejected)
     with db.transaction(engine) as conn:
-        result.file_id = conn.execute(
-            db.query("ingest_record_file"),
-            {
-                **base,
-                "file_format": file_format,
-                "status": "quarantined",
-                "rows_in_file": result.rows_in_file,
-                "rows_rejected": n_rejected,
-                "error": reason,
-                "duplicate_of": None,
-                "finished_at": now_text(),
-            },
-        ).scalar_one()
+        result.file_id = _record_file(
+            conn,
+            base,
+            result,
+            file_format=file_format,
+            status="quarantined",
+            rows_rejected=n_rejected,
+            error=reason,
+            duplicate_of=None,
+        )
         if n_rejected:
             _insert_rejected(conn, rejected, result.file_id)
     result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
@@ -162,11 +170,10 @@ def _conflicts_retried():
     """Turn a deadlock / serialization failure into :class:`_Conflict`."""
     try:
         yield
-    except db_errors() as exc:
+    except db.driver_errors() as exc:
         inner = getattr(exc, "orig", None) or exc
-        if getattr(inner, "pgcode", None) in RETRY_SQLSTATES:
-            text = (str(inner).strip().splitlines() or ["conflict"])[0]
-            raise _Conflict(text) from exc
+        if db.classify_storage_error(inner) == "conflict":
+            raise _Conflict(db.first_line(inner)) from exc
         raise
 
 
@@ -174,8 +181,8 @@ def _load(engine: Engine, base: dict, result: IngestResult, claim: tuple, store)
     """The one transaction of a file: claim the ledger row, rows, rejected rows."""
     file_format, rows_in_file, rows_rejected = claim
     with db.transaction(engine) as conn:
-        file_id = conn.execute(
-            db.query("ingest_claim_file"),
+        file_id = _claim_file(
+            conn,
             {
                 **base,
                 "file_format": file_format,
@@ -183,11 +190,9 @@ def _load(engine: Engine, base: dict, result: IngestResult, claim: tuple, store)
                 "rows_rejected": rows_rejected,
                 "finished_at": base["started_at"],
             },
-        ).scalar()
+        )
         if file_id is None:  # another process loaded these bytes meanwhile
-            earlier = conn.execute(
-                db.query("ingest_find_loaded"), {"sha256": base["sha256"]}
-            ).first()
+            earlier = conn.execute(_FIND_LOADED, {"sha256": base["sha256"]}).first()
             _insert_duplicate(conn, base, result, earlier)
             return
         with _conflicts_retried():
@@ -197,15 +202,15 @@ def _load(engine: Engine, base: dict, result: IngestResult, claim: tuple, store)
         if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
             identity.recompute(conn)
         conn.execute(
-            db.query("ingest_finish_file"),
-            {
-                "id": file_id,
-                "rows_in_file": rows_in_file,
-                "rows_loaded": inserted,
-                "rows_existing": n_good - inserted,
-                "rows_rejected": len(rejected),
-                "finished_at": now_text(),
-            },
+            _files.update()
+            .where(_files.c.id == file_id)
+            .values(
+                rows_in_file=rows_in_file,
+                rows_loaded=inserted,
+                rows_existing=n_good - inserted,
+                rows_rejected=len(rejected),
+                finished_at=now_text(),
+            )
         )
     result.status, result.file_id = "loaded", file_id
     result.rows_in_file = rows_in_file

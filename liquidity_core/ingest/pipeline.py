@@ -4,15 +4,20 @@ For each file:
 
 1. its bytes are hashed; bytes already loaded are recorded as a ``duplicate`` that points
    at the file that loaded them, and load nothing;
-2. the format is detected from the header and every row is checked
-   (:mod:`liquidity_core.ingest.formats`); a file that cannot be read at all is ``quarantined``
-   with a reason naming what was expected;
-3. in ONE transaction: the ledger row (``ingest_files``), the good rows (PostgreSQL: COPY
-   into a temporary staging table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``;
-   SQLite: ``executemany`` of the same upsert) and the ``rejected_rows`` with their line
-   numbers and reasons. A crash or kill leaves all of it or none of it.
+2. the format is detected from the header and every row is checked (:mod:`.reader`,
+   :mod:`.checks`); a file that cannot be read at all is ``quarantined`` with a reason
+   naming what was expected;
+3. in ONE transaction (:mod:`.ledger`): the ledger row (``ingest_files``), the good rows
+   (:mod:`.copy`; PostgreSQL: COPY into a temporary staging table and one
+   ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; SQLite: ``executemany`` of the same
+   upsert) and the ``rejected_rows`` with their line numbers and reasons. A crash or kill
+   leaves all of it or none of it.
 4. optionally the file is moved to ``processed/`` or ``quarantine/`` beside it (never
-   overwriting), a quarantined one with a ``<name>.reason.txt``.
+   overwriting, :mod:`.files`), a quarantined one with a ``<name>.reason.txt``.
+
+This module holds the entry points (:func:`ingest_paths`, :func:`ingest_file`, ...) and
+the steps of one file; a storage failure becomes one line through
+:func:`liquidity_core.db.classify_storage_error`.
 
 The partial unique index on ``ingest_files (sha256) WHERE status = 'loaded'`` makes two
 concurrent loads of the same bytes queue: the second waits for the first to commit, then
@@ -31,14 +36,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .. import db
-from ..errors import DatabaseUnavailable, InputError, LiquidityError
+from ..errors import InputError, LiquidityError
 from ..settings import Settings
-from . import stream
 from .files import _move_after
 from .formats import FileRejected
 from .ledger import (
-    RETRY_SQLSTATES,
-    db_errors,
     find_loaded,
     load_streamed_with_retry,
     load_with_retry,
@@ -48,6 +50,7 @@ from .ledger import (
 )
 from .reader import parse_csv
 from .result import IngestResult
+from .stream import NotStreamable, copy_file, first_piece, wants_pieces
 
 log = logging.getLogger("liquidity_core.ingest")
 
@@ -210,7 +213,7 @@ def ingest_file(
 
     try:
         _ingest_path(engine, path, size, base, result)
-    except db_errors() as exc:
+    except db.driver_errors() as exc:
         mapped = _storage_error(exc, engine, path)
         if mapped is None:
             raise
@@ -236,11 +239,11 @@ def _ingest_path(engine: Engine, path: Path, size: int, base: dict, result: Inge
     if earlier is not None:
         record_duplicate(engine, base, result, earlier)
         return
-    if size > stream.PIECE_BYTES and db.dialect_of(engine) == "postgresql":
+    if wants_pieces(size) and db.dialect_of(engine) == "postgresql":
         try:
             _ingest_streamed(engine, path, base, result)
             return
-        except stream.NotStreamable as exc:
+        except NotStreamable as exc:
             log.info("reading %s whole: %s", path.name, exc)
     _ingest_bytes(engine, path.read_bytes(), base, result)
 
@@ -248,7 +251,7 @@ def _ingest_path(engine: Engine, path: Path, size: int, base: dict, result: Inge
 def _ingest_streamed(engine: Engine, path: Path, base: dict, result: IngestResult) -> None:
     """A big file, a piece at a time (:mod:`.stream`), in its one transaction."""
     try:
-        first = stream.first_piece(path)
+        first = first_piece(path)
     except FileRejected as exc:
         record_quarantined(engine, base, result, str(exc), file_format=None)
         return
@@ -257,7 +260,7 @@ def _ingest_streamed(engine: Engine, path: Path, base: dict, result: IngestResul
     seen: dict = {}
 
     def store(conn, file_id):
-        inserted, totals = stream.copy_file(conn, path, file_id, first)
+        inserted, totals = copy_file(conn, path, file_id, first)
         seen["totals"] = totals
         if totals.good == 0:
             raise _NoValidRows()
@@ -311,35 +314,19 @@ def _storage_error(exc: BaseException, engine: Engine, path: Path) -> LiquidityE
     """A one-line project error for a database failure in the middle of a load.
 
     Raw driver errors (from COPY or executemany) and a rollback on a dead connection do
-    not pass through :func:`db.transaction`'s mapping, so they are named here. The
-    transaction was rolled back: nothing of the file is stored.
+    not pass through :func:`db.transaction`'s mapping, so they are named here, through the
+    same classifier (:func:`db.classify_storage_error`). The transaction was rolled back:
+    nothing of the file is stored. None for what is not a storage failure (re-raised).
     """
-    inner = exc
-    seen = exc
-    while seen is not None:  # the first driver error in the chain says what happened
-        if not isinstance(seen, sa.exc.SQLAlchemyError):
-            inner = seen
-            break
-        seen = getattr(seen, "orig", None) or seen.__context__
-    text = (str(getattr(inner, "orig", inner)).strip().splitlines() or [type(inner).__name__])[0]
-    where = db.describe_url(str(engine.url))
-    low = text.lower()
-    if "full" in low or "no space" in low or "could not extend" in low:
-        return DatabaseUnavailable(
-            f"the database at {where} has no room: {text}; nothing from {path.name} was stored"
-        )
-    if getattr(inner, "pgcode", None) in RETRY_SQLSTATES:
-        return None
+    inner = db.driver_error(exc)
+    kind = db.classify_storage_error(inner)
     operational = isinstance(exc, (sa.exc.InterfaceError, sa.exc.OperationalError)) or (
         type(inner).__name__ in ("OperationalError", "InterfaceError")
     )
-    if not operational:
+    if kind == "conflict" or (kind != "no_room" and not operational):
         return None
-    lost = any(k in low for k in ("connection", "server closed", "terminat", "eof", "broken pipe"))
-    what = "lost the database" if lost else "the database failed"
-    return DatabaseUnavailable(
-        f"{what} at {where} while loading {path.name}: {text}; nothing from it was stored"
-    )
+    error = db.storage_error(engine, inner)
+    return type(error)(f"{error} while loading {path.name}; nothing from it was stored")
 
 
 def _refusal(path: Path, settings: Settings, move: bool) -> str | None:

@@ -45,6 +45,11 @@ _LINE_BREAKS = re.compile(rb"\r\n|\r|\n")
 _TEXT_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
+def wants_pieces(size: int) -> bool:
+    """Whether a file of ``size`` bytes is loaded a piece at a time."""
+    return size > PIECE_BYTES
+
+
 class NotStreamable(Exception):
     """The file must be read whole (see the module docstring)."""
 
@@ -201,7 +206,7 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
 
     Runs inside the file's transaction; ``first`` is :func:`first_piece`.
     """
-    from .copy import _binary_stream_of, _copy_stream, _unique_violation
+    from .copy import _ANY_STORED_BETWEEN, _binary_stream_of, _copy_stream, _unique_violation
 
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     rows = first.rows
@@ -210,7 +215,7 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
             "lo": format_ts(rows["snapshot_ts"].min()),
             "hi": format_ts(rows["snapshot_ts"].max()),
         }
-        stored = conn.execute(db.query("ingest_any_stored_between"), span).scalar()
+        stored = conn.execute(_ANY_STORED_BETWEEN, span).scalar()
     else:
         stored = True
     if not stored:

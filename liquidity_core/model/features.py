@@ -16,18 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..schema import MEASURES
 
 #: Columns every panel must have (see ``snapshots.load_snapshots``).
-PANEL_COLUMNS = (
-    "coin_id",
-    "snapshot_ts",
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
-)
+PANEL_COLUMNS = ("coin_id", "snapshot_ts", *MEASURES)
 
 #: Windows (in the coin's own snapshots, current one included) of the mean log turnover.
 MEAN_WINDOWS = (3, 7, 30)

@@ -28,6 +28,7 @@ from ..settings import Settings, load_settings
 from . import intervals
 from .features import HISTORY_ROWS, MARKET_FEATURES, PANEL_COLUMNS, build_features
 from .registry import LoadedModel, load_verified_model
+from .snapshots import DATA_VERSION
 
 LEVELS = ("Low", "Medium", "High")
 #: Percentiles of the trees' predictions that bound the interval of a model trained before
@@ -120,10 +121,10 @@ class RecentHistory:
 
     @classmethod
     def read(cls, engine, version: tuple) -> RecentHistory:
-        from .snapshots import panel_from_rows
+        from .snapshots import panel_from_rows, recent_snapshots_query
 
         with db.transaction(engine) as conn:
-            result = conn.execute(db.query("model_recent_history"), {"keep": HISTORY_ROWS})
+            result = conn.execute(recent_snapshots_query(HISTORY_ROWS))
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             aliases = identity.aliases(conn)  # coin identity (#13)
         return cls(version, panel_from_rows(frame), aliases)
@@ -172,7 +173,7 @@ _recent_lock = threading.Lock()
 def recent_history(engine) -> RecentHistory:
     """This process's copy of the store's recent history, read again when it changed."""
     with db.transaction(engine) as conn:
-        row = conn.execute(db.query("model_data_version")).one()
+        row = conn.execute(DATA_VERSION).one()
     version = (row.files, str(row.newest))
     key = str(engine.url)
     cached = _recent.get(key)

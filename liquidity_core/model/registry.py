@@ -13,6 +13,10 @@ rollback. ``current.json`` is a pointer for readers that do not want to query th
 database; it is always written after the database commit, through a temp file, fsync and
 ``os.replace``, and :func:`reconcile_pointer` repairs it when a run died in between.
 Artifacts are only unpickled after their sha256 matches the ``model_versions`` row.
+
+This module holds those operations (:func:`publish`, :func:`load_verified_model`,
+:func:`reconcile_pointer`, :func:`rollback`); the rows are read and written by
+:mod:`.versions`, the files by :mod:`.artifacts`, and both are re-exported here.
 """
 
 from __future__ import annotations
@@ -39,14 +43,17 @@ from .artifacts import (  # noqa: F401 - re-exported: the registry's public face
     write_version_files,
 )
 from .versions import (  # noqa: F401 - re-exported
+    CHAMPION,
     JSON_COLUMNS,
     TS_COLUMNS,
+    champion_history,
     get_champion,
     get_version,
     list_events,
     list_versions,
     record_event,
     record_version,
+    set_status,
     utc_now_iso,
     versions_of_run,
 )
@@ -290,7 +297,7 @@ def rollback(settings: Settings, version: str | None = None, *, run_id: str | No
     champion = get_champion(engine)
     current = champion["version"] if champion else None
     with db.transaction(engine) as conn:
-        became = [r.version for r in conn.execute(db.query("model_champion_events")).all()]
+        became = champion_history(conn)
     if version is None:
         earlier = [v for v in became if v != current]
         if not earlier:
@@ -312,7 +319,7 @@ def rollback(settings: Settings, version: str | None = None, *, run_id: str | No
         # Read the champion again inside the transaction that changes it: a publish or
         # another rollback since the checks above must not leave two champions or retire
         # the wrong one.
-        now = conn.execute(db.query("model_champion")).first()
+        now = conn.execute(CHAMPION).first()
         now = now.version if now is not None else None
         if now != current:
             raise InputError(
@@ -320,9 +327,9 @@ def rollback(settings: Settings, version: str | None = None, *, run_id: str | No
                 "nothing was changed (run it again)"
             )
         if current is not None:
-            conn.execute(db.query("model_set_status"), {"status": "retired", "version": current})
+            set_status(conn, current, "retired")
             record_event(conn, current, "retired", f"rollback to {version}", run_id)
-        conn.execute(db.query("model_set_status"), {"status": "champion", "version": version})
+        set_status(conn, version, "champion")
         record_event(conn, version, "rolled_back", reason, run_id)
     write_current_pointer(
         settings.model_dir,

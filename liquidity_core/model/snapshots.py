@@ -9,23 +9,30 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import db
+from .. import db, schema
 from ..errors import InputError
 
 #: Columns of :func:`load_snapshots` before any ``x_*`` extras.
-SNAPSHOT_COLUMNS = (
-    "coin_id",
-    "snapshot_ts",
-    "coin_name",
-    "symbol",
-    "price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "volume_24h",
-    "market_cap",
+SNAPSHOT_COLUMNS = schema.SNAPSHOT_COLUMNS
+_FLOATS = schema.MEASURES
+
+_view = schema.coin_snapshots
+#: Stored snapshots as the code reads them: coins followed through renames, with extras.
+_SNAPSHOTS = sa.select(*(_view.c[c] for c in (*SNAPSHOT_COLUMNS, "extras")))
+_ORDER = (_view.c.snapshot_ts, _view.c.coin_id)
+_times = schema.market_snapshots.c.snapshot_ts
+#: What the stored data's version is: ledger rows and the newest snapshot time.
+DATA_VERSION = sa.select(
+    sa.select(sa.func.count()).select_from(schema.ingest_files).scalar_subquery().label("files"),
+    sa.select(sa.func.max(_times)).scalar_subquery().label("newest"),
 )
-_FLOATS = ("price", "change_1h", "change_24h", "change_7d", "volume_24h", "market_cap")
+
+
+def recent_snapshots_query(keep: int):
+    """The stored snapshots at the newest ``keep`` snapshot times (as :data:`_SNAPSHOTS`)."""
+    recent = sa.select(_times).distinct().order_by(_times.desc()).limit(keep).subquery()
+    oldest = sa.select(sa.func.min(recent.c.snapshot_ts)).scalar_subquery()
+    return _SNAPSHOTS.where(_view.c.snapshot_ts >= oldest).order_by(*_ORDER)
 
 
 def to_utc(value, *, name: str = "time") -> pd.Timestamp:
@@ -84,19 +91,15 @@ def load_snapshots(
     DatabaseUnavailable
         When the database cannot be reached.
     """
-    params = {
-        "until": None if until is None else format_ts(to_utc(until, name="until")),
-        "all_coins": 1 if coin_ids is None else 0,
-        "coin_ids": [] if coin_ids is None else [str(c) for c in coin_ids],
-        "all_symbols": 1 if symbols is None else 0,
-        "symbols": [] if symbols is None else [str(s).strip().upper() for s in symbols],
-    }
-    stmt = db.query("ingest_load_snapshots").bindparams(
-        sa.bindparam("coin_ids", expanding=True, type_=sa.String()),
-        sa.bindparam("symbols", expanding=True, type_=sa.String()),
-    )
+    stmt = _SNAPSHOTS.order_by(*_ORDER)
+    if until is not None:
+        stmt = stmt.where(_view.c.snapshot_ts <= format_ts(to_utc(until, name="until")))
+    if coin_ids is not None:
+        stmt = stmt.where(_view.c.coin_id.in_([str(c) for c in coin_ids]))
+    if symbols is not None:
+        stmt = stmt.where(_view.c.symbol.in_([str(s).strip().upper() for s in symbols]))
     with db.transaction(engine) as conn:
-        result = conn.execute(stmt, params)
+        result = conn.execute(stmt)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     return panel_from_rows(frame)
 

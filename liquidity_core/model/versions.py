@@ -12,26 +12,22 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from .. import db
 from ..errors import NotFound
+from ..schema import json_columns, model_events, model_versions, time_columns
 
 log = logging.getLogger(__name__)
 
 
-#: model_versions columns stored as JSON text.
-JSON_COLUMNS = (
-    "params",
-    "features",
-    "cv_scores",
-    "holdout_r2_by_snapshot",
-    "holdout_skill_by_snapshot",
-    "candidates",
-    "band_edges",
-    "library_versions",
-    "interval_calibration",
-    "holdout_coverage_by_tercile",
-)
-TS_COLUMNS = ("created_at", "data_window_start", "data_window_end", "holdout_start", "holdout_end")
+_versions, _events = model_versions, model_events
+#: model_versions columns stored as JSON text, and its times.
+JSON_COLUMNS = json_columns(model_versions)
+TS_COLUMNS = time_columns(model_versions)
+
+#: The champion's row (at most one: a partial unique index).
+CHAMPION = sa.select(_versions).where(_versions.c.status == "champion")
 
 
 def utc_now_iso() -> str:
@@ -82,7 +78,7 @@ def get_version(engine, version: str) -> dict:
         When there is no such version.
     """
     with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(db.query("model_get_version"), {"version": version}).first()
+        row = conn.execute(sa.select(_versions).where(_versions.c.version == version)).first()
     if row is None:
         raise NotFound(f"model version {version!r} does not exist")
     return _decode_row(row)
@@ -91,42 +87,52 @@ def get_version(engine, version: str) -> dict:
 def versions_of_run(engine, run_id: str) -> list[dict]:
     """The versions recorded by one training run (normally one), newest first."""
     with db.transaction(engine, readonly=True) as conn:
-        rows = conn.execute(db.query("model_by_run"), {"run_id": run_id}).all()
+        stmt = sa.select(_versions).where(_versions.c.run_id == run_id)
+        rows = conn.execute(stmt.order_by(_versions.c.created_at.desc())).all()
     return [_decode_row(r) for r in rows]
 
 
 def get_champion(engine) -> dict | None:
     """The current champion's ``model_versions`` row, or None."""
     with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(db.query("model_champion")).first()
+        row = conn.execute(CHAMPION).first()
     return _decode_row(row) if row is not None else None
 
 
 def list_versions(engine) -> list[dict]:
     """Every model version, newest first (JSON columns decoded)."""
     with db.transaction(engine, readonly=True) as conn:
-        rows = conn.execute(db.query("model_list_versions")).all()
+        newest = (_versions.c.created_at.desc(), _versions.c.version.desc())
+        rows = conn.execute(sa.select(_versions).order_by(*newest)).all()
     return [_decode_row(r) for r in rows]
 
 
 def list_events(engine) -> list[dict]:
     """The ``model_events`` log, newest first."""
     with db.transaction(engine) as conn:
-        rows = conn.execute(db.query("model_list_events")).all()
+        rows = conn.execute(sa.select(_events).order_by(_events.c.id.desc())).all()
     return [{**dict(r._mapping), "created_at": _iso(r.created_at)} for r in rows]
 
 
 def record_event(conn, version: str, event: str, reason: str, run_id: str | None) -> None:
+    """Log one ``model_events`` row (inside the caller's transaction)."""
     conn.execute(
-        db.query("model_insert_event"),
-        {
-            "version": version,
-            "event": event,
-            "reason": reason,
-            "created_at": utc_now_iso(),
-            "run_id": run_id,
-        },
+        _events.insert().values(
+            version=version, event=event, reason=reason, created_at=utc_now_iso(), run_id=run_id
+        )
     )
+
+
+def set_status(conn, version: str, status: str) -> None:
+    """Set a version's ``status`` (inside the caller's transaction)."""
+    conn.execute(_versions.update().where(_versions.c.version == version).values(status=status))
+
+
+def champion_history(conn) -> list[str]:
+    """Versions that became champion (promoted or rolled back to), the latest first."""
+    became = _events.c.event.in_(("promoted", "rolled_back"))
+    stmt = sa.select(_events.c.version).where(became).order_by(_events.c.id.desc())
+    return list(conn.execute(stmt).scalars())
 
 
 def record_version(engine, row: dict, *, promote: bool) -> str | None:
@@ -145,16 +151,14 @@ def record_version(engine, row: dict, *, promote: bool) -> str | None:
     retired = None
     with db.transaction(engine) as conn:
         if promote:
-            old = conn.execute(db.query("model_champion")).first()
+            old = conn.execute(CHAMPION).first()
             if old is not None:
                 retired = old.version
-                conn.execute(
-                    db.query("model_set_status"), {"status": "retired", "version": retired}
-                )
+                set_status(conn, retired, "retired")
                 record_event(
                     conn, retired, "retired", f"replaced by {row['version']}", row["run_id"]
                 )
-        conn.execute(db.query("model_insert_version"), row)
+        conn.execute(_versions.insert(), row)
         record_event(
             conn,
             row["version"],

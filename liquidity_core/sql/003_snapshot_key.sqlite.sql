@@ -4,19 +4,13 @@
 -- (https://www.sqlite.org/lang_altertable.html#otheralter). Dropping the old table drops
 -- its two secondary indexes with it. Nothing references market_snapshots.
 
+-- The columns of 001_ingest.sql, unchanged (liquidity_core/schema.py declares them).
 CREATE TABLE market_snapshots_rekeyed (
-    coin_id TEXT NOT NULL,
-    snapshot_ts {{TS}} NOT NULL,
-    coin_name TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    price DOUBLE PRECISION NOT NULL,
-    change_1h DOUBLE PRECISION,
-    change_24h DOUBLE PRECISION,
-    change_7d DOUBLE PRECISION,
-    volume_24h DOUBLE PRECISION NOT NULL,
-    market_cap DOUBLE PRECISION NOT NULL,
-    extras TEXT,
-    source_file_id BIGINT NOT NULL,
+    coin_id TEXT NOT NULL, snapshot_ts {{TS}} NOT NULL,
+    coin_name TEXT NOT NULL, symbol TEXT NOT NULL, price DOUBLE PRECISION NOT NULL,
+    change_1h DOUBLE PRECISION, change_24h DOUBLE PRECISION, change_7d DOUBLE PRECISION,
+    volume_24h DOUBLE PRECISION NOT NULL, market_cap DOUBLE PRECISION NOT NULL,
+    extras TEXT, source_file_id BIGINT NOT NULL,
     PRIMARY KEY (snapshot_ts, coin_id)
 );
 

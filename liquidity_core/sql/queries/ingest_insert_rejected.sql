@@ -1,2 +1,0 @@
-INSERT INTO rejected_rows (file_id, line_number, reason, raw_line)
-VALUES (:file_id, :line_number, :reason, :raw_line)

@@ -1,1 +1,0 @@
-SELECT * FROM model_versions WHERE run_id = :run_id ORDER BY created_at DESC

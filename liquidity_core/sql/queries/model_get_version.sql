@@ -1,1 +1,0 @@
-SELECT * FROM model_versions WHERE version = :version

@@ -1,1 +1,0 @@
-UPDATE model_versions SET status = :status WHERE version = :version
