@@ -41,6 +41,8 @@ from .reader import ParsedFile, parse_csv
 
 #: Files larger than this are loaded a piece of about this size at a time.
 PIECE_BYTES = 32 << 20
+#: ... except the first piece, which is read before the COPY starts.
+FIRST_PIECE_BYTES = 2 << 20
 _LINE_BREAKS = re.compile(rb"\r\n|\r|\n")
 _TEXT_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
@@ -111,8 +113,12 @@ def pieces(path: Path, *, piece_bytes: int | None = None) -> Iterator[tuple[byte
         if head.count(b'"') % 2 or (b"\r" in head and not head.endswith(b"\r\n")):
             raise NotStreamable("the header spans lines or ends in a bare carriage return")
         before, offset, rest = 1, len(head), b""
+        # A small first piece: it is parsed before the COPY starts (format, span check);
+        # the later ones are parsed while the server stores the earlier ones.
+        size = min(piece_bytes, FIRST_PIECE_BYTES)
         while True:
-            block = f.read(piece_bytes)
+            block = f.read(size)
+            size = piece_bytes
             buf = rest + block
             cut = _record_end(buf) if block else len(buf)
             if block and cut == 0:
