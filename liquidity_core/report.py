@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import db
+from .report_totals import EDA_ROWS, stored_totals
 from .schema import MEASURES
 from .settings import Settings
 
@@ -166,43 +167,6 @@ def data_section(
     parts += ["<h3 id='turnover-over-time'>Turnover over time, largest coins</h3>", _svg(fig)]
     plots.append("turnover-over-time")
     return "\n".join(parts), plots
-
-
-#: The newest snapshots up to this many rows give the medians, distributions and
-#: correlations; counts and ranges come from SQL over every row (:func:`stored_totals`).
-EDA_ROWS = 500_000
-
-
-def stored_totals(engine) -> dict:
-    """Exact totals over every stored snapshot, aggregated in SQL.
-
-    Returns
-    -------
-    dict
-        ``times`` (DatetimeIndex), ``rows_at`` (rows per time), ``n_rows``, ``n_coins``,
-        ``n_snapshots``, ``first``, ``last`` and ``columns``: column -> (values present,
-        min, max) for the numeric columns and turnover.
-    """
-    with db.transaction(engine, readonly=True) as conn:
-        counts = conn.execute(db.query("report_time_counts")).fetchall()
-        stats = conn.execute(db.query("report_column_stats")).mappings().one()
-    times = pd.DatetimeIndex(
-        pd.to_datetime([r[0] for r in counts], utc=True, format="ISO8601")
-    ).as_unit("us")
-    rows_at = np.array([int(r[1]) for r in counts], dtype=np.int64)
-    return {
-        "times": times,
-        "rows_at": rows_at,
-        "n_rows": int(rows_at.sum()),
-        "n_coins": int(stats["n_coins"] or 0),
-        "n_snapshots": len(times),
-        "first": times[0] if len(times) else None,
-        "last": times[-1] if len(times) else None,
-        "columns": {
-            c: (int(stats[f"n_{c}"]), stats[f"min_{c}"], stats[f"max_{c}"])
-            for c in [*NUMERIC, "turnover"]
-        },
-    }
 
 
 PAGE = """<!doctype html>
