@@ -17,8 +17,13 @@ RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
 
 def selected_areas(env=None) -> list[str]:
-    """Areas named by ``BENCH_ONLY`` (default: all), in the canonical order."""
+    """Areas named by ``BENCH_ONLY`` (default: all), in the canonical order.
+
+    ``BENCH_SCALE=huge`` runs only :mod:`bench.huge`.
+    """
     env = os.environ if env is None else env
+    if (env.get("BENCH_SCALE") or "").strip().lower() == "huge":
+        return ["huge"]
     raw = (env.get("BENCH_ONLY") or "").strip()
     if not raw:
         return list(AREAS)

@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -48,6 +48,8 @@ class Scale:
         Repeats of the in-process and sequential HTTP timings (1 row, 1,000 rows).
     dag_test : bool
         Also time a real ``dag.test()`` of the ingest DAG (when it exists).
+    huge_sizes : tuple of (coins, snapshots)
+        Panels of :mod:`bench.huge` (``BENCH_SCALE=huge`` only).
     """
 
     name: str
@@ -64,6 +66,7 @@ class Scale:
     repeats_1: int
     repeats_batch: int
     dag_test: bool
+    huge_sizes: tuple = ()
 
     @property
     def ingest_rows(self) -> int:
@@ -120,6 +123,12 @@ SCALES = {
         dag_test=False,
     ),
 }
+#: ``huge``: only :mod:`bench.huge`, as processes, at 1M, 10M and 50M rows (not in CI).
+SCALES["huge"] = replace(
+    SCALES["full"],
+    name="huge",
+    huge_sizes=((1000, 1000), (10_000, 1000), (50_000, 1000)),
+)
 
 
 def get_scale(name: str | None = None) -> Scale:

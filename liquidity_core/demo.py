@@ -230,3 +230,97 @@ def write_demo_drops(
         os.replace(part, path)
         written.append(path)
     return written
+
+
+def write_panel_csv(
+    path,
+    *,
+    coins: int = 60,
+    snapshots: int = 60,
+    seed: int = 7,
+    start="2024-01-01",
+    dates_per_write: int = 20,
+) -> int:
+    """Write a panel like :func:`generate_panel` as ONE CSV file, one date at a time.
+
+    The same model as :func:`generate_panel` (not the same draws: each step draws its own
+    noise), but memory stays at a few arrays of ``coins`` values whatever ``snapshots``
+    is, so benchmarks can write 50,000,000-row files. Rows are ordered by date, then
+    market cap descending; written to ``<path>.part`` and renamed when complete.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file to write.
+    coins, snapshots, seed, start
+        As for :func:`generate_panel`.
+    dates_per_write : int, default=20
+        Dates formatted per ``to_csv`` call.
+
+    Returns
+    -------
+    int
+        Rows written (``coins * snapshots``).
+    """
+    _check_counts(coins, snapshots)
+    first = pd.Timestamp(start).normalize()
+    rng = np.random.default_rng(seed)
+    n, burn = int(coins), 30
+    names, symbols = _names(rng, n)
+    names_arr, symbols_arr = np.array(names, dtype=object), np.array(symbols, dtype=object)
+    level = rng.normal(np.log(0.06), 0.7, n)
+    phi = rng.uniform(0.55, 0.85, n)
+    react_now = rng.uniform(3.0, 7.0, n)
+    react_lag = rng.uniform(3.0, 6.0, n)
+    base_vol = rng.uniform(0.015, 0.06, n)
+    supply = np.exp(rng.normal(18.0, 2.0, n))
+    log_price = np.log(np.exp(rng.normal(0.0, 3.0, n)))
+    var = base_vol**2
+    prev_ret = np.zeros(n)
+    latent = level.copy()
+    past = [np.full(n, np.nan)] * 7  # prices of the last 7 steps, oldest first
+    path = Path(path)
+    part = path.with_name(path.name + ".part")
+    pending: list[pd.DataFrame] = []
+    with open(part, "w", encoding="utf-8", newline="") as out:
+        out.write("coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n")
+        for t in range(snapshots + burn):
+            var = base_vol**2 * 0.1 + 0.15 * prev_ret**2 + 0.75 * var
+            r = 0.8 * rng.normal(0.0, 0.02) + np.sqrt(var) * rng.standard_t(5, n) * np.sqrt(3 / 5)
+            shock = react_now * (np.abs(r) - 0.8 * base_vol) + react_lag * (
+                np.abs(prev_ret) - 0.8 * base_vol
+            )
+            latent = level + phi * (latent - level) + 0.6 * shock + rng.normal(0, 0.12, n)
+            prev_ret = r
+            log_price = log_price + r
+            price = np.exp(log_price)
+            change_7d = price / past[0] - 1.0
+            past = [*past[1:], price]
+            change_1h = r / 24.0 + rng.normal(0.0, 0.004, n)
+            mkt_cap = price * supply
+            volume = np.exp(latent + rng.normal(0.0, 0.25, n)) * mkt_cap
+            if t < burn:
+                continue
+            order = np.argsort(-np.round(mkt_cap, 0), kind="stable")
+            date = (first + pd.Timedelta(days=t - burn)).strftime("%Y-%m-%d")
+            frame = pd.DataFrame(
+                {
+                    "coin": names_arr,
+                    "symbol": symbols_arr,
+                    "price": _round_sig(price, 8),
+                    "1h": np.round(change_1h, 4),
+                    "24h": np.round(np.expm1(r), 4),
+                    "7d": np.round(change_7d, 4),
+                    "24h_volume": np.round(volume, 0).astype(np.int64),
+                    "mkt_cap": np.round(mkt_cap, 0).astype(np.int64),
+                    "date": date,
+                }
+            )
+            pending.append(frame.iloc[order])
+            if len(pending) >= dates_per_write:
+                pd.concat(pending).to_csv(out, index=False, header=False, float_format="%.8g")
+                pending = []
+        if pending:
+            pd.concat(pending).to_csv(out, index=False, header=False, float_format="%.8g")
+    os.replace(part, path)
+    return n * int(snapshots)

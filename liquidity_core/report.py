@@ -26,6 +26,7 @@ from . import db
 from .report_html import figure as _figure
 from .report_html import svg as _svg
 from .report_html import table as _table
+from .report_totals import EDA_ROWS, stored_totals
 from .schema import MEASURES
 from .settings import Settings
 
@@ -34,8 +35,16 @@ log = logging.getLogger(__name__)
 NUMERIC = list(MEASURES)
 
 
-def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
-    """HTML for the EDA part and the ids of the plots it holds."""
+def data_section(
+    panel: pd.DataFrame, totals: dict | None = None, coin_history: pd.DataFrame | None = None
+) -> tuple[str, list[str]]:
+    """HTML for the EDA part and the ids of the plots it holds.
+
+    ``panel`` gives the medians, distributions and correlations. ``totals``
+    (:func:`stored_totals`) gives exact counts, missing values and ranges over every stored
+    row when ``panel`` is only the newest snapshots; ``coin_history`` holds the whole
+    history of the coins plotted over time (default: their rows in ``panel``).
+    """
     plots: list[str] = []
     if panel.empty:
         return "<p>No market data has been ingested yet.</p>", plots
@@ -52,14 +61,34 @@ def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
             "max": [numeric[c].max() for c in numeric.columns],
         }
     )
+    t = totals or {
+        "n_rows": len(panel),
+        "n_coins": panel["coin_id"].nunique(),
+        "n_snapshots": panel["snapshot_ts"].nunique(),
+        "first": panel["snapshot_ts"].min(),
+        "last": panel["snapshot_ts"].max(),
+    }
     parts = [
-        f"<p>{len(panel):,} rows, {panel['coin_id'].nunique():,} coins, "
-        f"{panel['snapshot_ts'].nunique():,} snapshots "
-        f"from {panel['snapshot_ts'].min():%Y-%m-%d %H:%M} "
-        f"to {panel['snapshot_ts'].max():%Y-%m-%d %H:%M} UTC.</p>",
-        "<h3>Missing values and ranges</h3>",
-        _table(summary),
+        f"<p>{t['n_rows']:,} rows, {t['n_coins']:,} coins, {t['n_snapshots']:,} snapshots "
+        f"from {t['first']:%Y-%m-%d %H:%M} to {t['last']:%Y-%m-%d %H:%M} UTC.</p>",
     ]
+    if totals is not None and len(panel) < totals["n_rows"]:
+        for i, col in enumerate(summary["column"]):
+            if col in totals["columns"]:
+                present, low, high = totals["columns"][col]
+                missing = totals["n_rows"] - present
+                summary.loc[i, ["missing", "missing %", "min", "max"]] = [
+                    missing,
+                    100 * missing / totals["n_rows"],
+                    low,
+                    high,
+                ]
+        parts.append(
+            f"<p>Counts, missing values and ranges cover every row; medians, distributions "
+            f"and correlations the newest {panel['snapshot_ts'].nunique():,} snapshots "
+            f"({len(panel):,} rows).</p>"
+        )
+    parts += ["<h3>Missing values and ranges</h3>", _table(summary)]
 
     fig, axes = _figure(10, 3.2)
     fig.clf()
@@ -97,8 +126,9 @@ def data_section(panel: pd.DataFrame) -> tuple[str, list[str]]:
     latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
     largest = latest.nlargest(8, "market_cap")["coin_id"]
     fig, ax = _figure(9, 3.8)
+    history = panel if coin_history is None else coin_history
     for coin in largest:
-        rows = panel[panel["coin_id"] == coin].sort_values("snapshot_ts")
+        rows = history[history["coin_id"] == coin].sort_values("snapshot_ts")
         ax.plot(rows["snapshot_ts"], rows["volume_24h"] / rows["market_cap"], label=coin)
     ax.set_yscale("log")
     ax.set_ylabel("turnover (volume / market cap)")
@@ -153,13 +183,25 @@ def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     Path
         The written HTML file (written to a temp name and renamed into place).
     """
+    from .model.panel_stream import stored_chunks
     from .model.snapshots import load_snapshots
 
     engine = db.get_engine(settings.database_url)
     db.require_schema(engine)
-    panel = load_snapshots(engine)
-    data_html, plots = data_section(panel)
-    models_html, model_plots = model_section(settings, engine, panel)
+    totals = stored_totals(engine)
+    times = totals["times"]
+    if len(times):
+        # The newest snapshots, up to EDA_ROWS rows (at least one snapshot).
+        newest = np.cumsum(totals["rows_at"][::-1]) <= EDA_ROWS
+        since = times[-max(1, int(newest.sum()))]
+        panel = pd.concat(stored_chunks(engine, since=since), ignore_index=True)
+        latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
+        largest = latest.nlargest(8, "market_cap")["coin_id"].tolist()
+        history = load_snapshots(engine, coin_ids=largest)
+    else:
+        panel, history = load_snapshots(engine), None
+    data_html, plots = data_section(panel, totals if len(times) else None, history)
+    models_html, model_plots = model_section(settings, engine, times)
     target = report_path(settings) if out_dir is None else Path(out_dir) / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".html.tmp")
@@ -219,24 +261,33 @@ def _skill_by_snapshot_plot(by_snapshot: dict, metadata: dict) -> str:
     return _svg(fig)
 
 
-def _champion_holdout(settings: Settings, panel: pd.DataFrame):
-    """Predictions of the verified champion on its own holdout rows, with the rows."""
-    from .model.features import build_features
+def _champion_holdout(settings: Settings, engine, times: pd.DatetimeIndex):
+    """Predictions of the verified champion on its own holdout rows, with the rows' market
+    caps. Reads only the holdout's snapshots, the history their features need and the
+    next snapshot (the target), a chunk at a time."""
+    from .model.features import HISTORY_ROWS
+    from .model.panel_stream import stored_chunks, windowed_features
     from .model.registry import load_verified_model
 
     model = load_verified_model(settings)
     start = pd.Timestamp(model.metadata["holdout_start"])
     end = pd.Timestamp(model.metadata["holdout_end"])
-    X, y, meta = build_features(panel)
-    rows = (meta["snapshot_ts"] >= start) & (meta["snapshot_ts"] <= end) & np.isfinite(y)
-    X_hold = X.loc[rows].reindex(columns=model.feature_names)
+    first = max(0, int(times.searchsorted(start)) - (HISTORY_ROWS - 1))
+    after = int(times.searchsorted(end, side="right"))
+    until = times[min(after, len(times) - 1)]
+    X_parts, y_parts = [], []
+    for X, y, meta in windowed_features(stored_chunks(engine, since=times[first], until=until)):
+        stamps = meta["snapshot_ts"]
+        rows = ((stamps >= start) & (stamps <= end)).to_numpy() & np.isfinite(y.to_numpy())
+        X_parts.append(X.loc[rows].reindex(columns=model.feature_names))
+        y_parts.append(y.to_numpy()[rows])
+    X_hold = pd.concat(X_parts, ignore_index=True)
     pred = model.pipeline.predict(X_hold)
-    cap = panel.set_index(["coin_id", "snapshot_ts"])["market_cap"]
-    market_cap = cap.reindex(pd.MultiIndex.from_frame(meta.loc[rows, ["coin_id", "snapshot_ts"]]))
-    return model, y[rows].to_numpy(), pred, market_cap.to_numpy()
+    market_cap = np.exp(X_hold["log_market_cap"].to_numpy(dtype=float))
+    return model, np.concatenate(y_parts), pred, market_cap
 
 
-def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str, list[str]]:
+def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[str, list[str]]:
     """HTML for the model part and the ids of the plots it holds."""
     from .history_view import render_history_table
     from .model.registry import list_versions
@@ -264,7 +315,7 @@ def model_section(settings: Settings, engine, panel: pd.DataFrame) -> tuple[str,
         parts.append("<p>No model has been promoted yet.</p>")
         return "\n".join(parts), plots
 
-    model, actual, pred, market_cap = _champion_holdout(settings, panel)
+    model, actual, pred, market_cap = _champion_holdout(settings, engine, times)
     parts.append(
         f"<p>Champion: <b>{html.escape(model.version)}</b> ({len(actual):,} holdout rows).</p>"
     )

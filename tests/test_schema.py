@@ -73,6 +73,12 @@ def test_every_copy_column_list_matches_its_table():
     assert _copy_columns("ingest_stage_copy") == staged
     assert _copy_columns("ingest_stage_create") == [c for c in snapshots if c != "source_file_id"]
     assert _copy_columns("ingest_stage_upsert") == snapshots
+    # A file loaded in pieces (ingest/stream.py) stages each row's line number too.
+    assert _copy_columns("ingest_stage_lines_copy") == [*staged, "line"]
+    assert _copy_columns("ingest_stage_lines_create") == [
+        *[c for c in snapshots if c != "source_file_id"],
+        "line",
+    ]
     rejected = [c.name for c in schema.rejected_rows.columns if c.name != "id"]
     assert _copy_columns("ingest_copy_rejected") == rejected
     assert list(copy.REJECTED_COLUMNS) == rejected
@@ -84,4 +90,9 @@ def test_every_copy_statement_is_checked():
         for p in (db.SQL_DIR / "queries").glob("*.sql")
         if re.search(r"^\s*COPY\b", p.read_text(), flags=re.MULTILINE)
     }
-    assert copies == {"ingest_copy_direct", "ingest_stage_copy", "ingest_copy_rejected"}
+    assert copies == {
+        "ingest_copy_direct",
+        "ingest_stage_copy",
+        "ingest_stage_lines_copy",
+        "ingest_copy_rejected",
+    }

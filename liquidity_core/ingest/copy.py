@@ -98,13 +98,18 @@ class _ChunkStream(io.RawIOBase):
         super().__init__()
         self._chunks = iter(chunks)
         self._pending = memoryview(b"")
+        self.error: BaseException | None = None  # what making a chunk raised
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         while not len(self._pending):
-            chunk = next(self._chunks, None)
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as exc:  # the driver reports it as a failed COPY
+                self.error = exc
+                raise
             if chunk is None:
                 return 0
             self._pending = memoryview(chunk)
@@ -137,6 +142,10 @@ def _copy_stream(conn: Connection, sql: str, buf) -> None:
     try:
         with _c_stderr_to_log():
             cursor.copy_expert(sql, buf, size=1 << 20)
+    except Exception:
+        if getattr(buf, "error", None) is not None:  # e.g. a piece of the file was rejected
+            raise buf.error from None
+        raise
     finally:
         cursor.close()
 
@@ -215,8 +224,10 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
 #
 # Each row is: int16 field count, then per field int32 length (-1 = NULL) and the bytes:
 # float8 and int8 big-endian, timestamptz as int64 microseconds since 2000-01-01 UTC, text
-# as UTF-8. Rows are assembled for a chunk at a time with numpy (no per-row Python), from
-# per-column byte pools: one 12-byte cell per number, one cell per DISTINCT text value.
+# as UTF-8. Rows are encoded a chunk at a time with numpy, never per row in Python: rows
+# with the same layout (which numbers are NULL, and the length of their text cells, which
+# repeat per coin) are written as one (rows x width) byte matrix, column block by column
+# block. COPY does not depend on row order, so the rows go out grouped by layout.
 
 
 def _binary_kind(column: sa.Column) -> str:
@@ -236,98 +247,105 @@ BINARY_COLUMNS = tuple(
     for c in sorted(market_snapshots.columns, key=lambda c: _KIND_ORDER.index(_binary_kind(c)))
 )
 _BINARY_KIND = {c.name: _binary_kind(c) for c in market_snapshots.columns}
+_FLOATS = tuple(c for c in BINARY_COLUMNS if _BINARY_KIND[c] == "f8")
+#: The text cells, in COPY order; with NULL-able ``extras`` they repeat per coin.
+_TEXTS = tuple(c for c in BINARY_COLUMNS if _BINARY_KIND[c] == "text")
 _PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _PG_TRAILER = b"\xff\xff"
-_NULL_CELL = np.frombuffer(b"\xff\xff\xff\xff", dtype=np.uint8)
+_NULL = b"\xff\xff\xff\xff"
 _LEN8 = np.frombuffer(b"\x00\x00\x00\x08", dtype=np.uint8)
 _PG_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
 
 
-def _binary_columns(rows: pd.DataFrame, file_id: int | None) -> list[tuple[str, np.ndarray]]:
+def _text_cell(value) -> bytes:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return _NULL
+    data = str(value).encode("utf-8")
+    return len(data).to_bytes(4, "big") + data
+
+
+def _fixed(values: np.ndarray, kind: str) -> np.ndarray:
+    """(n, 12) bytes: length 8, then the big-endian value."""
+    out = np.empty((len(values), 12), dtype=np.uint8)
+    out[:, :4] = _LEN8
+    out[:, 4:] = values.astype(">" + kind).view(np.uint8).reshape(len(values), 8)
+    return out
+
+
+def _encode_binary_rows(rows: pd.DataFrame, *, file_id: int | None, line: bool) -> bytes:
+    """The binary COPY bytes of ``rows`` (canonical frame; see the comment above)."""
+    n = len(rows)
+    if not n:
+        return b""
+    floats = [rows[c].to_numpy(dtype=float) for c in _FLOATS]
+    null = np.column_stack([np.isnan(f) for f in floats])
+    pattern = null.astype(np.int64) @ (1 << np.arange(len(_FLOATS), dtype=np.int64))
     micros = (
         (rows["snapshot_ts"].dt.as_unit("us") - _PG_EPOCH) // pd.Timedelta(microseconds=1)
     ).to_numpy(dtype=np.int64)
-    columns: list[tuple[str, np.ndarray]] = []
-    for name in BINARY_COLUMNS:
-        kind = _BINARY_KIND[name]
-        if name == "source_file_id":
-            if file_id is not None:  # the staging table has no file id
-                columns.append(("i8", np.full(len(rows), file_id, dtype=np.int64)))
-        elif kind == "ts":
-            columns.append(("i8", micros))
-        elif name == "extras":
-            columns.append(("text", _extras_json(rows)))
-        elif kind == "f8":
-            columns.append(("f8", rows[name].to_numpy(dtype=float)))
-        else:
-            columns.append(("text", rows[name].to_numpy(dtype=object)))
-    return columns
+    # The text cells (coin_id, coin_name, symbol, extras) of each distinct combination.
+    text = pd.DataFrame(
+        {c: _extras_json(rows) if c == "extras" else rows[c].to_numpy(dtype=object) for c in _TEXTS}
+    )
+    combo = text.groupby(list(text.columns), sort=False, dropna=False).ngroup().to_numpy()
+    firsts = np.unique(combo, return_index=True)[1]
+    tails = [b"".join(map(_text_cell, values)) for values in text.to_numpy()[firsts]]
+    tail_len = np.array([len(t) for t in tails], dtype=np.int64)
+    n_fields = len(_FLOATS) + 1 + (file_id is not None) + len(_TEXTS) + line
+    head = np.frombuffer(n_fields.to_bytes(2, "big"), dtype=np.uint8)
+    key = pattern * (int(tail_len.max()) + 1) + tail_len[combo]
+    out = []
+    for k in np.unique(key):
+        idx = np.flatnonzero(key == k)
+        nulls = null[idx[0]]
+        width = 2 + sum(4 if z else 12 for z in nulls) + 12 * (1 + (file_id is not None) + line)
+        size = int(tail_len[combo[idx[0]]])
+        block = np.empty((len(idx), width + size), dtype=np.uint8)
+        block[:, :2] = head
+        pos = 2
+        for values, z in zip(floats, nulls, strict=True):
+            if z:
+                block[:, pos : pos + 4] = 0xFF
+                pos += 4
+            else:
+                block[:, pos : pos + 12] = _fixed(values[idx], "f8")
+                pos += 12
+        block[:, pos : pos + 12] = _fixed(micros[idx], "i8")
+        pos += 12
+        if file_id is not None:
+            block[:, pos : pos + 12] = _fixed(np.array([file_id], dtype=np.int64), "i8")
+            pos += 12
+        codes, inverse = np.unique(combo[idx], return_inverse=True)
+        matrix = np.frombuffer(b"".join(tails[c] for c in codes), dtype=np.uint8)
+        block[:, pos : pos + size] = matrix.reshape(len(codes), size)[inverse.ravel()]
+        pos += size
+        if line:
+            block[:, pos : pos + 12] = _fixed(rows["line"].to_numpy(dtype=np.int64)[idx], "i8")
+        out.append(block.tobytes())
+    return b"".join(out)
 
 
-def _cells(kind: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pool of bytes, start of each row's cell in the pool, length of each row's cell)."""
-    n = len(values)
-    if kind != "text":
-        data = np.empty((n, 12), dtype=np.uint8)
-        data[:, :4] = _LEN8
-        data[:, 4:] = values.astype(">" + kind).view(np.uint8).reshape(n, 8)
-        pool = np.concatenate([data.ravel(), _NULL_CELL])
-        null = np.isnan(values) if kind == "f8" else np.zeros(n, dtype=bool)
-        start = np.where(null, 12 * n, np.arange(n, dtype=np.int64) * 12)
-        return pool, start, np.where(null, 4, 12)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    encoded = [str(u).encode("utf-8") for u in uniques]
-    blob = b"".join(len(e).to_bytes(4, "big") + e for e in encoded) + _NULL_CELL.tobytes()
-    lengths = np.array([len(e) + 4 for e in encoded] + [4], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    return np.frombuffer(blob, dtype=np.uint8), starts[codes], lengths[codes]
+def _binary_stream_of(frames, *, file_id: int | None, line: bool = False, chunk_rows=100_000):
+    """A readable file of binary COPY data for the rows of ``frames`` (an iterable of
+    canonical frames), encoded chunk by chunk as COPY reads, so parsing the next piece
+    overlaps the server storing this one."""
 
+    def chunks():
+        yield _PG_HEADER
+        for rows in frames:
+            for lo in range(0, len(rows), chunk_rows):
+                yield _encode_binary_rows(
+                    rows.iloc[lo : lo + chunk_rows], file_id=file_id, line=line
+                )
+        yield _PG_TRAILER
 
-def _encode_binary_rows(columns: list, lo: int, hi: int) -> bytes:
-    cells = []
-    for kind, values in columns:
-        if kind == "text":  # values = (pool, start per row, length per row) for all rows
-            pool, start, length = values
-            cells.append((pool, start[lo:hi], length[lo:hi]))
-        else:
-            cells.append(_cells(kind, values[lo:hi]))
-    row_len = 2 + sum(length for _, _, length in cells)
-    row_start = np.concatenate([[0], np.cumsum(row_len)[:-1]])
-    out = np.empty(int(row_len.sum()), dtype=np.uint8)
-    out[row_start] = len(columns) >> 8
-    out[row_start + 1] = len(columns) & 0xFF
-    dst = row_start + 2
-    for pool, start, length in cells:
-        total = int(length.sum())
-        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(length) - length, length)
-        out[np.repeat(dst, length) + within] = pool[np.repeat(start, length) + within]
-        dst = dst + length
-    return out.tobytes()
-
-
-class _BinaryStream(_ChunkStream):
-    """A readable file of PostgreSQL binary COPY data, encoded chunk by chunk as COPY reads."""
-
-    def __init__(self, rows: pd.DataFrame, *, file_id: int | None, chunk_rows: int = 50_000):
-        columns = [
-            (kind, _cells(kind, values) if kind == "text" else values)
-            for kind, values in _binary_columns(rows, file_id)
-        ]
-        n = len(rows)
-
-        def chunks():
-            yield _PG_HEADER
-            for lo in range(0, n, chunk_rows):
-                yield _encode_binary_rows(columns, lo, min(n, lo + chunk_rows))
-            yield _PG_TRAILER
-
-        super().__init__(chunks())
+    return _ChunkStream(chunks())
 
 
 def _copy_binary(
     conn: Connection, sql: str, rows: pd.DataFrame, *, file_id: int | None = None
 ) -> None:
-    _copy_stream(conn, sql, _BinaryStream(rows, file_id=file_id))
+    _copy_stream(conn, sql, _binary_stream_of([rows], file_id=file_id))
 
 
 def _unique_violation() -> type[BaseException]:

@@ -25,7 +25,6 @@ from ..errors import DatabaseError, LiquidityError
 from ..model.snapshots import format_ts, to_utc
 from ..schema import ingest_files
 from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
-from .reader import ParsedFile
 from .result import IngestResult
 
 log = logging.getLogger("liquidity_core.ingest")
@@ -128,9 +127,32 @@ class _Conflict(LiquidityError):
 
 
 def load_with_retry(engine, base, result, parsed, attempts: int = 5) -> None:
+    """Load a parsed file in its one transaction, retried on a deadlock."""
+
+    def store(conn: Connection, file_id: int):
+        rows = parsed.rows
+        if db.dialect_of(conn) == "postgresql":
+            inserted = _upsert_postgres(conn, rows, file_id)
+        else:
+            inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
+        return inserted, len(rows), parsed.rejected, parsed.rows_in_file
+
+    claim = (parsed.spec.name, parsed.rows_in_file, len(parsed.rejected))
+    _retried(engine, result, attempts, lambda: _load(engine, base, result, claim, store))
+
+
+def load_streamed_with_retry(engine, base, result, store, file_format, attempts: int = 5):
+    """Load a file a piece at a time (:mod:`.stream`) in its one transaction, retried on a
+    deadlock. ``store(conn, file_id)`` returns ``(inserted, good rows, rejected rows,
+    rows in file)``; raising inside it rolls everything back."""
+    claim = (file_format, 0, 0)
+    _retried(engine, result, attempts, lambda: _load(engine, base, result, claim, store))
+
+
+def _retried(engine, result, attempts: int, run) -> None:
     for attempt in range(1, attempts + 1):
         try:
-            _load(engine, base, result, parsed)
+            run()
             return
         except _Conflict as exc:
             if attempt == attempts:
@@ -155,17 +177,17 @@ def _conflicts_retried():
         raise
 
 
-def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) -> None:
+def _load(engine: Engine, base: dict, result: IngestResult, claim: tuple, store) -> None:
     """The one transaction of a file: claim the ledger row, rows, rejected rows."""
-    dialect = db.dialect_of(engine)
+    file_format, rows_in_file, rows_rejected = claim
     with db.transaction(engine) as conn:
         file_id = _claim_file(
             conn,
             {
                 **base,
-                "file_format": parsed.spec.name,
-                "rows_in_file": parsed.rows_in_file,
-                "rows_rejected": len(parsed.rejected),
+                "file_format": file_format,
+                "rows_in_file": rows_in_file,
+                "rows_rejected": rows_rejected,
                 "finished_at": base["started_at"],
             },
         )
@@ -173,26 +195,24 @@ def _load(engine: Engine, base: dict, result: IngestResult, parsed: ParsedFile) 
             earlier = conn.execute(_FIND_LOADED, {"sha256": base["sha256"]}).first()
             _insert_duplicate(conn, base, result, earlier)
             return
-        rows = parsed.rows
         with _conflicts_retried():
-            if dialect == "postgresql":
-                inserted = _upsert_postgres(conn, rows, file_id)
-            else:
-                inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
-            if len(parsed.rejected):
-                _insert_rejected(conn, parsed.rejected, file_id)
+            inserted, n_good, rejected, rows_in_file = store(conn, file_id)
+            if len(rejected):
+                _insert_rejected(conn, rejected, file_id)
         if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
             identity.recompute(conn)
         conn.execute(
             _files.update()
             .where(_files.c.id == file_id)
             .values(
+                rows_in_file=rows_in_file,
                 rows_loaded=inserted,
-                rows_existing=len(rows) - inserted,
-                rows_rejected=len(parsed.rejected),
+                rows_existing=n_good - inserted,
+                rows_rejected=len(rejected),
                 finished_at=now_text(),
             )
         )
     result.status, result.file_id = "loaded", file_id
-    result.rows_loaded, result.rows_existing = inserted, len(rows) - inserted
-    result.rows_rejected = len(parsed.rejected)
+    result.rows_in_file = rows_in_file
+    result.rows_loaded, result.rows_existing = inserted, n_good - inserted
+    result.rows_rejected = len(rejected)

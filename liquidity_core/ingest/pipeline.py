@@ -42,6 +42,7 @@ from .files import _move_after
 from .formats import FileRejected
 from .ledger import (
     find_loaded,
+    load_streamed_with_retry,
     load_with_retry,
     now_text,
     record_duplicate,
@@ -49,6 +50,7 @@ from .ledger import (
 )
 from .reader import parse_csv
 from .result import IngestResult
+from .stream import NotStreamable, copy_file, first_piece, wants_pieces
 
 log = logging.getLogger("liquidity_core.ingest")
 
@@ -191,7 +193,7 @@ def ingest_file(
     refusal = _refusal(path, settings, move)
     if refusal is None:
         try:
-            data = path.read_bytes()
+            sha, size = _sha256_of(path)
         except FileNotFoundError as exc:  # taken or removed meanwhile
             refusal = f"cannot read the file: {exc.strerror or exc}"
         except OSError as exc:
@@ -205,13 +207,12 @@ def ingest_file(
     if refusal is not None:
         return IngestResult(path=str(path), status="refused", error=refusal)
 
-    sha = hashlib.sha256(data).hexdigest()
     started = now_text()
     base = {"sha256": sha, "file_name": path.name, "started_at": started}
     result = IngestResult(path=str(path), status="", sha256=sha)
 
     try:
-        _ingest_bytes(engine, data, base, result)
+        _ingest_path(engine, path, size, base, result)
     except db.driver_errors() as exc:
         mapped = _storage_error(exc, engine, path)
         if mapped is None:
@@ -223,11 +224,77 @@ def ingest_file(
     return result
 
 
-def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult) -> None:
+def _sha256_of(path: Path) -> tuple[str, int]:
+    """The file's sha256 and size, read 1 MiB at a time."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _ingest_path(engine: Engine, path: Path, size: int, base: dict, result: IngestResult):
     earlier = find_loaded(engine, base["sha256"])
     if earlier is not None:
         record_duplicate(engine, base, result, earlier)
         return
+    if wants_pieces(size) and db.dialect_of(engine) == "postgresql":
+        try:
+            _ingest_streamed(engine, path, base, result)
+            return
+        except NotStreamable as exc:
+            log.info("reading %s whole: %s", path.name, exc)
+    _ingest_bytes(engine, path.read_bytes(), base, result)
+
+
+def _ingest_streamed(engine: Engine, path: Path, base: dict, result: IngestResult) -> None:
+    """A big file, a piece at a time (:mod:`.stream`), in its one transaction."""
+    try:
+        first = first_piece(path)
+    except FileRejected as exc:
+        record_quarantined(engine, base, result, str(exc), file_format=None)
+        return
+    spec = first.spec
+    result.file_format = spec.name
+    seen: dict = {}
+
+    def store(conn, file_id):
+        inserted, totals = copy_file(conn, path, file_id, first)
+        seen["totals"] = totals
+        if totals.good == 0:
+            raise _NoValidRows()
+        return inserted, totals.good, totals.rejected_frame(), totals.rows_in_file
+
+    try:
+        load_streamed_with_retry(engine, base, result, store, spec.name)
+    except FileRejected as exc:
+        record_quarantined(engine, base, result, str(exc), file_format=spec.name)
+        return
+    except _NoValidRows:
+        totals = seen["totals"]
+        result.rows_in_file = totals.rows_in_file
+        _quarantine_all_rejected(engine, base, result, spec, totals.rejected_frame())
+        return
+    totals = seen["totals"]
+    result.extra_columns = totals.extra_columns
+    result.ignored_columns = totals.ignored_columns
+
+
+class _NoValidRows(Exception):
+    """Every row of a streamed file failed its checks: roll back, then quarantine it."""
+
+
+def _quarantine_all_rejected(engine, base, result, spec, rejected) -> None:
+    first = rejected.iloc[0]
+    reason = (
+        f"no valid rows: all {result.rows_in_file} rows failed checks "
+        f"(first: line {int(first['line'])}: {first['reason']})"
+    )
+    record_quarantined(engine, base, result, reason, file_format=spec.name, rejected=rejected)
+
+
+def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult) -> None:
     try:
         parsed = parse_csv(data)
     except FileRejected as exc:
@@ -238,14 +305,7 @@ def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult)
     result.extra_columns = parsed.extra_columns
     result.ignored_columns = parsed.ignored_columns
     if len(parsed.rows) == 0:
-        first = parsed.rejected.iloc[0]
-        reason = (
-            f"no valid rows: all {parsed.rows_in_file} rows failed checks "
-            f"(first: line {int(first['line'])}: {first['reason']})"
-        )
-        record_quarantined(
-            engine, base, result, reason, file_format=parsed.spec.name, rejected=parsed.rejected
-        )
+        _quarantine_all_rejected(engine, base, result, parsed.spec, parsed.rejected)
     else:
         load_with_retry(engine, base, result, parsed)
 

@@ -18,7 +18,9 @@ from .. import db
 from ..errors import NotEnoughData
 from ..settings import Settings
 from . import registry
+from .candidates import MAX_SEARCH_ROWS
 from .features import build_features
+from .panel_stream import CHUNK_ROWS, frame_chunks, scan, stored_chunks, windowed_features
 from .splits import holdout_split
 from .staging import remove_stale_staging, staging_dir, write_json
 
@@ -84,8 +86,22 @@ def check_panel(panel: pd.DataFrame, settings: Settings):
     return fs, tuning, holdout
 
 
-def prepare_data(settings: Settings, *, run_id: str, until=None, panel=None) -> dict:
-    """Stage 1: load the panel, check it, and stage features for the next stages.
+def prepare_data(
+    settings: Settings,
+    *,
+    run_id: str,
+    until=None,
+    panel=None,
+    max_tuning_rows: int = MAX_SEARCH_ROWS,
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict:
+    """Stage 1: read the panel, check it, and stage the features the next stages use.
+
+    Memory is bounded by the work, not by the data: the panel is read twice in
+    time-ordered chunks (:mod:`.panel_stream`), once for the snapshot times, targets and
+    fingerprint, once for the features over a sliding window, and only the rows the next
+    stages use are kept: at most ``max_tuning_rows`` tuning rows, drawn at random (seeded)
+    from all of them, and every holdout row.
 
     Parameters
     ----------
@@ -96,6 +112,10 @@ def prepare_data(settings: Settings, *, run_id: str, until=None, panel=None) -> 
         Last snapshot time to use (the DAG passes its data interval end).
     panel : pandas.DataFrame, default=None
         Use this panel instead of the database (tests, benchmarks).
+    max_tuning_rows : int, default=MAX_SEARCH_ROWS
+        Stage at most this many tuning rows.
+    chunk_rows : int, default=CHUNK_ROWS
+        Rows read per chunk.
 
     Returns
     -------
@@ -111,33 +131,96 @@ def prepare_data(settings: Settings, *, run_id: str, until=None, panel=None) -> 
     registry.reconcile_pointer(settings)
     remove_stale_staging(settings)
     if panel is None:
-        panel = load_panel(settings, until=until)
-    fs, tuning, holdout = check_panel(panel, settings)
+        engine = db.get_engine(settings.database_url)
+        db.require_schema(engine)
+
+        def chunks():
+            return stored_chunks(engine, until=until, chunk_rows=chunk_rows)
+
+    else:
+
+        def chunks():
+            return frame_chunks(panel, chunk_rows=chunk_rows)
+
+    seen = scan(chunks())
+    tuning_t, holdout_t = _split_times(seen, settings)
+    n_tuning = int(seen.targets_at[tuning_t].sum())
+    picked = None
+    if n_tuning > max_tuning_rows:
+        rng = np.random.default_rng(settings.random_seed)
+        picked = np.sort(rng.choice(n_tuning, size=max_tuning_rows, replace=False))
+        log.info("staging %d of %d tuning rows (random)", max_tuning_rows, n_tuning)
+    parts, counted = [], 0
+    for fs in windowed_features(chunks()):
+        t = fs.meta["t"].to_numpy()
+        has = np.isfinite(fs.y.to_numpy())
+        tune = has & np.isin(t, tuning_t)
+        hold = has & np.isin(t, holdout_t)
+        if picked is not None:
+            ordinal = counted + np.cumsum(tune) - 1
+            counted += int(tune.sum())
+            at = np.minimum(np.searchsorted(picked, ordinal), len(picked) - 1)
+            tune &= picked[at] == ordinal
+        keep = tune | hold
+        parts.append((fs.X[keep], fs.y[keep], fs.meta[keep], tune[keep], hold[keep]))
+    X = pd.concat([p[0] for p in parts], ignore_index=True)
+    extras = sorted(c for c in X.columns if c.startswith("x_"))
+    X = X[[*[c for c in X.columns if not c.startswith("x_")], *extras]]
+    y = pd.concat([p[1] for p in parts], ignore_index=True)
+    meta = pd.concat([p[2] for p in parts], ignore_index=True)
+    tuning = np.flatnonzero(np.concatenate([p[3] for p in parts]))
+    holdout = np.flatnonzero(np.concatenate([p[4] for p in parts]))
+    del parts
     stage = staging_dir(settings, run_id)
     stage.mkdir(parents=True, exist_ok=True)
     summary = {
         "run_id": run_id,
         "staging": str(stage),
-        "n_rows": int(len(panel)),
-        "n_snapshots": int(fs.meta["t"].max()) + 1,
-        "n_coins": int(panel["coin_id"].nunique()),
-        "n_tuning_rows": int(len(tuning)),
+        "n_rows": seen.n_rows,
+        "n_snapshots": len(seen.times),
+        "n_coins": seen.n_coins,
+        "n_tuning_rows": n_tuning,
+        "n_staged_tuning_rows": int(len(tuning)),
         "n_holdout_rows": int(len(holdout)),
-        "data_window_start": fs.meta["snapshot_ts"].iloc[0].isoformat(),
-        "data_window_end": fs.meta["snapshot_ts"].iloc[-1].isoformat(),
-        "data_fingerprint": data_fingerprint(panel),
+        "data_window_start": seen.times[0].isoformat(),
+        "data_window_end": seen.times[-1].isoformat(),
+        "data_fingerprint": seen.fingerprint,
     }
     pd.to_pickle(
-        {"X": fs.X, "y": fs.y, "meta": fs.meta, "tuning": tuning, "holdout": holdout},
+        {"X": X, "y": y, "meta": meta, "tuning": tuning, "holdout": holdout},
         stage / "data.pkl",
     )
     write_json(stage / "data.json", summary)
     log.info(
-        "prepared %d rows, %d snapshots (%d tuning rows, %d holdout rows) in %.1fs",
+        "prepared %d rows, %d snapshots (%d tuning rows, %d staged, %d holdout rows) in %.1fs",
         summary["n_rows"],
         summary["n_snapshots"],
+        n_tuning,
         len(tuning),
         len(holdout),
         time.perf_counter() - started,
     )
     return summary
+
+
+def _split_times(seen, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """The tuning and holdout snapshot time codes, or :class:`NotEnoughData`."""
+    if seen.n_rows == 0:
+        raise NotEnoughData(
+            "0 snapshots in the database: ingest market data first (`liquidity ingest`)"
+        )
+    n_times = len(seen.times)
+    try:
+        return holdout_split(
+            np.arange(n_times),
+            seen.targets_at > 0,
+            holdout_snapshots=settings.holdout_snapshots,
+            gap=GAP,
+            n_splits=settings.cv_splits,
+        )
+    except NotEnoughData as exc:
+        first, last = seen.times[0], seen.times[-1]
+        raise NotEnoughData(
+            f"not enough data to train: {seen.n_rows} rows in {n_times} snapshots "
+            f"({first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC); {exc}"
+        ) from None

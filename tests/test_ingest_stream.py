@@ -1,0 +1,134 @@
+"""Big files load a piece at a time (ingest/stream.py) with the guarantees of a small one.
+
+The piece size is cut to a few KiB so that small files take the streamed path; the
+outcome must be what the whole-file parse (:func:`parse_csv`) says, row for row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from liquidity_core import ingest
+from liquidity_core.demo import generate_panel
+from liquidity_core.ingest import stream
+from liquidity_core.ingest.reader import parse_csv
+
+PIECE = 4096
+
+
+@pytest.fixture
+def small_pieces(monkeypatch, settings):
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("files are loaded in pieces on PostgreSQL only")
+    monkeypatch.setattr(stream, "PIECE_BYTES", PIECE)
+
+
+def _panel_lines(coins=12, snapshots=30, seed=2) -> list[str]:
+    panel = generate_panel(coins=coins, snapshots=snapshots, seed=seed, start="2024-01-01")
+    return panel.to_csv(index=False).splitlines()
+
+
+def _rows(engine, sql: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+
+def _ledger(engine) -> dict:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(sa.text("SELECT * FROM ingest_files ORDER BY id DESC")).mappings().first()
+        )
+
+
+def _messy_file(path: Path) -> Path:
+    lines = _panel_lines()
+    header, body = lines[0], lines[1:]
+    body[5] = body[5].replace(body[5].split(",")[2], "not-a-price", 1)  # a bad value
+    body.insert(40, "")  # a blank line
+    body.insert(100, '"Quoted, Coin",QQQ,1.5,0.01,0.02,0.03,1000,50000,2024-01-03')
+    body.append(body[300])  # the same coin and time again, pieces later
+    body.append("Short,SHRT,1.0")  # too few fields
+    path.write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_file_in_pieces_loads_what_the_whole_file_parse_says(
+    settings, engine, small_pieces, tmp_path
+):
+    path = _messy_file(tmp_path / "messy.csv")
+    assert path.stat().st_size > 5 * PIECE
+    want = parse_csv(path.read_bytes())
+    (result,) = ingest.ingest_paths([path], settings=settings)
+    assert result.status == "loaded", result.error
+    assert result.rows_in_file == want.rows_in_file
+    assert result.rows_loaded == len(want.rows)
+    assert result.rows_rejected == len(want.rejected)
+    row = _ledger(engine)
+    assert (row["rows_in_file"], row["rows_loaded"], row["rows_rejected"]) == (
+        want.rows_in_file,
+        len(want.rows),
+        len(want.rejected),
+    )
+    stored = _rows(
+        engine, "SELECT coin_id, price FROM market_snapshots ORDER BY coin_id, snapshot_ts"
+    )
+    expect = want.rows.sort_values(["coin_id", "snapshot_ts"])
+    assert stored == list(zip(expect["coin_id"], expect["price"], strict=True))
+    rejected = _rows(
+        engine, "SELECT line_number, reason, raw_line FROM rejected_rows ORDER BY line_number"
+    )
+    assert rejected == list(
+        zip(want.rejected["line"], want.rejected["reason"], want.rejected["raw_line"], strict=True)
+    )
+    assert any("duplicate of line" in r[1] for r in rejected)
+
+
+def test_an_overlapping_big_file_adds_only_new_rows(settings, engine, small_pieces, tmp_path):
+    lines = _panel_lines()
+    header, body = lines[0], lines[1:]
+    first = tmp_path / "first.csv"
+    first.write_text("\n".join([header, *body[:200]]) + "\n", encoding="utf-8")
+    whole = tmp_path / "whole.csv"
+    whole.write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
+    (a,) = ingest.ingest_paths([first], settings=settings)
+    (b,) = ingest.ingest_paths([whole], settings=settings)
+    assert (a.rows_loaded, b.rows_loaded, b.rows_existing) == (200, len(body) - 200, 200)
+    assert _rows(engine, "SELECT COUNT(*) FROM market_snapshots") == [(len(body),)]
+
+
+def test_a_big_file_with_no_valid_row_is_quarantined_with_its_rows(
+    settings, engine, small_pieces, tmp_path
+):
+    lines = _panel_lines(coins=5, snapshots=60)
+    header, body = lines[0], lines[1:]
+    bad = [",".join(["", *ln.split(",")[1:]]) for ln in body]  # no coin name anywhere
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join([header, *bad]) + "\n", encoding="utf-8")
+    (result,) = ingest.ingest_paths([path], settings=settings)
+    assert result.status == "quarantined"
+    assert result.error.startswith(f"no valid rows: all {len(body)} rows failed checks")
+    assert _rows(engine, "SELECT COUNT(*) FROM rejected_rows") == [(len(body),)]
+    assert _rows(engine, "SELECT COUNT(*) FROM market_snapshots") == [(0,)]
+
+
+def test_bad_bytes_in_a_later_piece_quarantine_the_file_and_store_nothing(
+    settings, engine, small_pieces, tmp_path
+):
+    lines = _panel_lines()
+    text = ("\n".join(lines) + "\n").encode()
+    at = len(text) - 500
+    path = tmp_path / "broken.csv"
+    path.write_bytes(text[:at] + b"\xff" + text[at + 1 :])
+    (result,) = ingest.ingest_paths([path], settings=settings)
+    assert result.status == "quarantined"
+    assert f"byte 0xff at offset {at} is not UTF-8" in result.error
+    assert _rows(engine, "SELECT COUNT(*) FROM market_snapshots") == [(0,)]
+    assert np.array(_rows(engine, "SELECT status FROM ingest_files")).ravel().tolist() == [
+        "quarantined"
+    ]
+    assert pd.isna(_ledger(engine)["rows_loaded"]) or _ledger(engine)["rows_loaded"] == 0
