@@ -287,8 +287,8 @@ def _log_range(high: pd.Series, low: pd.Series, *, spec) -> np.ndarray:
     hi = _numbers(high, money=spec.money)[0]
     lo = _numbers(low, money=spec.money)[0]
     ok = np.isfinite(hi) & np.isfinite(lo) & (lo > 0) & (hi >= lo)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ok, np.log(np.where(ok, hi, 1.0) / np.where(ok, lo, 1.0)), np.nan)
+    # A difference of logs: a ratio of extreme values (1e308 / 5e-324) would overflow.
+    return np.where(ok, np.log(np.where(ok, hi, 1.0)) - np.log(np.where(ok, lo, 1.0)), np.nan)
 
 
 def _check_extras(raw: pd.DataFrame, spec, by_norm: dict, taken: set, probs: _Problems):

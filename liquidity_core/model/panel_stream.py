@@ -253,7 +253,10 @@ def windowed_features(
         meta = fs.meta.loc[rows].reset_index(drop=True)
         meta["t"] = t[rows]
         yield FeatureSet(
-            fs.X.loc[rows].reset_index(drop=True), fs.y.loc[rows].reset_index(drop=True), meta
+            fs.X.loc[rows].reset_index(drop=True),
+            fs.y.loc[rows].reset_index(drop=True),
+            rows=fs.rows[rows],  # positions in this window
+            make_meta=lambda meta=meta: meta,
         )
         done_t = upto + 1
         keep_from = done_t - (history - 1)
