@@ -84,11 +84,15 @@ def _postgres_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataF
     """``COPY (query) TO STDOUT`` written by a thread into a pipe that pandas reads."""
     with db.transaction(engine, readonly=True) as conn:
         cursor = conn.connection.driver_connection.cursor()
-        select = cursor.mogrify(
+        # COPY takes no parameters: the driver binds the values into the statement's text
+        # (psycopg2's own quoting, as for any parameter); no value is formatted in here.
+        select = (
             db.query("model_panel_chunks")
             .text.replace(":until", "%(until)s")
-            .replace(":since", "%(since)s"),
-            params,
+            .replace(":since", "%(since)s")
+        )
+        copy_sql = cursor.mogrify(
+            "COPY (" + select + ") TO STDOUT WITH (FORMAT csv)", params
         ).decode("utf-8")
         cursor.execute("SET LOCAL TIME ZONE 'UTC'")
         read_fd, write_fd = os.pipe()
@@ -97,7 +101,7 @@ def _postgres_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataF
         def produce() -> None:
             try:
                 with open(write_fd, "wb", buffering=1 << 20) as sink:
-                    cursor.copy_expert(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", sink)
+                    cursor.copy_expert(copy_sql, sink)
             except BaseException as exc:  # handed to the reader below
                 failure.append(exc)
 
