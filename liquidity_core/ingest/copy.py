@@ -184,6 +184,29 @@ _ANY_STORED_BETWEEN = sa.select(
 )
 
 
+def copied_directly(conn: Connection, copy) -> bool:
+    """Run ``copy()`` (a COPY straight into ``market_snapshots``) inside a savepoint.
+
+    Returns False, with the savepoint rolled back, when a key was already stored (a
+    concurrent load stored some of the same keys meanwhile): the caller then stages the
+    rows and upserts. Any other error also leaves the savepoint cleanly (a deadlock with a
+    concurrent load, say) and is raised, so that ``_load_with_retry`` can run the whole
+    transaction again.
+    """
+    savepoint = conn.begin_nested()
+    try:
+        copy()
+    except _unique_violation():
+        savepoint.rollback()
+        return False
+    except BaseException:
+        with suppress(Exception):
+            savepoint.rollback()
+        raise
+    savepoint.commit()
+    return True
+
+
 def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """COPY the good rows (canonical frame) in; returns how many were new.
 
@@ -195,21 +218,8 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     span = {"lo": format_ts(rows["snapshot_ts"].min()), "hi": format_ts(rows["snapshot_ts"].max())}
     if not conn.execute(_ANY_STORED_BETWEEN, span).scalar():
-        savepoint = conn.begin_nested()
-        try:
-            _copy_binary(
-                conn, db.query("ingest_copy_direct", "postgresql").text, rows, file_id=file_id
-            )
-        except _unique_violation():
-            savepoint.rollback()
-        except BaseException:
-            # e.g. a deadlock with a concurrent load: leave the savepoint cleanly, then let
-            # _load_with_retry run the whole transaction again.
-            with suppress(Exception):
-                savepoint.rollback()
-            raise
-        else:
-            savepoint.commit()
+        direct = db.query("ingest_copy_direct", "postgresql").text
+        if copied_directly(conn, lambda: _copy_binary(conn, direct, rows, file_id=file_id)):
             return len(rows)
     conn.exec_driver_sql(db.query("ingest_stage_create", "postgresql").text)
     _copy_binary(conn, db.query("ingest_stage_copy", "postgresql").text, rows)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,7 +211,7 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
 
     Runs inside the file's transaction; ``first`` is :func:`first_piece`.
     """
-    from .copy import _ANY_STORED_BETWEEN, _binary_stream_of, _copy_stream, _unique_violation
+    from .copy import _ANY_STORED_BETWEEN, _binary_stream_of, _copy_stream, copied_directly
 
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     rows = first.rows
@@ -226,24 +225,11 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
         stored = True
     if not stored:
         totals = Totals()
-        savepoint = conn.begin_nested()
-        try:
-            _copy_stream(
-                conn,
-                db.query("ingest_copy_direct", "postgresql").text,
-                _binary_stream_of(
-                    parsed_pieces(path, totals, piece_bytes=piece_bytes, first=first),
-                    file_id=file_id,
-                ),
-            )
-        except _unique_violation():
-            savepoint.rollback()
-        except BaseException:
-            with suppress(Exception):
-                savepoint.rollback()
-            raise
-        else:
-            savepoint.commit()
+        direct = db.query("ingest_copy_direct", "postgresql").text
+        pieces = parsed_pieces(path, totals, piece_bytes=piece_bytes, first=first)
+        if copied_directly(
+            conn, lambda: _copy_stream(conn, direct, _binary_stream_of(pieces, file_id=file_id))
+        ):
             return totals.good, totals
     totals = Totals()
     conn.exec_driver_sql(db.query("ingest_stage_lines_create", "postgresql").text)
