@@ -19,6 +19,7 @@ import uuid
 import jsonschema
 import pytest
 import redis
+from support.rows import ROW
 from webapp_support import Gunicorn, database, http, table_counts, trained_store
 
 from liquidity_core.errors import ConfigError
@@ -26,16 +27,6 @@ from webapp import DEFAULTS
 from webapp.apikeys import hash_key
 from webapp.openapi import openapi_document
 
-ROW = {
-    "coin": "Bitcoin",
-    "symbol": "BTC",
-    "price": 40859.46,
-    "1h": 0.022,
-    "24h": 0.03,
-    "7d": 0.055,
-    "24h_volume": 35390763321.0,
-    "mkt_cap": 770991461396.0,
-}
 REDIS_URL = "redis://127.0.0.1:6379/7"
 DOCUMENT = openapi_document(DEFAULTS)
 

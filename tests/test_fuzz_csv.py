@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fuzz_inputs import HEADERS, TEXT_COLUMNS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.env import make_settings
@@ -39,35 +40,6 @@ from liquidity_core.ingest.reader import parse_csv
 CASES = {"parse": 0, "ingest": 0, "wide": 0}
 OUTCOMES: dict[str, int] = {}
 
-HEADERS = {
-    "coingecko": ["coin", "symbol", "price", "1h", "24h", "7d", "24h_volume", "mkt_cap", "date"],
-    "cmc": [
-        "Rank",
-        "Name",
-        "Symbol",
-        "Market Cap",
-        "Price",
-        "Circulating Supply",
-        "Volume (24h)",
-        "% 1h",
-        "% 24h",
-        "% 7d",
-        "snapshot_date",
-    ],
-    "ohlcv": [
-        "SNo",
-        "Name",
-        "Symbol",
-        "Date",
-        "High",
-        "Low",
-        "Open",
-        "Close",
-        "Volume",
-        "Marketcap",
-    ],
-}
-TEXT_COLUMNS = {"coin", "symbol", "name", "date", "snapshot_date"}
 
 valid_numbers = st.floats(min_value=0.001, max_value=1e12, allow_nan=False).map(repr)
 numbers = st.one_of(

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.rows import ROW
 from webapp_support import Gunicorn, database, http, trained_store
 
 from liquidity_core import db
@@ -24,16 +25,6 @@ from liquidity_core.model import registry
 DURATION = 60.0
 CLIENTS = 8
 MAX_REQUESTS = 200_000  # a hard bound whatever the speed
-ROW = {
-    "coin": "Bitcoin",
-    "symbol": "BTC",
-    "price": 40859.46,
-    "1h": 0.022,
-    "24h": 0.03,
-    "7d": 0.055,
-    "24h_volume": 35390763321.0,
-    "mkt_cap": 770991461396.0,
-}
 
 
 def _children(pid: int) -> list[int]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fault_support import booby_trapped_pickle, database_dump, run_cli, tree_digest
+from support.rows import ROW
 from webapp_support import Gunicorn, copy_store, trained_store
 
 from conftest import PG_URL, REPO
@@ -27,16 +28,6 @@ from liquidity_core import db, ingest
 from liquidity_core.errors import ModelError
 from liquidity_core.model import registry
 
-ROW = {
-    "coin": "Bitcoin",
-    "symbol": "BTC",
-    "price": 40859.46,
-    "1h": 0.022,
-    "24h": 0.03,
-    "7d": 0.055,
-    "24h_volume": 35390763321.0,
-    "mkt_cap": 770991461396.0,
-}
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: The only non-GET routes: both compute a prediction and store nothing.
 ALLOWED_POSTS = {"/", "/api/v1/predict"}

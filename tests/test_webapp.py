@@ -10,6 +10,7 @@ import json
 import math
 
 import pytest
+from support.rows import ROW
 from webapp_support import (
     copy_store,
     database,
@@ -21,16 +22,6 @@ from webapp_support import (
 
 from liquidity_core import db
 
-ROW = {
-    "coin": "Bitcoin",
-    "symbol": "BTC",
-    "price": 40859.46,
-    "1h": 0.022,
-    "24h": 0.03,
-    "7d": 0.055,
-    "24h_volume": 35390763321.0,
-    "mkt_cap": 770991461396.0,
-}
 CMC_ROW = {
     "Name": "Ethereum",
     "Symbol": "ETH",

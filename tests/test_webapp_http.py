@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from support.rows import ROW
 from webapp_support import (
     Gunicorn,
     database,
@@ -24,16 +25,6 @@ from webapp_support import (
 
 from liquidity_core.model.registry import read_current_pointer, rollback, write_current_pointer
 
-ROW = {
-    "coin": "Bitcoin",
-    "symbol": "BTC",
-    "price": 40859.46,
-    "1h": 0.022,
-    "24h": 0.03,
-    "7d": 0.055,
-    "24h_volume": 35390763321.0,
-    "mkt_cap": 770991461396.0,
-}
 CHECK = 0.2  # LIQUIDITY_WEB_MODEL_CHECK_INTERVAL for these servers (default 2 s)
 
 
