@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_features import make_panel as feature_panel
 
 from liquidity_core import ingest
 from liquidity_core.demo import generate_panel
@@ -15,23 +16,8 @@ from liquidity_core.model.snapshots import load_snapshots
 
 
 def make_panel(coins=7, snapshots=HISTORY_ROWS + 40, seed=3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    ts = pd.date_range("2024-01-01", periods=snapshots, freq="D", tz="UTC")
-    df = pd.DataFrame(
-        {
-            "coin_id": np.tile([f"coin{i:03d}" for i in range(coins)], snapshots),
-            "snapshot_ts": np.repeat(ts, coins),
-        }
-    )
-    n = len(df)
-    df["symbol"] = df["coin_id"].str.upper()
-    df["coin_name"] = df["coin_id"].str.title()
-    df["price"] = rng.lognormal(3, 1, n)
-    df["volume_24h"] = rng.lognormal(15, 1, n)
-    df["market_cap"] = rng.lognormal(18, 1, n)
-    for c in ("change_1h", "change_24h", "change_7d"):
-        df[c] = rng.normal(0, 0.05, n)
-    return df
+    """test_features' random panel, without extras, long enough to need several windows."""
+    return feature_panel(coins=coins, snapshots=snapshots, seed=seed, extras=False)
 
 
 @pytest.mark.parametrize("chunk_rows", [7, 50, 333, 10_000])
