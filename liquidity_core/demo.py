@@ -232,6 +232,15 @@ def write_demo_drops(
     return written
 
 
+#: Dollar amounts are capped here: among 50,000 simulated coins a few random walks drift
+#: past what an int64 holds, which no real market cap or volume approaches.
+MAX_DOLLARS = 1e18
+
+
+def _whole_dollars(values: np.ndarray) -> np.ndarray:
+    return np.round(np.minimum(values, MAX_DOLLARS), 0).astype(np.int64)
+
+
 def write_panel_csv(
     path,
     *,
@@ -311,8 +320,8 @@ def write_panel_csv(
                     "1h": np.round(change_1h, 4),
                     "24h": np.round(np.expm1(r), 4),
                     "7d": np.round(change_7d, 4),
-                    "24h_volume": np.round(volume, 0).astype(np.int64),
-                    "mkt_cap": np.round(mkt_cap, 0).astype(np.int64),
+                    "24h_volume": _whole_dollars(volume),
+                    "mkt_cap": _whole_dollars(mkt_cap),
                     "date": date,
                 }
             )
