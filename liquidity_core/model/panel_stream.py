@@ -12,7 +12,8 @@ at once:
   rows and the rows with a target at each time, coins, and the data fingerprint.
 - :func:`windowed_features` runs :func:`~liquidity_core.model.features.build_features` on
   a sliding window: the rows of each new chunk plus the ``HISTORY_ROWS - 1`` snapshot
-  times before it, and the next time for the target. Every feature looks at most
+  times before it, and the next time for the target; features are computed for the new
+  rows only (``rows=``), the older ones serving as their history. Every feature looks at most
   ``HISTORY_ROWS`` snapshots back, so a row's features are those prediction computes from
   the newest ``HISTORY_ROWS`` snapshot times (:mod:`.predict`), with one implementation.
   A panel that fits in one chunk is one window: exactly ``build_features(panel)``.
@@ -135,6 +136,12 @@ def frame_chunks(panel: pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS):
     )
 
 
+def _ns(stamps: pd.Series) -> np.ndarray:
+    """UTC times as int64 nanoseconds: cheap to compare and sort (``to_numpy()`` of a
+    time-zone-aware column makes one Python object per row)."""
+    return pd.DatetimeIndex(stamps).as_unit("ns").asi8
+
+
 def _whole_times(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Re-cut time-ordered frames so that no snapshot time spans two of them."""
     frames = iter(frames)
@@ -149,7 +156,7 @@ def _whole_times(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             return
         carry = None
         if len(frame):
-            ts = frame["snapshot_ts"].to_numpy()
+            ts = _ns(frame["snapshot_ts"])
             cut = int(np.searchsorted(ts, ts[-1], side="left"))
             carry = frame.iloc[cut:].reset_index(drop=True)
             if cut:
@@ -201,7 +208,7 @@ def scan(chunks: Iterable[pd.DataFrame]) -> PanelScan:
             last_t = np.concatenate([last_t, np.full(len(coins) - len(last_t), -2)])
             code = coins.get_indexer(ids)
         finite = np.isfinite(log_turnover(chunk["volume_24h"], chunk["market_cap"]))
-        stamps = chunk["snapshot_ts"].to_numpy()
+        stamps = _ns(chunk["snapshot_ts"])
         starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
         for lo, hi in zip(starts, [*starts[1:], len(chunk)], strict=True):
             k = len(times)
@@ -246,30 +253,25 @@ def windowed_features(
     while current is not None:
         following = next(chunks, None)
         window = current if window is None else pd.concat([window, current], ignore_index=True)
-        fs = build_features(window)
-        t = fs.meta["t"].to_numpy() + first_t
-        last_t = int(t[-1])
+        stamps = _ns(window["snapshot_ts"])
+        times = np.unique(stamps)
+        last_t = first_t + len(times) - 1
         upto = last_t if following is None else last_t - 1  # the newest awaits its target
         if following is not None and upto < done_t:  # one time so far: wait for more
             current = following
             continue
-        rows = (t >= done_t) & (t <= upto)
-        meta = fs.meta.loc[rows].reset_index(drop=True)
-        meta["t"] = t[rows]
-        yield FeatureSet(
-            fs.X.loc[rows].reset_index(drop=True),
-            fs.y.loc[rows].reset_index(drop=True),
-            rows=fs.rows[rows],  # positions in this window
-            make_meta=lambda meta=meta: meta,
-        )
+        # Features only for the rows yielded now; the older rows are their history.
+        new = (stamps >= times[done_t - first_t]) & (stamps <= times[upto - first_t])
+        fs = build_features(window, rows=new)
+        meta = fs.meta
+        meta["t"] = meta["t"].to_numpy() + first_t
+        yield FeatureSet(fs.X, fs.y, rows=fs.rows, make_meta=lambda meta=meta: meta)
         done_t = upto + 1
         keep_from = done_t - (history - 1)
         if keep_from > first_t:
-            stamps = window["snapshot_ts"]
-            times = np.sort(stamps.unique())
-            cut = times[keep_from - first_t] if keep_from - first_t < len(times) else None
+            cut = keep_from - first_t
             window = (
-                window.iloc[0:0] if cut is None else window[stamps.to_numpy() >= cut]
+                window.iloc[0:0] if cut >= len(times) else window[stamps >= times[cut]]
             ).reset_index(drop=True)
             first_t = keep_from
         current = following
