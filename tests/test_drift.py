@@ -62,3 +62,27 @@ def test_forecast_task_stores_drift_per_snapshot(settings, engine, tmp_path):
     with engine.connect() as conn:
         again = conn.execute(sa.text("SELECT COUNT(*) FROM feature_drift")).scalar_one()
     assert again == len(rows)
+
+
+def test_a_version_without_a_stored_reference_gets_one_from_a_bounded_sample(
+    settings, engine, tmp_path, monkeypatch
+):
+    # Versions published before training stored the reference: it is computed once from
+    # the stored window before the holdout, read in chunks, over at most REFERENCE_ROWS.
+    from liquidity_core.model.registry import load_verified_model
+
+    drops = write_demo_drops(tmp_path / "d", coins=30, snapshots=20, seed=4)
+    ingest_paths(drops, settings=settings)
+    version = run_training_cycle(settings, grid="fast", candidates=False)["version"]
+    model = load_verified_model(settings)
+    stored = drift.training_reference(engine, model)
+    assert stored["rows"] > 0 and "log_turnover" in stored["features"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM drift_references"))
+    monkeypatch.setattr(drift, "REFERENCE_ROWS", 100)
+    again = drift.training_reference(engine, model)
+    assert again["rows"] == 100
+    assert set(again["features"]) == set(stored["features"])
+    with engine.connect() as conn:
+        refs = conn.execute(sa.text("SELECT model_version FROM drift_references")).fetchall()
+    assert [r.model_version for r in refs] == [version]

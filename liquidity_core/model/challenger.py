@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..settings import Settings
-from . import intervals, registry
+from . import drift, intervals, registry
 from .candidates import (
     CANDIDATE_OPTIONS,
     GRIDS,
@@ -32,7 +32,15 @@ from .candidates import (
 from .data import GAP
 from .metrics import holdout_scores, mse, r2
 from .splits import PanelTimeSeriesSplit
-from .staging import MODEL_FILE, fmt, load_stage_data, read_json, staging_dir, write_json
+from .staging import (
+    DRIFT_FILE,
+    MODEL_FILE,
+    fmt,
+    load_stage_data,
+    read_json,
+    staging_dir,
+    write_json,
+)
 
 #: The training stages log as one logger, the cycle's, so that one switch (tests,
 #: bench/retrain.py) follows a whole run.
@@ -243,6 +251,8 @@ def train_challenger(
         **_stage_model(stage, best),
     }
     write_json(stage / "challenger.json", challenger)
+    # The drift reference: the rows the model was fitted on, here while they are at hand.
+    write_json(stage / DRIFT_FILE, drift.reference_of_rows(rows.X_tune, rows.X_tune.columns))
     log.info(
         "challenger %s: holdout r2 %s (persistence %s, skill %s), %.1f MB, %.1fs",
         challenger["version"],

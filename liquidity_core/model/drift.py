@@ -36,9 +36,10 @@ import sqlalchemy as sa
 
 from .. import db
 from ..schema import drift_references, feature_drift
-from .features import MARKET_FEATURES, build_features
+from .features import MARKET_FEATURES
+from .panel_stream import stored_chunks, windowed_features
 from .registry import LoadedModel, utc_now_iso
-from .snapshots import SNAPSHOTS_BETWEEN, panel_from_rows, to_utc
+from .snapshots import to_utc
 
 #: PSI above this is flagged.
 FLAG_PSI = 0.25
@@ -48,6 +49,8 @@ EPSILON = 1e-4
 BINS = 5
 #: Snapshots with fewer rows than this are measured but never flagged.
 MIN_FLAG_ROWS = 50
+#: Most rows a reference is computed from (a uniform sample of the training window).
+REFERENCE_ROWS = 250_000
 #: Features left out: the same for every coin at a snapshot, or growing with time.
 SNAPSHOT_CONSTANT = frozenset({*MARKET_FEATURES, "gap_days", "target_weekday", "snapshots_seen"})
 
@@ -92,8 +95,39 @@ def psi(expected, actual) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def reference_of_rows(X: pd.DataFrame, feature_names) -> dict:
+    """The reference (bin edges and shares per feature) of the training rows ``X``."""
+    return {
+        "rows": int(len(X)),
+        "features": {
+            f: reference_of(X[f])
+            for f in feature_names
+            if f in X.columns and f not in SNAPSHOT_CONSTANT
+        },
+    }
+
+
+def store_reference(engine, version: str, reference: dict) -> None:
+    """Record ``version``'s reference (once: a second call stores nothing)."""
+    with db.transaction(engine) as conn:
+        conn.execute(
+            db.insert_once(conn, drift_references),
+            {
+                "model_version": version,
+                "reference": json.dumps(reference),
+                "created_at": utc_now_iso(),
+            },
+        )
+
+
 def training_reference(engine, model: LoadedModel) -> dict:
-    """The stored reference of ``model``'s training window, computed once when missing."""
+    """The stored reference of ``model``'s training window.
+
+    Training stores it from the rows the model was fitted on (:mod:`.challenger`). A
+    version published before that has none: it is computed once from the stored window
+    before the holdout, read in chunks, over a seeded uniform sample of at most
+    :data:`REFERENCE_ROWS` rows, so memory stays bounded by the sample, not the window.
+    """
     with db.transaction(engine, readonly=True) as conn:
         row = conn.execute(_REFERENCE, {"model_version": model.version}).first()
     if row is not None:
@@ -103,39 +137,23 @@ def training_reference(engine, model: LoadedModel) -> dict:
     hold = meta.get("holdout_start")
     if not start or not end:
         raise ValueError(f"model {model.version} records no data window")
-    with db.transaction(engine, readonly=True) as conn:
-        result = conn.execute(SNAPSHOTS_BETWEEN, _window(engine, start, end))
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    fs = build_features(panel_from_rows(frame))
-    fitted = fs.meta["snapshot_ts"] < to_utc(hold) if hold else np.ones(len(fs.X), dtype=bool)
-    X = fs.X[np.asarray(fitted)]
-    reference = {
-        "rows": int(len(X)),
-        "features": {
-            f: reference_of(X[f])
-            for f in model.feature_names
-            if f in X.columns and f not in SNAPSHOT_CONSTANT
-        },
-    }
-    with db.transaction(engine) as conn:
-        conn.execute(
-            db.insert_once(conn, drift_references),
-            {
-                "model_version": model.version,
-                "reference": json.dumps(reference),
-                "created_at": utc_now_iso(),
-            },
-        )
+    rng = np.random.default_rng(0)
+    sample, keys = None, np.empty(0)
+    for fs in windowed_features(stored_chunks(engine, since=start, until=end)):
+        fitted = fs.meta["snapshot_ts"] < to_utc(hold) if hold else np.ones(len(fs.X), bool)
+        X = fs.X[np.asarray(fitted)]
+        # Bottom-k sampling: the rows with the smallest random keys are a uniform sample.
+        X = X if sample is None else pd.concat([sample, X], ignore_index=True)
+        keys = np.concatenate([keys, rng.random(len(X) - len(keys))])
+        if len(X) > REFERENCE_ROWS:
+            keep = np.sort(np.argpartition(keys, REFERENCE_ROWS)[:REFERENCE_ROWS])
+            X, keys = X.iloc[keep].reset_index(drop=True), keys[keep]
+        sample = X
+    if sample is None:
+        sample = pd.DataFrame(columns=model.feature_names, dtype=float)
+    reference = reference_of_rows(sample, model.feature_names)
+    store_reference(engine, model.version, reference)
     return reference
-
-
-def _window(engine, start, end) -> dict:
-    from .snapshots import format_ts
-
-    s, e = to_utc(start), to_utc(end)
-    if db.dialect_of(engine) == "sqlite":
-        return {"since": format_ts(s), "until": format_ts(e)}
-    return {"since": s.to_pydatetime(), "until": e.to_pydatetime()}
 
 
 def record_drift(engine, model: LoadedModel, X: pd.DataFrame, meta: pd.DataFrame) -> dict:

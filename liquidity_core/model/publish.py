@@ -13,9 +13,9 @@ from .. import db
 from ..errors import ModelError, NotFound
 from ..schema import model_versions
 from ..settings import Settings
-from . import registry
+from . import drift, registry
 from .forecasts import forecast_after_champion_change
-from .staging import MODEL_FILE, read_json, staging_dir
+from .staging import DRIFT_FILE, MODEL_FILE, read_json, staging_dir
 
 _RESULT_KEYS = (
     "version",
@@ -138,6 +138,8 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
         metadata=metadata,
         promote=decision["promote"],
     )
+    if (stage / DRIFT_FILE).exists():
+        drift.store_reference(engine, version, read_json(stage / DRIFT_FILE))
     shutil.rmtree(stage, ignore_errors=True)
     if decision["promote"]:
         forecast_after_champion_change(settings)  # the new champion scores at once (#14)

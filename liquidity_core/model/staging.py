@@ -27,6 +27,8 @@ from . import registry
 log = logging.getLogger("liquidity_core.model.train")
 
 MODEL_FILE = "model.pkl"
+#: The drift reference of the fitted rows (:func:`.drift.reference_of_rows`).
+DRIFT_FILE = "drift_reference.json"
 
 
 def staging_dir(settings: Settings, run_id: str) -> Path:
