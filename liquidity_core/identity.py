@@ -27,7 +27,8 @@ coins' histories, a missed one only loses history.
 The mapping is a pure function of the stored ``(coin_id, symbol, snapshot_ts,
 market_cap)``: :func:`recompute` rebuilds it after every load, in the load's transaction,
 from one grouped pass over ``market_snapshots`` (first/last row of each name), the
-distinct snapshot times and the (time, symbol) pairs held by more than one coin. So it is
+distinct snapshot times and, at the times where a link could start or end, the symbols
+held by more than one coin. So it is
 the same whichever order the files arrived in and whatever their format.
 """
 
@@ -91,12 +92,13 @@ def _spans_query():
     )
 
 
-def _shared_symbols_query():
-    """Snapshot times at which two or more stored names share a symbol."""
+def _shared_symbols_query(times):
+    """Symbols held by two or more stored names at each of ``times`` (stored values)."""
     s = market_snapshots
     symbol = _symbol(s.c.symbol)
     return (
         sa.select(s.c.snapshot_ts, symbol.label("symbol"), sa.func.count().label("n"))
+        .where(s.c.snapshot_ts.in_(times))
         .group_by(s.c.snapshot_ts, symbol)
         .having(sa.func.count() > 1)
     )
@@ -115,6 +117,27 @@ def _ns(values) -> np.ndarray:
         .to_numpy("datetime64[ns]")
         .astype(np.int64)
     )
+
+
+def _adjacent_pairs(spans: pd.DataFrame, times) -> pd.DataFrame:
+    """Pairs of names that pass rules 1 and 2: A's last snapshot time is the one just
+    before B's first, with the same symbol at both. ``last_raw_prev`` (A's last) and
+    ``first_raw`` (B's first) are the times as stored."""
+    s = spans.assign(first_raw=spans["first_ts"], last_raw=spans["last_ts"])
+    s["first_ts"], s["last_ts"] = _ns(s["first_ts"]), _ns(s["last_ts"])
+    t = np.unique(_ns(times))
+    pos = np.searchsorted(t, s["first_ts"].to_numpy())
+    s["prev_ts"] = np.where(pos > 0, t[np.maximum(pos - 1, 0)], np.iinfo(np.int64).min)
+    ends = s[["coin_id", "last_ts", "last_symbol", "last_cap", "last_raw"]].rename(
+        columns={"coin_id": "previous_id"}
+    )
+    pairs = s.merge(
+        ends,
+        left_on=["prev_ts", "first_symbol"],
+        right_on=["last_ts", "last_symbol"],
+        suffixes=("", "_prev"),
+    )
+    return pairs[pairs["previous_id"] != pairs["coin_id"]]
 
 
 def decide(
@@ -141,23 +164,8 @@ def decide(
     cols = [*_DECISION, "cap_ratio"]
     if spans.empty:
         return pd.DataFrame(columns=cols)
-    s = spans.copy()
-    s["first_ts"], s["last_ts"] = _ns(s["first_ts"]), _ns(s["last_ts"])
-    t = np.unique(_ns(times))
-    pos = np.searchsorted(t, s["first_ts"].to_numpy())
-    s["prev_ts"] = np.where(pos > 0, t[np.maximum(pos - 1, 0)], np.iinfo(np.int64).min)
+    pairs = _adjacent_pairs(spans, times)
     busy = set(zip(_ns(shared["snapshot_ts"]).tolist(), shared["symbol"].astype(str), strict=True))
-
-    ends = s[["coin_id", "last_ts", "last_symbol", "last_cap"]].rename(
-        columns={"coin_id": "previous_id"}
-    )
-    pairs = s.merge(
-        ends,
-        left_on=["prev_ts", "first_symbol"],
-        right_on=["last_ts", "last_symbol"],
-        suffixes=("", "_prev"),
-    )
-    pairs = pairs[pairs["previous_id"] != pairs["coin_id"]]
     # The ticker must be held by one coin only at both ends; this makes the link unique.
     free = [
         (int(a), sym) not in busy and (int(b), sym) not in busy
@@ -212,7 +220,15 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     spans = _frame(conn, _spans_query())
     times = _frame(conn, SNAPSHOT_TIMES)["snapshot_ts"]
-    shared = _frame(conn, _shared_symbols_query())
+    # Rule 4 needs the shared tickers only where a link could start or end: counting
+    # them over every stored row cost most of a 10M-row load's recompute.
+    pairs = _adjacent_pairs(spans, times) if len(spans) else spans
+    at = sorted({*pairs.get("last_raw_prev", ()), *pairs.get("first_raw", ())})
+    shared = (
+        _frame(conn, _shared_symbols_query(at))
+        if at
+        else pd.DataFrame({"snapshot_ts": [], "symbol": [], "n": []})
+    )
     new = decide(spans, times, shared, factor)
     old = pd.DataFrame(
         conn.execute(sa.select(coin_aliases)).mappings().all(),
