@@ -115,20 +115,26 @@ def get_probe_engine(url) -> Engine:
 _probe_sql: dict = {}
 
 
-def _compiled(statement, dialect) -> str:
-    """``statement`` (no bound parameters) as SQL text for ``dialect``, compiled once."""
+def _compiled(statement, dialect) -> tuple[str, tuple | None]:
+    """``statement`` as SQL text for ``dialect``, compiled once, and the order of its
+    parameters when the driver takes them by position (None: by name)."""
     key = (dialect.name, statement)
     if key not in _probe_sql:
-        _probe_sql[key] = str(statement.compile(dialect=dialect))
+        compiled = statement.compile(dialect=dialect)
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        _probe_sql[key] = (str(compiled), order)
     return _probe_sql[key]
 
 
-def probe_row(url, statement) -> tuple:
-    """The one row of the Core ``statement`` (no parameters), read on the raw driver
-    connection of :func:`get_probe_engine`: one round trip, and none of the CPU that
-    SQLAlchemy's connection and transaction objects cost per call (more than the query's
-    own on a one-row request). A pooled connection found dead is discarded and the read
-    tried once more.
+def probe_row(url, statement, params: dict | None = None) -> tuple | None:
+    """The first row of the Core ``statement`` (None when it returns none), read on the
+    raw driver connection of :func:`get_probe_engine`: one round trip, and none of the
+    CPU that SQLAlchemy's connection and transaction objects cost per call (more than
+    the query's own on a one-row request). A pooled connection found dead is discarded
+    and the read tried once more.
+
+    ``params`` are the statement's bound parameters by name, as the driver takes them:
+    no SQLAlchemy type conversion runs (pass times as the store keeps them).
 
     Raises
     ------
@@ -137,14 +143,16 @@ def probe_row(url, statement) -> tuple:
     """
     engine = get_probe_engine(url)
     dbapi = engine.dialect.loaded_dbapi
-    sql = _compiled(statement, engine.dialect)
+    sql, order = _compiled(statement, engine.dialect)
+    args = [] if params is None else [params if order is None else [params[k] for k in order]]
     for attempt in (1, 2):
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(sql)
-                return tuple(cursor.fetchone())
+                cursor.execute(sql, *args)
+                row = cursor.fetchone()
+                return None if row is None else tuple(row)
             finally:
                 cursor.close()
         except dbapi.ProgrammingError as exc:

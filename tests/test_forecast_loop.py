@@ -168,6 +168,10 @@ def test_loop_stores_each_forecast_once_joins_outcomes_and_measures_them(
     assert served["predicted_log_turnover"] == pytest.approx(computed["predicted_log_turnover"])
     assert served["interval"]["low"] == pytest.approx(computed["interval"]["low"])
     assert served["as_of"] == computed["as_of"]
+    assert set(served) == set(computed) | {"source"}
+    same = ("coin_id", "coin_name", "symbol", "market_cap", "history_snapshots", "model_version")
+    assert {k: served[k] for k in same} == {k: computed[k] for k in same}
+    assert served["liquidity_level"] == computed["liquidity_level"]
 
 
 def test_new_snapshot_without_a_forecast_is_computed(settings, engine, drops, trained):

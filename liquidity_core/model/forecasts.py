@@ -289,36 +289,38 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
     coin_id = by_id if by_id in recent.rows_of else recent.by_symbol.get(sym.upper())
     if coin_id is None:
         return None
-    coin = recent.coin_rows(coin_id).iloc[-1]
-    newest = int(recent.columns["snapshot_ts"][-1])
-    as_of = coin["snapshot_ts"]
-    if pd.Timestamp(as_of).value != newest:
+    # Plain arrays and one raw read: this is the request path (GET .../prediction).
+    at = recent.rows_of[coin_id][-1]
+    column = recent.columns
+    newest = int(column["snapshot_ts"][-1])
+    if int(column["snapshot_ts"][at]) != newest:
         return None
+    as_of = pd.Timestamp(newest, tz="UTC")
     params = {
         "model_version": model_version,
         "coin_id": coin_id,
         "snapshot_ts": _stored_value(as_of, db.dialect_of(engine)),
     }
-    with db.transaction(engine, readonly=True) as conn:
-        row = conn.execute(_STORED_ONE, params).first()
-    if row is None:
+    found = db.probe_row(engine.url, _STORED_ONE, params)
+    if found is None:
         return None
-    point = float(row.predicted_log_turnover)
+    row = dict(zip(_STORED_ONE.selected_columns.keys(), found, strict=True))
+    point = float(row["predicted_log_turnover"])
     return {
-        "coin_name": coin["coin_name"],
-        "symbol": coin["symbol"],
+        "coin_name": column["coin_name"][at],
+        "symbol": column["symbol"][at],
         "predicted_turnover": math.exp(point),
         "predicted_log_turnover": point,
-        "liquidity_level": row.level,
+        "liquidity_level": row["level"],
         "interval": {
-            "low": math.exp(float(row.lower_log_turnover)),
-            "high": math.exp(float(row.upper_log_turnover)),
+            "low": math.exp(float(row["lower_log_turnover"])),
+            "high": math.exp(float(row["upper_log_turnover"])),
         },
-        "model_version": row.model_version,
-        "history_snapshots": int(row.history_snapshots),
+        "model_version": row["model_version"],
+        "history_snapshots": int(row["history_snapshots"]),
         "coin_id": coin_id,
         "as_of": as_of.isoformat(),
-        "market_cap": float(coin["market_cap"]),
+        "market_cap": float(column["market_cap"][at]),
         "source": "stored",
     }
 
