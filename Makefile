@@ -10,7 +10,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements-dev.txt
+	# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as in many images)
+	# every process would otherwise compile pandas, SQLAlchemy and the rest from source.
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -r requirements-dev.txt
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
 	touch $(STAMP)
 
