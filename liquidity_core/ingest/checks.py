@@ -322,18 +322,33 @@ _FIRST_TIME = pd.Timestamp("1970-01-01", tz="UTC")
 _END_TIME = pd.Timestamp("2262-04-11", tz="UTC")
 
 
+#: The parsed distinct times of request-sized inputs (at most this many distinct values),
+#: by their text: requests keep sending the same few dates, and parsing is most of the
+#: cost of checking one row. The values are immutable indexes; the cache is cleared when
+#: it holds 1,024 of them.
+_CACHED_TIMES = 8
+_parsed_times: dict[tuple, pd.DatetimeIndex] = {}
+
+
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
     _, missing, codes, uniques = _clean_text(s)
-    parsed = pd.to_datetime(
-        pd.Index(uniques, dtype=object),
-        format="ISO8601",
-        utc=True,
-        errors="coerce",
-    )
-    parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
-    # Dates from 1970 (earlier market data is a typo) to 2262 (the end of int64 nanoseconds).
-    parsed = parsed.where((parsed >= _FIRST_TIME) & (parsed < _END_TIME))
+    key = tuple(uniques) if len(uniques) <= _CACHED_TIMES else None
+    parsed = _parsed_times.get(key) if key is not None else None
+    if parsed is None:
+        parsed = pd.to_datetime(
+            pd.Index(uniques, dtype=object),
+            format="ISO8601",
+            utc=True,
+            errors="coerce",
+        )
+        parsed = pd.DatetimeIndex(parsed).as_unit("us").floor("s")
+        # Dates from 1970 (earlier market data is a typo) to 2262 (the end of int64 ns).
+        parsed = parsed.where((parsed >= _FIRST_TIME) & (parsed < _END_TIME))
+        if key is not None:
+            if len(_parsed_times) >= 1024:
+                _parsed_times.clear()
+            _parsed_times[key] = parsed
     values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
     ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
     bad = ~missing & ts.isna().to_numpy()
