@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from .. import db
 from ..schema import forecasts, market_snapshots
 from ..settings import Settings
-from .features import HISTORY_ROWS, build_features
+from .features import HISTORY_ROWS
+from .panel_stream import stored_chunks, windowed_features
 from .predict import INTERVAL_PERCENTILES, level_for, predict_frame
 from .registry import (
     LoadedModel,
@@ -38,7 +39,7 @@ from .registry import (
     rollback,
     utc_now_iso,
 )
-from .snapshots import SNAPSHOT_TIMES, SNAPSHOTS_BETWEEN, format_ts, panel_from_rows, to_utc
+from .snapshots import SNAPSHOT_TIMES, format_ts, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +97,21 @@ def features_at(engine, times: list[pd.Timestamp], all_times) -> tuple[pd.DataFr
     """Features ``X`` and ``meta`` of every stored coin at each of ``times`` (stored times).
 
     ``all_times`` are the store's snapshot times, oldest first. The panel starts
-    ``HISTORY_ROWS - 1`` snapshot times before the first of ``times``: the window the
-    serving history holds when that time is the newest.
+    ``HISTORY_ROWS - 1`` snapshot times before the first of ``times`` and is read in
+    chunks with the sliding window of :func:`.panel_stream.windowed_features`: each time's
+    features come from the window the serving history holds when that time is the
+    newest, and memory is bounded by that window, not by the number of times.
     """
     all_times = list(all_times)
     first = all_times.index(times[0])
     since = all_times[max(0, first - (HISTORY_ROWS - 1))]
-    dialect = db.dialect_of(engine)
-    with db.transaction(engine, readonly=True) as conn:
-        result = conn.execute(
-            SNAPSHOTS_BETWEEN,
-            {"since": _stored_value(since, dialect), "until": _stored_value(times[-1], dialect)},
-        )
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    fs = build_features(panel_from_rows(frame))
-    wanted = fs.meta["snapshot_ts"].isin(pd.DatetimeIndex(times)).to_numpy()
-    return fs.X[wanted].reset_index(drop=True), fs.meta[wanted].reset_index(drop=True)
+    wanted = pd.DatetimeIndex(times)
+    X, meta = [], []
+    for fs in windowed_features(stored_chunks(engine, since=since, until=times[-1])):
+        keep = fs.meta["snapshot_ts"].isin(wanted).to_numpy()
+        X.append(fs.X[keep])
+        meta.append(fs.meta[keep])
+    return pd.concat(X, ignore_index=True), pd.concat(meta, ignore_index=True)
 
 
 def forecast_rows(
