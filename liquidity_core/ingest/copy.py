@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import queue
 import tempfile
+import threading
 from contextlib import contextmanager, suppress
 from itertools import repeat
 
@@ -337,8 +339,8 @@ def _encode_binary_rows(rows: pd.DataFrame, *, file_id: int | None, line: bool) 
 
 def _binary_stream_of(frames, *, file_id: int | None, line: bool = False, chunk_rows=100_000):
     """A readable file of binary COPY data for the rows of ``frames`` (an iterable of
-    canonical frames), encoded chunk by chunk as COPY reads, so parsing the next piece
-    overlaps the server storing this one."""
+    canonical frames), encoded chunk by chunk by a thread a few chunks ahead of COPY
+    (:func:`_made_ahead`), so parsing the next piece overlaps the server storing this one."""
 
     def chunks():
         yield _PG_HEADER
@@ -349,7 +351,54 @@ def _binary_stream_of(frames, *, file_id: int | None, line: bool = False, chunk_
                 )
         yield _PG_TRAILER
 
-    return _ChunkStream(chunks())
+    return _ChunkStream(_made_ahead(chunks()))
+
+
+#: Chunks :func:`_made_ahead` may hold ready (about 10 MB each at 100,000 rows).
+AHEAD_CHUNKS = 4
+
+
+def _made_ahead(items, depth: int = AHEAD_CHUNKS):
+    """``items``, made by a thread at most ``depth`` ahead of the reader.
+
+    COPY reads in the caller's thread, and the driver releases the GIL while it waits on
+    the socket, so the next chunks are parsed and encoded while the server stores the
+    sent ones: without this, a chunk was made only once the server had taken the one
+    before. An error in the thread is raised here, in order; when the reader stops early
+    (a failed COPY) the thread stops after the item it is making.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            with suppress(queue.Full):
+                ready.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the reader, raised in its thread
+            put(("error", exc))
+
+    maker = threading.Thread(target=make, name="copy-encode", daemon=True)
+    maker.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        maker.join()
 
 
 def _copy_binary(
