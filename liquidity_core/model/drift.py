@@ -6,9 +6,10 @@ the training window (``expected``) with the share in a new snapshot (``actual``)
     PSI = sum over bins of (actual - expected) * ln(actual / expected)
 
 The bins are the quintiles of the feature over the rows the model version was fitted on
-(its data window before the holdout), plus one bin for missing values; shares are floored
-at :data:`EPSILON` so an empty bin stays finite. The reference (edges and shares per
-feature) is computed once per model version and stored in ``drift_references``; the PSI
+(its data window before the holdout; at most 250,000 of them, drawn at random), plus one
+bin for missing values; shares are floored at :data:`EPSILON` so an empty bin stays
+finite. The reference (edges and shares per feature) is computed by training, while those
+rows are at hand, and stored in ``drift_references`` when the version is recorded; the PSI
 of every feature at each snapshot time the version forecast goes to ``feature_drift``.
 
 Reading the number (the usual rule of thumb): below 0.1 the snapshot looks like the
