@@ -83,6 +83,19 @@ def _monitoring_schema() -> dict:
     }
 
 
+#: The documented one-row request (CoinGecko field names); the web tests send it too.
+EXAMPLE_ROW = {
+    "coin": "Bitcoin",
+    "symbol": "BTC",
+    "price": 40859.46,
+    "1h": 0.022,
+    "24h": 0.03,
+    "7d": 0.055,
+    "24h_volume": 35390763321.0,
+    "mkt_cap": 770991461396.0,
+}
+
+
 def openapi_document(config: Mapping[str, Any]) -> dict:
     """Build the document; limits come from the app config.
 
@@ -123,16 +136,7 @@ def openapi_document(config: Mapping[str, Any]) -> dict:
         "required": ["price", "1h", "24h", "7d", "24h_volume", "mkt_cap"],
         "additionalProperties": {"type": ["number", "string", "null"]},
         "maxProperties": 64,
-        "example": {
-            "coin": "Bitcoin",
-            "symbol": "BTC",
-            "price": 40859.46,
-            "1h": 0.022,
-            "24h": 0.03,
-            "7d": 0.055,
-            "24h_volume": 35390763321.0,
-            "mkt_cap": 770991461396.0,
-        },
+        "example": dict(EXAMPLE_ROW),
     }
     prediction = {
         "type": "object",
