@@ -161,10 +161,14 @@ def decide(
         Columns ``alias_id, coin_id (root), previous_id, symbol, previous_last_ts,
         alias_first_ts, cap_ratio``, sorted by ``alias_id``.
     """
-    cols = [*_DECISION, "cap_ratio"]
     if spans.empty:
-        return pd.DataFrame(columns=cols)
-    pairs = _adjacent_pairs(spans, times)
+        return pd.DataFrame(columns=[*_DECISION, "cap_ratio"])
+    return _links(_adjacent_pairs(spans, times), shared, factor)
+
+
+def _links(pairs: pd.DataFrame, shared: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """:func:`decide` after rules 1 and 2: rules 3 and 4 over the adjacent ``pairs``
+    (:func:`_adjacent_pairs`), then chains resolved to their root."""
     busy = set(zip(_ns(shared["snapshot_ts"]).tolist(), shared["symbol"].astype(str), strict=True))
     # The ticker must be held by one coin only at both ends; this makes the link unique.
     free = [
@@ -202,7 +206,7 @@ def decide(
             "cap_ratio": pairs["cap_ratio"].astype(float),
         }
     )
-    return out.sort_values("alias_id").reset_index(drop=True)[cols]
+    return out.sort_values("alias_id").reset_index(drop=True)[[*_DECISION, "cap_ratio"]]
 
 
 def _text(ts) -> str:
@@ -222,14 +226,14 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
     times = _frame(conn, SNAPSHOT_TIMES)["snapshot_ts"]
     # Rule 4 needs the shared tickers only where a link could start or end: counting
     # them over every stored row cost most of a 10M-row load's recompute.
-    pairs = _adjacent_pairs(spans, times) if len(spans) else spans
-    at = sorted({*pairs.get("last_raw_prev", ()), *pairs.get("first_raw", ())})
+    pairs = _adjacent_pairs(spans, times)
+    at = sorted({*pairs["last_raw_prev"], *pairs["first_raw"]})
     shared = (
         _frame(conn, _shared_symbols_query(at))
         if at
         else pd.DataFrame({"snapshot_ts": [], "symbol": [], "n": []})
     )
-    new = decide(spans, times, shared, factor)
+    new = _links(pairs, shared, factor)
     old = pd.DataFrame(
         conn.execute(sa.select(coin_aliases)).mappings().all(),
         columns=[c.name for c in coin_aliases.columns],
