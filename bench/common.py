@@ -35,7 +35,7 @@ class Scale:
     retrain_sizes : tuple of (coins, snapshots)
         Panels of the retrain cycle, smallest first.
     retrain_grid : str
-        ``liquidity_core.model.train.GRIDS`` key of the timed cycle.
+        ``liquidity_core.training.cycle.GRIDS`` key of the timed cycle.
     naive_mode : str
         ``measured`` (run the naive GridSearchCV) or ``estimated`` (probe fits).
     serve_coins, serve_snapshots : int

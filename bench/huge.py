@@ -4,7 +4,8 @@ Run with ``BENCH_SCALE=huge make bench`` (not in CI: an hour or more). For each 
 ``coins x 1,000`` daily snapshots (:data:`bench.common.Scale.huge_sizes`; pick some with
 ``BENCH_HUGE_SIZES=1m,10m``):
 
-1. one CoinGecko-format CSV is written, streaming (:func:`liquidity_core.demo.write_panel_csv`),
+1. one CoinGecko-format CSV is written, streaming
+   (:func:`liquidity_core.inputs.demo.write_panel_csv`),
    and kept in ``BENCH_HUGE_DIR`` (default ``/tmp/liquidity-bench-huge``) for later runs;
 2. ``huge_copy_<n>``: ``psql \\copy`` of it into a table keyed like ``market_snapshots``
    (the reference of the ingest figures);
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from liquidity_core.demo import write_panel_csv
+from liquidity_core.inputs.demo import write_panel_csv
 
 from .common import (
     REPO,

@@ -34,9 +34,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from devtools import airflow_env
-from liquidity_core import db
-from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_one, ingest_paths, list_ready_files
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.store import db
 
 from .common import REPO, Results, Scale, make_settings, pg_schema, psql_command, psql_env
 

@@ -3,10 +3,10 @@
 The daily OHLCV history of ``../shared/data/daily_dev`` (read from there, never copied;
 nothing is measured when it is absent) is ingested into a temporary SQLite store by the
 normal ingest path. The model is trained once by the real cycle
-(:func:`liquidity_core.model.train.run_training_cycle`) on the snapshots before the newest
-:data:`REPLAY` days, then :func:`liquidity_core.model.forecasts.forecast_new_snapshots`
+(:func:`liquidity_core.training.cycle.run_training_cycle`) on the snapshots before the newest
+:data:`REPLAY` days, then :func:`liquidity_core.monitoring.forecasts.forecast_new_snapshots`
 scores every later snapshot into the ``forecasts`` table and
-:func:`liquidity_core.model.monitoring.monitor` joins them with what happened. The
+:func:`liquidity_core.monitoring.accuracy.monitor` joins them with what happened. The
 snapshots are scored in one call: each forecast's features use only rows at or before its
 snapshot (the leak test of ``tests/test_features.py``), and ``tests/test_forecast_loop.py``
 lands snapshots one at a time, so the numbers are those of a day-by-day replay.
@@ -54,7 +54,7 @@ def figure_names(scale: Scale) -> list[str]:
 def _alert_share(rows: pd.DataFrame) -> tuple[float, int, float, float]:
     """Share of 3-target-snapshot windows in which the monitoring alert would fire, the
     number of windows, and the shares firing on skill and on coverage."""
-    from liquidity_core.model.monitoring import ALERT_SNAPSHOTS, COVERAGE_TOLERANCE, scores
+    from liquidity_core.monitoring.accuracy import ALERT_SNAPSHOTS, COVERAGE_TOLERANCE, scores
 
     times = sorted(rows["target_ts"].unique())
     skill, cover = [], []
@@ -84,11 +84,12 @@ def run(scale: Scale, results: Results) -> None:
     if not available():
         results.note("loop", f"{DATA} is absent: nothing measured")
         return
-    from liquidity_core import db
     from liquidity_core.ingest import ingest_paths
-    from liquidity_core.model import forecasts, monitoring
-    from liquidity_core.model.snapshots import SNAPSHOT_TIMES
-    from liquidity_core.model.train import run_training_cycle
+    from liquidity_core.monitoring import accuracy as monitoring
+    from liquidity_core.monitoring import forecasts
+    from liquidity_core.store import db
+    from liquidity_core.store.snapshots import SNAPSHOT_TIMES
+    from liquidity_core.training.cycle import run_training_cycle
 
     logging.getLogger("liquidity_core").setLevel(logging.WARNING)
     grid = "fast" if scale.name == "tiny" else "default"

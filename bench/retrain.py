@@ -1,8 +1,8 @@
 """Retrain: one full nightly cycle at growing panel sizes, and the naive approach.
 
-For each size, a demo panel (``liquidity_core.demo.generate_panel``, 2,000 coins at full
+For each size, a demo panel (``liquidity_core.inputs.demo.generate_panel``, 2,000 coins at full
 scale) is written as one CSV and bulk-ingested into a fresh SQLite store (not timed);
-then a child process runs :func:`liquidity_core.model.train.run_training_cycle` (the nightly
+then a child process runs :func:`liquidity_core.training.cycle.run_training_cycle` (the nightly
 cycle: load, features, grid search on time-ordered folds, candidates, holdout
 comparison, publish) and reports its wall time and its own peak RSS.
 
@@ -33,9 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from liquidity_core import db
-from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_paths
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.store import db
 
 from .common import Results, Scale, child_report, make_settings, rows_label, run_child
 
@@ -172,13 +172,13 @@ def _child_cycle(spec: dict) -> dict:
     import io
     import logging
 
-    from liquidity_core.model.train import run_training_cycle
     from liquidity_core.settings import load_settings
+    from liquidity_core.training.cycle import run_training_cycle
 
     log_buf = io.StringIO()
     handler = logging.StreamHandler(log_buf)
     handler.setFormatter(logging.Formatter("%(relativeCreated)8.0fms %(message)s"))
-    train_log = logging.getLogger("liquidity_core.model.train")
+    train_log = logging.getLogger("liquidity_core.training.cycle")
     train_log.addHandler(handler)
     train_log.setLevel(logging.INFO)
 
@@ -201,7 +201,7 @@ def _child_cycle(spec: dict) -> dict:
 
 
 def _best_params(settings, version) -> dict:
-    from liquidity_core.model.registry import get_version
+    from liquidity_core.registry.champion import get_version
 
     row = get_version(db.get_engine(settings.database_url), version)
     params = row.get("params") or {}
@@ -212,7 +212,7 @@ def _best_params(settings, version) -> dict:
 
 
 def _naive_data(settings):
-    from liquidity_core.model.train import check_panel, load_panel
+    from liquidity_core.training.cycle import check_panel, load_panel
 
     panel = load_panel(settings)
     fs, tuning, _holdout = check_panel(panel, settings)
@@ -222,8 +222,8 @@ def _naive_data(settings):
 def _child_naive_measured(spec: dict) -> dict:
     from sklearn.model_selection import GridSearchCV, KFold
 
-    from liquidity_core.model.train import GRIDS, forest_pipeline
     from liquidity_core.settings import load_settings
+    from liquidity_core.training.cycle import GRIDS, forest_pipeline
 
     settings = load_settings()
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -251,8 +251,8 @@ def _child_naive_measured(spec: dict) -> dict:
 def _child_naive_estimated(spec: dict) -> dict:
     from sklearn.model_selection import KFold, ParameterGrid
 
-    from liquidity_core.model.train import GRIDS, forest_pipeline
     from liquidity_core.settings import load_settings
+    from liquidity_core.training.cycle import GRIDS, forest_pipeline
 
     settings = load_settings()
     t0, cpu0 = time.perf_counter(), time.process_time()

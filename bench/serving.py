@@ -7,7 +7,7 @@ smallest leaves), so the latencies are those of the worst champion, and the stor
 ready in a fraction of a full grid search (``tiny`` scale: the ``fast`` grid). Then:
 
 - ``predict_inprocess_1row`` / ``predict_inprocess_1000rows``: median wall time of
-  :func:`liquidity_core.model.predict.predict_liquidity` with the loaded model (as the web app
+  :func:`liquidity_core.serving.predict.predict_liquidity` with the loaded model (as the web app
   calls it: model already in memory, features from the database).
 - gunicorn with 2 workers, run as docker-compose runs it (``gthread``, 4 threads each),
   on a free port of 127.0.0.1:
@@ -32,12 +32,12 @@ import threading
 import time
 from pathlib import Path
 
-from liquidity_core import db
-from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model import registry
-from liquidity_core.model.predict import predict_liquidity
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.registry import champion as registry
+from liquidity_core.serving.predict import predict_liquidity
+from liquidity_core.store import db
+from liquidity_core.training.cycle import run_training_cycle
 from tests.support.net import free_port
 
 from . import serving_load
@@ -115,7 +115,7 @@ def heaviest_grid(grid: dict) -> dict:
 
 
 def _train_two(scale: Scale, settings, results: Results) -> tuple[str, str]:
-    from liquidity_core.model import train
+    from liquidity_core.training import cycle as train
 
     t0 = time.perf_counter()
     grid = scale.serve_grid

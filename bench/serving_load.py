@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from liquidity_core.model import registry
+from liquidity_core.registry import champion as registry
 
 from . import wrk
 from .common import Results, Scale

@@ -7,8 +7,8 @@ then scores three forecasts on the same holdout:
 
 * ``persistence``: tomorrow's log turnover = today's (skill 0 by definition);
 * ``v1``: the first published model -- the v1 feature set, a forest on the *level*;
-* ``v2``: the current model -- :data:`liquidity_core.model.features.BASE_FEATURES`, the forest
-  on the change from today's level (:class:`liquidity_core.model.target.AnchoredPipeline`).
+* ``v2``: the current model -- :data:`liquidity_core.features.build.BASE_FEATURES`, the forest
+  on the change from today's level (:class:`liquidity_core.learn.estimators.AnchoredPipeline`).
 
 Protocol: holdout = the newest :data:`DAILY_HOLDOUT` snapshot times; the forest is tuned
 by the trainer's ``GridSearchCV`` over time-ordered folds (``PanelTimeSeriesSplit``) on
@@ -58,9 +58,9 @@ def figure_names(scale: Scale) -> list[str]:
 
 def load_dev_panel(root: Path) -> pd.DataFrame:
     """The dev files through the real ingest path into a fresh SQLite store, loaded back."""
-    from liquidity_core import db
     from liquidity_core.ingest import ingest_paths
-    from liquidity_core.model.snapshots import load_snapshots
+    from liquidity_core.store import db
+    from liquidity_core.store.snapshots import load_snapshots
 
     settings = make_settings(root, f"sqlite:///{root / 'liquidity.db'}")
     engine = db.get_engine(settings.database_url)
@@ -92,7 +92,7 @@ def _pipeline(variant: str, settings, max_samples):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from liquidity_core.model.train import forest_pipeline
+    from liquidity_core.training.cycle import forest_pipeline
 
     if variant == "v1":  # the first models: the forest on the level
         return Pipeline(
@@ -115,10 +115,10 @@ def evaluate(panel: pd.DataFrame, holdout_snapshots: int, grid: str, settings) -
     """Tune and score each variant with the fixed protocol; see the module docstring."""
     from sklearn.model_selection import GridSearchCV
 
-    from liquidity_core.model.features import build_features
-    from liquidity_core.model.metrics import holdout_scores
-    from liquidity_core.model.splits import PanelTimeSeriesSplit, holdout_split
-    from liquidity_core.model.train import GAP, GRIDS
+    from liquidity_core.features.build import build_features
+    from liquidity_core.learn.metrics import holdout_scores
+    from liquidity_core.learn.splits import PanelTimeSeriesSplit, holdout_split
+    from liquidity_core.training.cycle import GAP, GRIDS
 
     out = {}
     for variant in VARIANTS:
@@ -175,8 +175,8 @@ def evaluate(panel: pd.DataFrame, holdout_snapshots: int, grid: str, settings) -
             seconds=round(time.perf_counter() - t0, 1),
         )
         if variant == "v2":  # the served interval, calibrated as the trainer does
-            from liquidity_core.model import intervals
-            from liquidity_core.model.train import calibrate_intervals
+            from liquidity_core.learn import intervals
+            from liquidity_core.training.cycle import calibrate_intervals
 
             cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
             cal = calibrate_intervals(
@@ -188,7 +188,7 @@ def evaluate(panel: pd.DataFrame, holdout_snapshots: int, grid: str, settings) -
                 y_hold, low, high, size, cal["mcap_edges"]
             )
         if variant == "v2":  # the linear HAR challenger of the report, same rows
-            from liquidity_core.model.target import har_challenger
+            from liquidity_core.learn.estimators import har_challenger
 
             har = har_challenger().fit(X.iloc[tuning], y[tuning])
             out["har"] = holdout_scores(meta_hold, y_hold, har.predict(X_hold), persistence)

@@ -6,12 +6,12 @@ snapshot time it has not scored yet (idempotent), with the feature drift of thos
 snapshots. ``monitor`` joins the stored forecasts with what then happened and fails, with
 the numbers as the reason, when the champion's realized skill over its last 3 scored
 snapshots is below 0 or its interval coverage is outside nominal ± 10 points; its
-``on_failure_callback`` sends the reason through ``liquidity_core.alerts.notify``.
+``on_failure_callback`` sends the reason through ``liquidity_core.monitoring.alerts.notify``.
 ``request_retrain`` then updates the Asset ``liquidity://retrain_requested``, which
 ``liquidity_retrain`` is scheduled on (it is skipped when no alert fired). It is a
 teardown, so the run's state is the monitor's: a run with an alert is failed.
 
-All the work is in ``liquidity_core.model.forecasts`` and ``.monitoring``.
+All the work is in ``liquidity_core.monitoring.forecasts`` and ``.monitoring``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ RETRAIN_REQUESTED = Asset("liquidity://retrain_requested")
 
 def _alert(context) -> None:
     """Send a failed task's reason through the project's one alert hook."""
-    from liquidity_core import alerts
+    from liquidity_core.monitoring import alerts
 
     alerts.on_task_failure(context)
 
@@ -50,7 +50,7 @@ def liquidity_forecast():
     def forecast() -> dict:
         """Score the snapshots the champion has not scored yet; record their drift."""
         from liquidity_core import settings
-        from liquidity_core.model import forecasts
+        from liquidity_core.monitoring import forecasts
 
         if (done := forecasts.forecast_new_snapshots(settings.load_settings()))["model_version"]:
             return done
@@ -60,7 +60,7 @@ def liquidity_forecast():
     def monitor(scored: dict) -> dict:
         """Fail with the numbers when the champion's realized skill or coverage alerts."""
         from liquidity_core import settings
-        from liquidity_core.model import monitoring
+        from liquidity_core.monitoring import accuracy as monitoring
 
         try:
             return monitoring.check(settings.load_settings())
@@ -71,7 +71,7 @@ def liquidity_forecast():
     def request_retrain() -> str:
         """Update the retrain_requested Asset when the alert fired; skip otherwise."""
         from liquidity_core import settings
-        from liquidity_core.model import monitoring
+        from liquidity_core.monitoring import accuracy as monitoring
 
         if not (reason := monitoring.alert_reason(settings.load_settings())):
             raise AirflowSkipException("no alert: no retrain requested")

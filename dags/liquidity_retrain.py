@@ -23,7 +23,7 @@ The tasks that hold the panel, the features or the models in memory run on the C
 queue ``training``, so heavy nights go to the workers started with
 ``airflow celery worker --queues training`` (docker-compose: ``airflow-worker-training``);
 the others run on the default queue.
-All the work is in ``liquidity_core.model.train``; this file only wires tasks.
+All the work is in ``liquidity_core.training.cycle``; this file only wires tasks.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def liquidity_retrain():
     def check_data(run_id=None, data_interval_end=None) -> dict:
         """Stage features for this run, or skip when there are too few snapshots."""
         from liquidity_core import errors, settings
-        from liquidity_core.model import train
+        from liquidity_core.training import cycle as train
 
         try:
             return train.prepare_data(
@@ -81,7 +81,7 @@ def liquidity_retrain():
     def train_challenger(prepared: dict, params=None) -> dict:
         """Grid-search the forest on time-ordered folds; score it on the holdout."""
         from liquidity_core import settings
-        from liquidity_core.model import train
+        from liquidity_core.training import cycle as train
 
         return train.train_challenger(
             settings.load_settings(),
@@ -94,7 +94,7 @@ def liquidity_retrain():
     def compare_with_champion(challenger: dict, run_id=None, params=None) -> dict:
         """Re-score the verified champion on the same holdout and decide."""
         from liquidity_core import settings
-        from liquidity_core.model import train
+        from liquidity_core.training import cycle as train
 
         return train.compare_or_reject(
             settings.load_settings(), run_id=run_id, promote=params["promote"]
@@ -104,7 +104,7 @@ def liquidity_retrain():
     def publish_and_record(decision: dict, run_id=None) -> dict:
         """Record the run in model_versions; switch current.json on promotion."""
         from liquidity_core import settings
-        from liquidity_core.model import train
+        from liquidity_core.training import cycle as train
 
         return train.publish_result(settings.load_settings(), run_id=run_id)
 
@@ -118,7 +118,8 @@ def liquidity_retrain():
     @task
     def write_report(result: dict) -> str:
         """Rewrite the EDA and model report that the web app serves at /report."""
-        from liquidity_core import report, settings
+        from liquidity_core import settings
+        from liquidity_core.reporting import report
 
         return str(report.build_report(settings.load_settings()))
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from liquidity_core.db import dispose_probe_engine, get_engine, schema_url
 from liquidity_core.settings import PROJECT_ROOT, Settings
+from liquidity_core.store.db import dispose_probe_engine, get_engine, schema_url
 
 __all__ = ["airflow_env", "scratch_schema"]
 

@@ -20,8 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from liquidity_core import db
 from liquidity_core.settings import Settings, load_settings
+from liquidity_core.store import db
 
 from . import airflow_env
 
@@ -165,7 +165,7 @@ def main() -> int:
 
     try:
         if _rows_loaded(settings) == 0 and not any(settings.ingest_dir.glob("*.csv")):
-            from liquidity_core.demo import write_demo_drops
+            from liquidity_core.inputs.demo import write_demo_drops
 
             files = write_demo_drops(
                 settings.ingest_dir, coins=60, snapshots=20, seed=7, start="2024-01-01"

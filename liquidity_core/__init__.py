@@ -1,28 +1,13 @@
 """crypto-liquidity: forecast cryptocurrency liquidity and keep the forecast honest.
 
-Every DAG task, CLI command and web route is a thin shell over a function in this
-package. Modules, in the order data flows through them:
+One package per stage, data flowing down through them: ``store``, ``inputs``, ``ingest``,
+``features``, ``learn``, ``registry``, ``training``, ``serving``, ``monitoring``,
+``reporting``, with ``cli`` on top; ``settings`` (the one place that reads the
+environment) and ``errors`` underneath. Which package may import which is written once, as
+the import-linter contracts in ``pyproject.toml`` (``[tool.importlinter]``), and checked by
+the tests. Each package's docstring says what it holds.
 
-- ``settings``  -- the one place that reads the environment.
-- ``errors``    -- the project's exception types (one line each, shown to users).
-- ``schema``    -- the tables, declared once (SQLAlchemy Core); column lists derive from it.
-- ``db``        -- engines, transactions, the storage-error classifier, the ``sql/``
-  migration runner.
-- ``ingest``    -- package, by step: ``pipeline`` (entry points), ``formats``, ``reader``,
-  ``checks``, ``records``, ``ledger``, ``copy``, ``files`` (see its docstring).
-- ``identity``  -- one coin through renames (``coin_aliases``).
-- ``demo``      -- synthetic CoinGecko-format drops for demos, tests and benchmarks.
-- ``model``     -- package: the panel and features, one module per training stage
-  (``data``, ``challenger``, ``compare``, ``publish``, run by ``train``), the registry,
-  ``predict`` and ``serving``, ``forecasts`` (stored forecasts of each new snapshot),
-  ``monitoring`` (their realized accuracy, the alert) and ``drift`` (PSI); see its docstring.
-- ``alerts``    -- the one alert hook (``notify``).
-- ``history_view`` -- the model-history table; ``report`` -- the EDA and model report;
-  ``loop_report`` -- the forecast loop's report.
-- ``dag_args``  -- what the DAG files share (their retry policy).
-- ``cli``       -- package: the ``liquidity`` command line (``python -m liquidity_core.cli``).
-
-``make run``'s supervisor and the test/bench helpers live in the top-level ``devtools``.
+Every DAG task, CLI command and web route is a thin shell over one function here.
 """
 
 __version__ = "0.1.0"

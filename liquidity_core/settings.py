@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .errors import ConfigError
+from liquidity_core.errors import ConfigError
 
 #: The repository root (the package is installed in editable mode from it).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ class Settings:
     alert_webhook : str
         URL that monitoring alerts are POSTed to as JSON ``{"text": ...}`` (a Slack,
         Mattermost or Teams incoming webhook, or a mail gateway); empty: only logged
-        (``LIQUIDITY_ALERT_WEBHOOK``, see :mod:`liquidity_core.alerts`).
+        (``LIQUIDITY_ALERT_WEBHOOK``, see :mod:`liquidity_core.monitoring.alerts`).
     api_rate_limit : str
         Requests one client may make to ``/api/v1/*``, in the ``limits`` notation
         (``"600/minute"``, ``"10/second;600/minute"``); ``"off"`` disables the limit

@@ -2,7 +2,7 @@
 
 A small FastAPI app, mounted by Airflow's API server under ``/liquidity`` through the
 plugin's ``fastapi_apps``, renders the ``model_versions`` history (read through
-``liquidity_core.model.registry.list_versions``) with the holdout R² chart; ``external_views``
+``liquidity_core.registry.champion.list_versions``) with the holdout R² chart; ``external_views``
 adds a "Model history" entry to the navigation that opens it inside the UI.
 
 ``GET /liquidity/models`` is the page, ``GET /liquidity/models.json`` the same data as
@@ -108,7 +108,7 @@ def _unavailable(request, exc: Exception):
 
 def _history() -> list[dict]:
     """The model versions, each with its realized skill and coverage (issue 14)."""
-    from liquidity_core.model.monitoring import history_with_realized
+    from liquidity_core.monitoring.accuracy import history_with_realized
     from liquidity_core.settings import load_settings
 
     return history_with_realized(load_settings())
@@ -136,8 +136,8 @@ svg {{ max-width: 760px; width: 100%; height: auto; }}
 @app.get("/models", response_class=HTMLResponse)
 def model_history_page() -> HTMLResponse:
     """The history table and the R² chart."""
-    from liquidity_core.history_view import render_history_table
-    from webapp.charts import r2_history_svg
+    from liquidity_core.reporting.charts import r2_history_svg
+    from liquidity_core.reporting.model_history import render_history_table
 
     versions = _history()
     champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)

@@ -21,7 +21,7 @@ from support.env import make_settings
 from support.paths import REPO, SHARED_DATA
 
 from devtools import airflow_env
-from liquidity_core import db
+from liquidity_core.store import db
 
 __all__ = ["PG_URL", "REPO", "SHARED_DATA", "airflow_env", "fresh_database"]
 

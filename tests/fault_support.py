@@ -185,7 +185,7 @@ def database_dump(database_url: str) -> dict[str, list[tuple]]:
     """Every row of every project table, sorted (a logical, backend-neutral snapshot)."""
     import sqlalchemy as sa
 
-    from liquidity_core import db
+    from liquidity_core.store import db
 
     engine = db.get_engine(database_url)
     out = {}
@@ -255,9 +255,9 @@ def _train_main(run_id: str, mode: str | None) -> None:
     before ``current.json`` is switched. ``--kill-before-record``: SIGKILL after the
     version folder is written, before the ``model_versions`` row is committed.
     """
-    from liquidity_core.model import registry
-    from liquidity_core.model.train import run_training_cycle
+    from liquidity_core.registry import champion as registry
     from liquidity_core.settings import load_settings
+    from liquidity_core.training.cycle import run_training_cycle
 
     def die(*_a, **_k):
         print("KILLING MYSELF", flush=True)

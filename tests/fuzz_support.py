@@ -30,8 +30,8 @@ import fuzz_inputs as gen
 import sqlalchemy as sa
 from webapp_support import model_dir_state, table_counts
 
-from liquidity_core import db
 from liquidity_core.ingest import ingest_paths
+from liquidity_core.store import db
 
 CHECK_EVERY = 250
 

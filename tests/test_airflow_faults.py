@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from fault_support import liquidity_env, write_big_csv
 
 from conftest import REPO, airflow_env
-from liquidity_core import db
-from liquidity_core.model import registry
+from liquidity_core.registry import champion as registry
+from liquidity_core.store import db
 
 INGEST_ONE = (
     "import json,sys; from liquidity_core.settings import load_settings; "

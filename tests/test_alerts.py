@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from support.env import make_settings
 from support.net import free_port
 
-from liquidity_core import alerts
+from liquidity_core.monitoring import alerts
 
 
 def _receiver():

@@ -178,7 +178,7 @@ def test_coin_lookup(server, browser):
 def _first_symbol(server) -> str:
     import sqlalchemy as sa
 
-    from liquidity_core import db
+    from liquidity_core.store import db
 
     engine = db.get_engine(server.settings.database_url)
     with db.transaction(engine) as conn:

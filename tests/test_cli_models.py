@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from liquidity_core import db
 from liquidity_core.cli import main
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model.snapshots import load_snapshots
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.store import db
+from liquidity_core.store.snapshots import load_snapshots
 
 
 @pytest.fixture

@@ -76,9 +76,9 @@ def test_importing_the_input_checks_does_not_load_the_ingest_pipeline():
     tables), so SQLAlchemy's core comes with them; the pipeline, its ledger and its
     database layer do not."""
     code = (
-        "import sys, liquidity_core.ingest.formats; "
+        "import sys, liquidity_core.inputs.formats; "
         "print(*(m in sys.modules for m in ('liquidity_core.ingest.pipeline', "
-        "'liquidity_core.ingest.ledger', 'liquidity_core.db', 'sqlalchemy.orm')))"
+        "'liquidity_core.ingest.ledger', 'liquidity_core.store.db', 'sqlalchemy.orm')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True, check=True

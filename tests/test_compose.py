@@ -613,7 +613,7 @@ def _connect(server: dict, user_var: str, password_var: str, db_var: str):
 
 
 def test_init_script_makes_the_web_role_read_only(initialised_server):
-    from liquidity_core import db
+    from liquidity_core.store import db
 
     server, names = initialised_server, initialised_server["names"]
     # Migrations run as the owner, as airflow-init does.

@@ -30,7 +30,7 @@ bag = DagBag(dag_folder=DAGS_FOLDER)
 t2 = time.perf_counter()
 heavy = sorted(m for m in set(sys.modules) - before
                if m.split(".")[0] in ("sklearn", "matplotlib", "flask", "psycopg2")
-               or m in ("liquidity_core.model.train", "liquidity_core.ingest"))
+               or m in ("liquidity_core.training.cycle", "liquidity_core.ingest"))
 dags = {}
 for dag_id, dag in bag.dags.items():
     dags[dag_id] = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core import db
-from liquidity_core.model import history
+from liquidity_core.serving import recent as history
+from liquidity_core.store import db
 
 
 def test_probe_answers_the_data_version_and_survives_a_dropped_connection(engine):
@@ -35,7 +35,7 @@ def test_sqlite_probes_through_the_shared_engine(settings):
 
 def test_probe_names_a_missing_schema(settings):
     from liquidity_core.errors import DatabaseError
-    from liquidity_core.model.snapshots import DATA_VERSION
+    from liquidity_core.store.snapshots import DATA_VERSION
 
     with pytest.raises(DatabaseError, match="has no schema .* run `liquidity db upgrade`"):
         db.probe_row(settings.database_url, DATA_VERSION)

@@ -1,8 +1,8 @@
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core import db
 from liquidity_core.errors import DatabaseUnavailable, LiquidityError
+from liquidity_core.store import db
 
 
 def test_upgrade_applies_every_migration_once(settings):

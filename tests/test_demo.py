@@ -1,14 +1,14 @@
-"""liquidity_core.demo: synthetic CoinGecko drops."""
+"""liquidity_core.inputs.demo: synthetic CoinGecko drops."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from liquidity_core.cli import main
-from liquidity_core.demo import generate_panel, write_demo_drops
 from liquidity_core.errors import InputError
-from liquidity_core.ingest.formats import COINGECKO
-from liquidity_core.ingest.reader import parse_csv
+from liquidity_core.inputs.demo import generate_panel, write_demo_drops
+from liquidity_core.inputs.formats import COINGECKO
+from liquidity_core.inputs.reader import parse_csv
 
 
 def test_panel_shape_columns_and_determinism():

@@ -41,7 +41,7 @@ from support.env import liquidity_env
 from support.net import free_port
 
 from conftest import REPO
-from liquidity_core import db
+from liquidity_core.store import db
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

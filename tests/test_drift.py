@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model import drift
-from liquidity_core.model.forecasts import forecast_new_snapshots
-from liquidity_core.model.monitoring import monitor
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.monitoring import drift
+from liquidity_core.monitoring.accuracy import monitor
+from liquidity_core.monitoring.forecasts import forecast_new_snapshots
+from liquidity_core.training.cycle import run_training_cycle
 
 
 def test_psi_by_hand():
@@ -69,7 +69,7 @@ def test_a_version_without_a_stored_reference_gets_one_from_a_bounded_sample(
 ):
     # Versions published before training stored the reference: it is computed once from
     # the stored window before the holdout, read in chunks, over at most REFERENCE_ROWS.
-    from liquidity_core.model.registry import load_verified_model
+    from liquidity_core.registry.champion import load_verified_model
 
     drops = write_demo_drops(tmp_path / "d", coins=30, snapshots=20, seed=4)
     ingest_paths(drops, settings=settings)

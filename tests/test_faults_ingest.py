@@ -40,8 +40,8 @@ from fault_support import (
     write_big_csv,
 )
 
-from liquidity_core import db
 from liquidity_core.ingest import ingest_one, list_ready_files
+from liquidity_core.store import db
 
 KILLS = 5
 FAULTS: dict[str, int] = {}  # faults injected by this module, reported at the end
@@ -315,7 +315,7 @@ def _fill(folder: Path) -> None:
 
 
 def _demo_file(path: Path, rows: int = 3000) -> int:
-    from liquidity_core.demo import generate_panel
+    from liquidity_core.inputs.demo import generate_panel
 
     panel = generate_panel(coins=rows // 10, snapshots=10, seed=5, start="2024-01-01")
     panel.to_csv(path, index=False)

@@ -33,8 +33,8 @@ from fault_support import (
 )
 from webapp_support import copy_store, database, ingest_demo, trained_store
 
-from liquidity_core import db
-from liquidity_core.model import registry
+from liquidity_core.registry import champion as registry
+from liquidity_core.store import db
 
 FAULTS: dict[str, int] = {}
 

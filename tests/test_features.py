@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from liquidity_core.errors import InputError
-from liquidity_core.model.features import (
+from liquidity_core.features.build import (
     BASE_FEATURES,
     LONG_WINDOW,
     MARKET_CHANGE_LAG,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liquidity_core.model.features import (
+from liquidity_core.features.build import (
     EWM_HALFLIVES,
     LONG_WINDOW,
     build_features,
@@ -137,7 +137,7 @@ def test_rows_must_flag_every_panel_row():
 
 def test_both_ewm_paths_give_the_same_numbers(monkeypatch):
     """Small selections sum the lags along a matrix, large ones lag by lag: same sums."""
-    from liquidity_core.model import windows
+    from liquidity_core.features import windows
 
     panel = random_panel(5, 9, 90)
     mask = np.random.default_rng(5).random(len(panel)) < 0.5

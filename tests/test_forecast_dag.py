@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.training.cycle import run_training_cycle
 
 
 def _forecast_count(engine) -> int:

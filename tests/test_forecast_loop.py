@@ -16,14 +16,16 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core import db
 from liquidity_core.cli import main
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model import forecasts, monitoring, registry
-from liquidity_core.model.predict import predict_for_symbol
-from liquidity_core.model.snapshots import SNAPSHOT_TIMES, to_utc
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.monitoring import accuracy as monitoring
+from liquidity_core.monitoring import forecasts
+from liquidity_core.registry import champion as registry
+from liquidity_core.serving.predict import predict_for_symbol
+from liquidity_core.store import db
+from liquidity_core.store.snapshots import SNAPSHOT_TIMES, to_utc
+from liquidity_core.training.cycle import run_training_cycle
 
 COINS = 12
 EARLY = 24  # snapshots the model is trained on
@@ -213,7 +215,7 @@ def test_alert_fires_on_a_constructed_degradation(settings, engine, drops, train
     assert "last 3 scored snapshots" in message
     assert main(["monitor", "--check"]) == 2
     with caplog.at_level(logging.ERROR, logger="liquidity.alerts"):
-        from liquidity_core import alerts
+        from liquidity_core.monitoring import alerts
 
         alerts.notify(message, settings=settings)
     assert message in caplog.text

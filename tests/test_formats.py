@@ -1,4 +1,4 @@
-"""liquidity_core.ingest.formats: header detection, row checks, canonical columns."""
+"""liquidity_core.inputs.formats: header detection, row checks, canonical columns."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liquidity_core.ingest.formats import (
+from liquidity_core.inputs.formats import (
     CMC,
     COINGECKO,
     OHLCV,
@@ -14,8 +14,8 @@ from liquidity_core.ingest.formats import (
     coin_slug,
     detect_format,
 )
-from liquidity_core.ingest.reader import parse_csv
-from liquidity_core.ingest.records import normalize_records
+from liquidity_core.inputs.reader import parse_csv
+from liquidity_core.inputs.records import normalize_records
 
 CG_HEADER = "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date"
 

@@ -8,7 +8,7 @@ and a random encoding (UTF-8, UTF-16, Latin-1, cp1252); and a 10,000-column file
 
 Properties:
 
-- ``reader.parse_csv`` returns or raises :class:`~liquidity_core.ingest.formats.FileRejected`
+- ``reader.parse_csv`` returns or raises :class:`~liquidity_core.inputs.formats.FileRejected`
   (a project error with a message), nothing else; every data row is accounted for:
   ``good + rejected == rows_in_file``, each rejected row has a line number and a reason.
 - ``ingest.ingest_file`` on a real database never raises; the file is ``loaded`` with
@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.env import make_settings
 
-from liquidity_core import db
 from liquidity_core.ingest import ingest_file
-from liquidity_core.ingest.formats import FileRejected
-from liquidity_core.ingest.reader import parse_csv
+from liquidity_core.inputs.formats import FileRejected
+from liquidity_core.inputs.reader import parse_csv
+from liquidity_core.store import db
 
 CASES = {"parse": 0, "ingest": 0, "wide": 0}
 OUTCOMES: dict[str, int] = {}

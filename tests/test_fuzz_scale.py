@@ -15,8 +15,8 @@ from fuzz_support import fuzz_csv, fuzz_http, fuzz_web, report
 from support.env import make_settings
 from webapp_support import Gunicorn, database, trained_store
 
-from liquidity_core import db
 from liquidity_core.ingest import ingest_paths
+from liquidity_core.store import db
 
 BUDGET = int(os.environ.get("FUZZ_BUDGET") or 150)
 SEED = int(os.environ.get("FUZZ_SEED") or 16)

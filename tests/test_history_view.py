@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from liquidity_core.history_view import render_history_table
+from liquidity_core.reporting.model_history import render_history_table
 
 ROWS = [
     {

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core import identity
-from liquidity_core.demo import generate_panel
+from liquidity_core.features.build import HISTORY_ROWS, build_features
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model.features import HISTORY_ROWS, build_features
-from liquidity_core.model.snapshots import load_snapshots
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.store import identity
+from liquidity_core.store.snapshots import load_snapshots
 
 DAYS = [f"2024-01-{d:02d}" for d in range(1, 11)]
 
@@ -242,7 +242,7 @@ def renamed_demo(tmp_path: Path, *, coins=30, snapshots=24, seed=5, at=20):
     out.mkdir()
     for date, rows in panel.groupby("date"):
         rows.to_csv(out / f"coin_gecko_{date}.csv", index=False)
-    from liquidity_core.ingest.formats import coin_slug
+    from liquidity_core.inputs.formats import coin_slug
 
     return out, big["symbol"], coin_slug(big["coin"]), coin_slug(big["coin"] + " Renamed")
 
@@ -269,7 +269,7 @@ def test_training_panel_is_continuous_across_the_rename(settings, engine, tmp_pa
 
 @pytest.fixture
 def renamed_champion(settings, engine, tmp_path):
-    from liquidity_core.model.train import run_training_cycle
+    from liquidity_core.training.cycle import run_training_cycle
 
     drops, symbol, old_id, new_id = renamed_demo(tmp_path)
     ingest(settings, [drops])
@@ -279,7 +279,7 @@ def renamed_champion(settings, engine, tmp_path):
 
 
 def test_prediction_for_the_new_name_uses_the_whole_history(settings, renamed_champion):
-    from liquidity_core.model.predict import predict_for_symbol, predict_liquidity
+    from liquidity_core.serving.predict import predict_for_symbol, predict_liquidity
 
     symbol, old_id, new_id = renamed_champion
     whole = min(24, HISTORY_ROWS)
@@ -302,7 +302,7 @@ def test_prediction_for_the_new_name_uses_the_whole_history(settings, renamed_ch
 
 
 def settings_engine(settings):
-    from liquidity_core import db
+    from liquidity_core.store import db
 
     return db.get_engine(settings.database_url)
 

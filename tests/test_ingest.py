@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from liquidity_core import ingest
 from liquidity_core.cli import main
-from liquidity_core.demo import generate_panel
 from liquidity_core.errors import InputError
-from liquidity_core.model.snapshots import load_snapshots
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.store.snapshots import load_snapshots
 
 CG_HEADER = "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date"
 LIQUIDITY = Path(sys.executable).parent / "liquidity"

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from liquidity_core import ingest
-from liquidity_core.demo import generate_panel
 from liquidity_core.ingest import stream
-from liquidity_core.ingest.reader import parse_csv
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.inputs.reader import parse_csv
 
 PIECE = 4096
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core.model import intervals
+from liquidity_core.learn import intervals
 
 
 def _sample(rng, n):
@@ -78,8 +78,8 @@ def test_training_records_the_calibration_and_the_holdout_coverage(settings, eng
     coverage its interval reached on the holdout; the served interval is that one."""
     from test_predict import train_on_demo
 
-    from liquidity_core.model.predict import predict_for_symbol
-    from liquidity_core.model.registry import load_verified_model
+    from liquidity_core.registry.champion import load_verified_model
+    from liquidity_core.serving.predict import predict_for_symbol
 
     result = train_on_demo(settings, tmp_path)
     model = load_verified_model(settings)
@@ -110,8 +110,8 @@ def test_training_records_the_calibration_and_the_holdout_coverage(settings, eng
     width = np.log(got["interval"]["high"]) - np.log(got["interval"]["low"])
     # The served width is the row's tercile width of scaled residuals times the row's
     # scale (its recent mean absolute change of log turnover, raised to the floor).
-    from liquidity_core.model.features import build_features
-    from liquidity_core.model.snapshots import load_snapshots
+    from liquidity_core.features.build import build_features
+    from liquidity_core.store.snapshots import load_snapshots
 
     X, _y, meta = build_features(load_snapshots(engine))
     newest = meta["snapshot_ts"] == meta["snapshot_ts"].max()

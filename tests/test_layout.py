@@ -97,7 +97,7 @@ COMMANDS = (
 
 def test_the_module_form_of_the_cli_lists_every_command():
     import liquidity_core.cli  # noqa: F401 - registers every command
-    from liquidity_core.cli.registry import COMMANDS as registered
+    from liquidity_core.cli.commands import COMMANDS as registered
 
     assert set(registered) == set(COMMANDS)
     proc = subprocess.run(

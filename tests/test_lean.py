@@ -12,8 +12,8 @@ from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from liquidity_core.model import lean
-from liquidity_core.model.target import AnchoredPipeline, har_ridge
+from liquidity_core.learn.estimators import AnchoredPipeline, har_ridge
+from liquidity_core.serving import numpy_path as lean
 
 NAMES = [f"f{i}" for i in range(6)]
 

@@ -19,8 +19,8 @@ import pytest
 from support.rows import ROW
 from webapp_support import Gunicorn, database, http, trained_store
 
-from liquidity_core import db
-from liquidity_core.model import registry
+from liquidity_core.registry import champion as registry
+from liquidity_core.store import db
 
 DURATION = 60.0
 CLIENTS = 8

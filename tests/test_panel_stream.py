@@ -8,11 +8,16 @@ import pytest
 from test_features import make_panel as feature_panel
 
 from liquidity_core import ingest
-from liquidity_core.demo import generate_panel
-from liquidity_core.model.data import data_fingerprint
-from liquidity_core.model.features import HISTORY_ROWS, build_features
-from liquidity_core.model.panel_stream import frame_chunks, scan, stored_chunks, windowed_features
-from liquidity_core.model.snapshots import load_snapshots
+from liquidity_core.features.build import HISTORY_ROWS, build_features
+from liquidity_core.features.panel_stream import (
+    frame_chunks,
+    scan,
+    stored_chunks,
+    windowed_features,
+)
+from liquidity_core.inputs.demo import generate_panel
+from liquidity_core.store.snapshots import load_snapshots
+from liquidity_core.training.data import data_fingerprint
 
 
 def make_panel(coins=7, snapshots=HISTORY_ROWS + 40, seed=3) -> pd.DataFrame:

@@ -2,14 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.errors import InputError, ModelError, NotFound
+from liquidity_core.features.build import build_features
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model import registry
-from liquidity_core.model.features import build_features
-from liquidity_core.model.predict import LEVELS, predict_for_symbol, predict_liquidity
-from liquidity_core.model.snapshots import load_snapshots
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.registry import champion as registry
+from liquidity_core.serving.predict import LEVELS, predict_for_symbol, predict_liquidity
+from liquidity_core.store.snapshots import load_snapshots
+from liquidity_core.training.cycle import run_training_cycle
 
 
 def train_on_demo(settings, tmp_path, *, coins=30, snapshots=24, seed=5):
@@ -184,9 +184,9 @@ def test_forecasts_use_a_snapshot_as_soon_as_it_is_ingested(settings, champion, 
 def test_served_features_match_training_features_with_the_market(settings, champion, engine):
     """The market-wide features of a request come from every stored coin, as in training
     (the request alone would make each row its own market)."""
-    from liquidity_core.model.features import MARKET_FEATURES
-    from liquidity_core.model.predict import _features_for_rows
-    from liquidity_core.model.target import AnchoredPipeline
+    from liquidity_core.features.build import MARKET_FEATURES
+    from liquidity_core.learn.estimators import AnchoredPipeline
+    from liquidity_core.serving.predict import _features_for_rows
 
     panel = load_snapshots(engine)
     fs = build_features(panel)

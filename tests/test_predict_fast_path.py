@@ -15,9 +15,9 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from liquidity_core.model import intervals
-from liquidity_core.model.predict import INTERVAL_PERCENTILES, predict_frame
-from liquidity_core.model.registry import LoadedModel, load_verified_model
+from liquidity_core.learn import intervals
+from liquidity_core.registry.champion import LoadedModel, load_verified_model
+from liquidity_core.serving.predict import INTERVAL_PERCENTILES, predict_frame
 
 FEATURES = [f"f{i}" for i in range(8)]
 

@@ -30,7 +30,7 @@ def served(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"public_{request.param}")
     with database(request.param, root) as url:
         settings = trained_store(root, url)
-        from liquidity_core.report import build_report
+        from liquidity_core.reporting.report import build_report
 
         build_report(settings)
         log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"

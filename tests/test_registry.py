@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from test_train import make_learnable_panel
 
 from liquidity_core.errors import InputError, ModelError, NotFound
-from liquidity_core.model import registry
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.registry import champion as registry
+from liquidity_core.training.cycle import run_training_cycle
 
 FAST = {"grid": "fast", "candidates": False}
 

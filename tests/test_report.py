@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model.train import run_training_cycle
-from liquidity_core.report import build_report
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.reporting.report import build_report
+from liquidity_core.training.cycle import run_training_cycle
 
 DATA_PLOTS = ["distributions", "correlations", "turnover-over-time"]
 MODEL_PLOTS = [

@@ -2,11 +2,11 @@
 
 import pytest
 
-from liquidity_core import db
-from liquidity_core.demo import write_demo_drops
 from liquidity_core.ingest import ingest_paths
-from liquidity_core.model import registry
-from liquidity_core.report import report_path
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.registry import champion as registry
+from liquidity_core.reporting.report import report_path
+from liquidity_core.store import db
 
 FAST = {"grid": "fast", "candidates": False}
 

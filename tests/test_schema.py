@@ -1,12 +1,12 @@
-"""liquidity_core.schema: the Core tables match the migrated database and the COPY files."""
+"""liquidity_core.store.schema: the Core tables match the migrated database and the COPY files."""
 
 import re
 
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core import db, schema
 from liquidity_core.ingest import copy
+from liquidity_core.store import db, schema
 
 TABLES = [t for t in schema.metadata.sorted_tables]
 

@@ -24,9 +24,10 @@ from support.rows import ROW
 from webapp_support import Gunicorn, copy_store, trained_store
 
 from conftest import PG_URL, REPO
-from liquidity_core import db, ingest
+from liquidity_core import ingest
 from liquidity_core.errors import ModelError
-from liquidity_core.model import registry
+from liquidity_core.registry import champion as registry
+from liquidity_core.store import db
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: The only non-GET routes: both compute a prediction and store nothing.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from liquidity_core.errors import NotEnoughData
-from liquidity_core.model.splits import PanelTimeSeriesSplit, holdout_split, min_times_for
+from liquidity_core.learn.splits import PanelTimeSeriesSplit, holdout_split, min_times_for
 
 
 def test_folds_split_on_times_expanding_with_gap():

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from liquidity_core import ingest
-from liquidity_core.ingest.formats import coin_slug
-from liquidity_core.ingest.records import normalize_records
+from liquidity_core.inputs.formats import coin_slug
+from liquidity_core.inputs.records import normalize_records
 
 ROW = {"coin": "Bitcoin", "symbol": "BTC", "price": 1, "24h_volume": 5, "mkt_cap": 10}
 BAD = ["\ud800", "a\udfffb", "nul\x00", "bell\x07", "del\x7f"]

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from liquidity_core.errors import ModelError, NotEnoughData
-from liquidity_core.model import registry
-from liquidity_core.model.target import AnchoredPipeline
-from liquidity_core.model.train import run_training_cycle
+from liquidity_core.learn.estimators import AnchoredPipeline
+from liquidity_core.registry import champion as registry
+from liquidity_core.training.cycle import run_training_cycle
 
 
 def make_learnable_panel(
@@ -58,7 +58,7 @@ FAST = {"grid": "fast", "candidates": False}
 
 
 def test_learnable_panel_is_learned_and_promoted(settings, engine, caplog):
-    caplog.set_level(logging.INFO, logger="liquidity_core.model.train")
+    caplog.set_level(logging.INFO, logger="liquidity_core.training.cycle")
     panel = make_learnable_panel()
     result = run_training_cycle(settings, panel=panel, run_id="r1", grid="fast")
     assert result["promoted"] is True, result["reason"]
@@ -184,7 +184,7 @@ def test_stale_staging_of_dead_runs_is_removed(settings, engine):
     import os
     import time
 
-    from liquidity_core.model.train import remove_stale_staging, staging_dir
+    from liquidity_core.training.cycle import remove_stale_staging, staging_dir
 
     dead = staging_dir(settings, "manual__dead:run")
     dead.mkdir(parents=True)
@@ -198,7 +198,7 @@ def test_stale_staging_of_dead_runs_is_removed(settings, engine):
 
 
 def test_search_on_a_subsample_of_the_tuning_rows(settings, engine):
-    from liquidity_core.model.train import prepare_data, train_challenger
+    from liquidity_core.training.cycle import prepare_data, train_challenger
 
     prepare_data(settings, run_id="sub", panel=make_learnable_panel())
     out = train_challenger(settings, run_id="sub", max_search_rows=500, **FAST)

@@ -20,7 +20,7 @@ from webapp_support import (
     trained_store,
 )
 
-from liquidity_core import db
+from liquidity_core.store import db
 
 CMC_ROW = {
     "Name": "Ethereum",
@@ -57,7 +57,7 @@ def client(app, store):
 
 @pytest.fixture(scope="module")
 def champion(store):
-    from liquidity_core.model.registry import get_champion
+    from liquidity_core.registry.champion import get_champion
 
     return get_champion(db.get_engine(store.database_url))
 
@@ -428,7 +428,7 @@ def test_corrupt_artifact_keeps_serving_old_model(store, tmp_path, champion, mak
     """A copy of the store whose pointer is switched to a corrupted artifact."""
     if not store.database_url.startswith("sqlite"):
         pytest.skip("copies the SQLite store")
-    from liquidity_core.model.registry import read_current_pointer, write_current_pointer
+    from liquidity_core.registry.champion import read_current_pointer, write_current_pointer
 
     copy = copy_store(store, tmp_path)
     client = make_app(copy, MODEL_CHECK_INTERVAL=0.0).test_client()

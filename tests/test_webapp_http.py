@@ -23,7 +23,7 @@ from webapp_support import (
     trained_store,
 )
 
-from liquidity_core.model.registry import read_current_pointer, rollback, write_current_pointer
+from liquidity_core.registry.champion import read_current_pointer, rollback, write_current_pointer
 
 CHECK = 0.2  # LIQUIDITY_WEB_MODEL_CHECK_INTERVAL for these servers (default 2 s)
 
@@ -239,9 +239,9 @@ def _second_champion(store) -> dict:
     """
     import shutil
 
-    from liquidity_core import db
-    from liquidity_core.model.registry import get_version, publish, utc_now_iso
-    from liquidity_core.model.train import run_training_cycle
+    from liquidity_core.registry.champion import get_version, publish, utc_now_iso
+    from liquidity_core.store import db
+    from liquidity_core.training.cycle import run_training_cycle
 
     ingest_demo(store, snapshots=36)
     outcome = run_training_cycle(store, run_id="test-webapp-2", grid="fast", candidates=False)
@@ -263,8 +263,8 @@ def _second_champion(store) -> dict:
 
 
 def _other_version(store, version: str) -> dict:
-    from liquidity_core import db
-    from liquidity_core.model.registry import list_versions
+    from liquidity_core.registry.champion import list_versions
+    from liquidity_core.store import db
 
     versions = list_versions(db.get_engine(store.database_url))
     others = [v for v in versions if v["version"] != version]

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 from webapp_support import database, land_and_forecast, trained_store
 
-from liquidity_core import db
-from liquidity_core.model.monitoring import monitor
+from liquidity_core.monitoring.accuracy import monitor
+from liquidity_core.store import db
 from webapp import DEFAULTS
 from webapp.openapi import openapi_document
 

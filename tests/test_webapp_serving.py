@@ -1,4 +1,4 @@
-"""``liquidity_core.model.serving.ModelHolder`` on a real model store, with a controllable clock."""
+"""``serving.model_cache.ModelHolder`` on a real model store, with a controllable clock."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 from webapp_support import copy_store, database, settings_for, trained_store
 
 from liquidity_core.errors import ModelError
-from liquidity_core.model.registry import (
+from liquidity_core.registry.champion import (
     load_verified_model,
     read_current_pointer,
     write_current_pointer,
 )
-from liquidity_core.model.serving import ModelHolder
+from liquidity_core.serving.model_cache import ModelHolder
 
 
 @pytest.fixture(scope="module")

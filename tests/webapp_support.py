@@ -26,8 +26,8 @@ from support.env import make_settings
 from support.net import free_port
 from support.paths import REPO
 
-from liquidity_core import db
 from liquidity_core.settings import Settings
+from liquidity_core.store import db
 
 # A panel small enough to train in seconds, big enough for the CV and a holdout.
 DEMO = {"coins": 12, "snapshots": 30, "seed": 11, "start": "2024-01-01"}
@@ -52,8 +52,8 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 def ingest_demo(settings: Settings, *, snapshots: int, **overrides) -> None:
     """Write demo drops and ingest them (as the ingest DAG would)."""
-    from liquidity_core.demo import write_demo_drops
     from liquidity_core.ingest import ingest_paths
+    from liquidity_core.inputs.demo import write_demo_drops
 
     params = {**DEMO, "snapshots": snapshots, **overrides}
     drops = settings.var_dir / f"drops_{uuid.uuid4().hex[:6]}"
@@ -65,7 +65,7 @@ def ingest_demo(settings: Settings, *, snapshots: int, **overrides) -> None:
 
 def trained_store(root: Path, database_url: str) -> Settings:
     """A migrated database with the demo panel ingested and one trained champion."""
-    from liquidity_core.model.train import run_training_cycle
+    from liquidity_core.training.cycle import run_training_cycle
 
     settings = settings_for(root, database_url)
     db.upgrade(db.get_engine(settings.database_url))
@@ -78,9 +78,9 @@ def trained_store(root: Path, database_url: str) -> Settings:
 def land_and_forecast(settings: Settings, *, more: int = 4) -> None:
     """Land ``more`` demo snapshots after the trained ones one at a time, each followed by
     the forecast task, so stored forecasts meet their outcomes (issue 14)."""
-    from liquidity_core.demo import write_demo_drops
     from liquidity_core.ingest import ingest_paths
-    from liquidity_core.model.forecasts import forecast_new_snapshots
+    from liquidity_core.inputs.demo import write_demo_drops
+    from liquidity_core.monitoring.forecasts import forecast_new_snapshots
 
     drops = settings.var_dir / f"later_{uuid.uuid4().hex[:6]}"
     files = write_demo_drops(drops, **{**DEMO, "snapshots": DEMO["snapshots"] + more})

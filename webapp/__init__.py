@@ -2,7 +2,7 @@
 
 ``create_app()`` builds the Flask app from :func:`liquidity_core.settings.load_settings`;
 gunicorn serves it as ``gunicorn 'webapp:create_app()'``. The app only reads: models from
-``MODEL_DIR`` (hot-reloaded by :class:`liquidity_core.model.serving.ModelHolder`) and the
+``MODEL_DIR`` (hot-reloaded by :class:`liquidity_core.serving.model_cache.ModelHolder`) and the
 database through ``liquidity_core``; it never writes either.
 """
 
@@ -51,9 +51,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     -------
     flask.Flask
     """
-    from liquidity_core.model.serving import ModelHolder
-
-    from . import api, apikeys, errors, limits, views
+    from liquidity_core.serving.model_cache import ModelHolder
+    from webapp import api, apikeys, errors, limits, views
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -72,7 +71,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["liquidity_models"] = holder
     if app.config["PRELOAD_MODEL"]:
-        import liquidity_core.model.predict  # noqa: F401 - pandas and scikit-learn, once
+        import liquidity_core.serving.predict  # noqa: F401 - pandas and scikit-learn, once
 
         holder.refresh()
 

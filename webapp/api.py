@@ -14,10 +14,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from liquidity_core import db
-
-from .errors import ApiError, public_text
-from .openapi import openapi_document
+from liquidity_core.store import db
+from webapp.errors import ApiError, public_text
+from webapp.openapi import openapi_document
 
 bp = Blueprint("api", __name__)
 
@@ -29,7 +28,7 @@ MAGNITUDE_RANGE = (1e-30, 1e18)
 
 
 def model_holder():
-    """The app's :class:`~liquidity_core.model.serving.ModelHolder`."""
+    """The app's :class:`~liquidity_core.serving.model_cache.ModelHolder`."""
     return current_app.extensions["liquidity_models"]
 
 
@@ -196,7 +195,7 @@ def _summary(problems: list[dict]) -> str:
 
 def predict_rows(rows: list[dict], model) -> list[dict]:
     """``predict_liquidity`` on ``model``; overflowing inputs become a 422."""
-    from liquidity_core.model.predict import predict_liquidity
+    from liquidity_core.serving.predict import predict_liquidity
 
     try:
         return predict_liquidity(rows, settings=app_settings(), model=model)
@@ -233,7 +232,7 @@ def predict():
 @bp.get("/api/v1/coins/<symbol>/prediction")
 def coin_prediction(symbol: str):
     """Predicted next turnover of a stored coin, from its latest snapshot (stored or computed)."""
-    from liquidity_core.model.forecasts import forecast_for_symbol
+    from liquidity_core.monitoring.forecasts import forecast_for_symbol
 
     model = model_holder().get()
     return jsonify(jsonable(forecast_for_symbol(symbol, settings=app_settings(), model=model)))
@@ -242,7 +241,7 @@ def coin_prediction(symbol: str):
 @bp.get("/api/v1/monitoring")
 def monitoring():
     """Realized accuracy and coverage of the stored forecasts, per model version."""
-    from liquidity_core.model.monitoring import monitor
+    from liquidity_core.monitoring.accuracy import monitor
 
     return jsonify(jsonable(monitor(app_settings())))
 
@@ -250,7 +249,7 @@ def monitoring():
 @bp.get("/api/v1/models")
 def models():
     """The model history, newest first."""
-    from liquidity_core.model.registry import list_versions
+    from liquidity_core.registry.champion import list_versions
 
     versions = list_versions(app_engine())
     champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)

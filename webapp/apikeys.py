@@ -44,8 +44,7 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 
 from liquidity_core.errors import ConfigError
-
-from .errors import error_body
+from webapp.errors import error_body
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,7 @@ from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 from liquidity_core.errors import ConfigError
-
-from .errors import error_body
+from webapp.errors import error_body
 
 #: Paths the limit covers.
 LIMITED_PREFIX = "/api/v1/"

@@ -54,7 +54,7 @@ def _errors(*codes: int) -> dict:
 
 
 def _monitoring_schema() -> dict:
-    """``GET /api/v1/monitoring`` (:func:`liquidity_core.model.monitoring.monitor`)."""
+    """``GET /api/v1/monitoring`` (:func:`liquidity_core.monitoring.accuracy.monitor`)."""
     score = {"type": ["number", "null"]}
     keys = ("realized_r2", "persistence_r2", "skill", "mae", "coverage", "nominal_coverage")
     return {

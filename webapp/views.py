@@ -9,11 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from liquidity_core.errors import InputError, ModelError
-
-from .api import app_engine, app_settings, model_holder, predict_rows, value_problems
-from .charts import r2_history_svg
-from .errors import ApiError, public_text
-from .loop_charts import coin_forecast_svg, realized_svg
+from liquidity_core.reporting.charts import r2_history_svg
+from liquidity_core.reporting.forecast_charts import coin_forecast_svg, realized_svg
+from webapp.api import app_engine, app_settings, model_holder, predict_rows, value_problems
+from webapp.errors import ApiError, public_text
 
 bp = Blueprint("views", __name__)
 
@@ -90,8 +89,8 @@ def coin_lookup():
 @bp.get("/coins/<symbol>")
 def coin(symbol: str):
     """A coin's stored snapshots, its predicted next turnover and its past forecasts."""
-    from liquidity_core.model.forecasts import coin_forecasts, forecast_for_symbol
-    from liquidity_core.model.snapshots import load_snapshots
+    from liquidity_core.monitoring.forecasts import coin_forecasts, forecast_for_symbol
+    from liquidity_core.store.snapshots import load_snapshots
 
     prediction = forecast_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
     history = load_snapshots(app_engine(), coin_ids=[prediction["coin_id"]])
@@ -105,9 +104,9 @@ def coin(symbol: str):
 @bp.get("/models")
 def models():
     """The model history table, the holdout R² chart, realized accuracy and drift."""
-    from liquidity_core.history_view import render_history_table
-    from liquidity_core.model.monitoring import monitor, with_realized
-    from liquidity_core.model.registry import list_versions
+    from liquidity_core.monitoring.accuracy import monitor, with_realized
+    from liquidity_core.registry.champion import list_versions
+    from liquidity_core.reporting.model_history import render_history_table
 
     versions = list_versions(app_engine())
     report = monitor(app_settings())
@@ -123,7 +122,7 @@ def models():
 @bp.get("/report")
 def report():
     """The latest ``liquidity report`` output, once it exists."""
-    from liquidity_core.report import report_path
+    from liquidity_core.reporting.report import report_path
 
     path = report_path(app_settings())
     if not path.is_file():

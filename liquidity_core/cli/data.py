@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..settings import Settings
-from .registry import command
+from liquidity_core.cli.commands import command
+from liquidity_core.settings import Settings
 
 # --- db ----------------------------------------------------------------------------------
 
@@ -16,7 +16,7 @@ def _db_args(p):
 
 @command("db", "database schema: `liquidity db upgrade`", arguments=_db_args)
 def _db(args, settings: Settings):
-    from .. import db
+    from liquidity_core.store import db
 
     applied = db.upgrade(db.get_engine(settings.database_url))
     text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
@@ -37,7 +37,7 @@ def _ingest_args(p):
 
 @command("ingest", "load CSV files or folders into market_snapshots", arguments=_ingest_args)
 def _ingest(args, settings: Settings):
-    from ..ingest import ingest_paths
+    from liquidity_core.ingest import ingest_paths
 
     results = ingest_paths(args.paths, settings=settings, move=args.move)
     ok = all(r.status in ("loaded", "duplicate") for r in results)
@@ -59,7 +59,7 @@ def _demo_args(p):
 
 @command("demo-data", "write synthetic CoinGecko-format drops", arguments=_demo_args)
 def _demo(args, settings: Settings):
-    from ..demo import write_demo_drops
+    from liquidity_core.inputs.demo import write_demo_drops
 
     files = write_demo_drops(
         args.out, coins=args.coins, snapshots=args.snapshots, seed=args.seed, start=args.start

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import InputError
-from ..settings import Settings
-from .registry import command
+from liquidity_core.cli.commands import command
+from liquidity_core.errors import InputError
+from liquidity_core.settings import Settings
 
 # --- train -------------------------------------------------------------------------------
 
@@ -41,7 +41,7 @@ def _fmt(value) -> str:
 
 @command("train", "one full retraining cycle, as the nightly DAG runs it", arguments=_train_args)
 def _train(args, settings: Settings):
-    from ..model.train import run_training_cycle
+    from liquidity_core.training.cycle import run_training_cycle
 
     result = run_training_cycle(
         settings,
@@ -94,8 +94,8 @@ _LIST_KEYS = (
 
 @command("models", "the model history, newest first")
 def _models(args, settings: Settings):
-    from .. import db
-    from ..model.registry import list_versions, read_current_pointer
+    from liquidity_core.registry.champion import list_versions, read_current_pointer
+    from liquidity_core.store import db
 
     versions = list_versions(db.get_engine(settings.database_url))
     pointer = read_current_pointer(settings.model_dir)
@@ -120,7 +120,7 @@ def _rollback_args(p):
 
 @command("rollback", "make an earlier champion the champion again", arguments=_rollback_args)
 def _rollback(args, settings: Settings):
-    from ..model.forecasts import rollback_champion
+    from liquidity_core.monitoring.forecasts import rollback_champion
 
     return rollback_champion(settings, args.version), 0
 
@@ -169,8 +169,8 @@ def _line(r: dict) -> str:
     arguments=_predict_args,
 )
 def _predict(args, settings: Settings):
-    from ..model.forecasts import forecast_for_symbol
-    from ..model.predict import predict_liquidity
+    from liquidity_core.monitoring.forecasts import forecast_for_symbol
+    from liquidity_core.serving.predict import predict_liquidity
 
     if args.symbol:
         result = forecast_for_symbol(args.symbol, settings=settings)  # stored or computed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..settings import Settings
-from .registry import command
+from liquidity_core.cli.commands import command
+from liquidity_core.settings import Settings
 
 # --- report ------------------------------------------------------------------------------
 
@@ -16,7 +16,7 @@ def _report_args(p):
 
 @command("report", "write the EDA and model report (one HTML file)", arguments=_report_args)
 def _report(args, settings: Settings):
-    from ..report import build_report
+    from liquidity_core.reporting.report import build_report
 
     path = build_report(settings, out_dir=args.out)
     return {"path": str(path), "text": f"wrote {path}"}, 0

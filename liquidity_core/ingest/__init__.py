@@ -1,18 +1,14 @@
-"""Ingest stage: CSV drops into ``market_snapshots`` exactly once.
+"""Ingest: CSV drops into ``market_snapshots`` exactly once.
 
-Modules, in the order a file goes through them:
+Modules, in the order a file goes through them: ``pipeline`` (the entry points: hash a
+file, decide duplicate / quarantine / load; parsing and checks come from
+:mod:`liquidity_core.inputs`), ``ledger`` (the ``ingest_files`` ledger and the one
+transaction of a load), ``copy`` (PostgreSQL COPY and SQLite upserts), ``stream`` (big
+files in pieces), ``files`` (the moves to ``processed/`` and ``quarantine/``) and
+``result`` (``IngestResult``).
 
-- ``pipeline`` -- the entry points: hash a file, decide duplicate / quarantine / load;
-- ``formats``  -- the three input formats, detection from the header, coin slugs;
-- ``reader``   -- CSV bytes into rows (``parse_csv``), ``checks`` -- the row checks
-  (``check_frame``), ``records`` -- the same checks for prediction input;
-- ``ledger``   -- the ``ingest_files`` ledger and the one transaction of a load;
-- ``copy``     -- PostgreSQL COPY (binary streams, staging table) and SQLite upserts;
-- ``files``    -- the moves to ``processed/``/``quarantine/``; ``result`` -- ``IngestResult``.
-
-The entry points are re-exported here, imported on first use (PEP 562), so importing one
-module of the package (``formats`` for the prediction input checks, say) does not pull in
-the pipeline and its database layer.
+The entry points are re-exported here, imported on first use (PEP 562), so that importing
+the package does not pull in the pipeline and its database layer.
 """
 
 from __future__ import annotations

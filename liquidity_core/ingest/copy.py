@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
-from .. import db
-from ..model.snapshots import format_ts
-from ..schema import MEASURES, SNAPSHOT_KEY, TS, market_snapshots, rejected_rows
+from liquidity_core.store import db
+from liquidity_core.store.schema import MEASURES, SNAPSHOT_KEY, TS, market_snapshots, rejected_rows
+from liquidity_core.store.snapshots import format_ts
 
 log = logging.getLogger("liquidity_core.ingest")
 

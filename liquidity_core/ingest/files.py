@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputError
+from liquidity_core.errors import InputError
 
 if TYPE_CHECKING:
-    from .result import IngestResult
+    from liquidity_core.ingest.result import IngestResult
 
 log = logging.getLogger("liquidity_core.ingest")
 

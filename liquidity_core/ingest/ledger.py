@@ -20,12 +20,17 @@ import sqlalchemy.dialects.postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db, identity
-from ..errors import DatabaseError, LiquidityError
-from ..model.snapshots import format_ts, to_utc
-from ..schema import ingest_files
-from .copy import _insert_rejected, _row_frame, _upsert_postgres, _upsert_sqlite
-from .result import IngestResult
+from liquidity_core.errors import DatabaseError, LiquidityError
+from liquidity_core.ingest.copy import (
+    _insert_rejected,
+    _row_frame,
+    _upsert_postgres,
+    _upsert_sqlite,
+)
+from liquidity_core.ingest.result import IngestResult
+from liquidity_core.store import db, identity
+from liquidity_core.store.schema import ingest_files
+from liquidity_core.store.snapshots import format_ts, to_utc
 
 log = logging.getLogger("liquidity_core.ingest")
 

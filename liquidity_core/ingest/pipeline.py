@@ -17,7 +17,7 @@ For each file:
 
 This module holds the entry points (:func:`ingest_paths`, :func:`ingest_file`, ...) and
 the steps of one file; a storage failure becomes one line through
-:func:`liquidity_core.db.classify_storage_error`.
+:func:`liquidity_core.store.db.classify_storage_error`.
 
 The partial unique index on ``ingest_files (sha256) WHERE status = 'loaded'`` makes two
 concurrent loads of the same bytes queue: the second waits for the first to commit, then
@@ -35,12 +35,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import db
-from ..errors import InputError, LiquidityError
-from ..settings import Settings
-from .files import _move_after
-from .formats import FileRejected
-from .ledger import (
+from liquidity_core.errors import InputError, LiquidityError
+from liquidity_core.ingest.files import _move_after
+from liquidity_core.ingest.ledger import (
     find_loaded,
     load_streamed_with_retry,
     load_with_retry,
@@ -48,9 +45,12 @@ from .ledger import (
     record_duplicate,
     record_quarantined,
 )
-from .reader import parse_csv
-from .result import IngestResult
-from .stream import NotStreamable, copy_file, first_piece, wants_pieces
+from liquidity_core.ingest.result import IngestResult
+from liquidity_core.ingest.stream import NotStreamable, copy_file, first_piece, wants_pieces
+from liquidity_core.inputs.formats import FileRejected
+from liquidity_core.inputs.reader import parse_csv
+from liquidity_core.settings import Settings
+from liquidity_core.store import db
 
 log = logging.getLogger("liquidity_core.ingest")
 

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from .. import db
-from ..model.snapshots import format_ts
-from .formats import FileRejected
-from .reader import ParsedFile, parse_csv
+from liquidity_core.inputs.formats import FileRejected
+from liquidity_core.inputs.reader import ParsedFile, parse_csv
+from liquidity_core.store import db
+from liquidity_core.store.snapshots import format_ts
 
 #: Files larger than this are loaded a piece of about this size at a time.
 PIECE_BYTES = 32 << 20
@@ -211,7 +211,12 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
 
     Runs inside the file's transaction; ``first`` is :func:`first_piece`.
     """
-    from .copy import _ANY_STORED_BETWEEN, _binary_stream_of, _copy_stream, copied_directly
+    from liquidity_core.ingest.copy import (
+        _ANY_STORED_BETWEEN,
+        _binary_stream_of,
+        _copy_stream,
+        copied_directly,
+    )
 
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     rows = first.rows

@@ -9,3 +9,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 """The real CoinGecko samples (``../shared/data``); never copied into the repository."""
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+"""Small files the tests ship: a model pickled under an earlier layout of the package."""

@@ -1,0 +1,277 @@
+"""The snapshot panel in time order, a chunk at a time, and features over a sliding window.
+
+Training and the report read every stored snapshot, but no step needs them all in memory
+at once:
+
+- :func:`stored_chunks` streams ``coin_snapshots`` in ``(snapshot_ts, coin_id)`` order
+  (PostgreSQL: ``COPY ... TO STDOUT`` parsed by pandas as it arrives; SQLite: a cursor
+  read ``fetchmany`` at a time) and :func:`frame_chunks` cuts an in-memory panel the same
+  way; both yield panels (:func:`~liquidity_core.store.snapshots.panel_from_rows` form)
+  holding whole snapshot times, oldest first.
+- :func:`scan` makes one pass over them for what the split needs: the snapshot times, the
+  rows and the rows with a target at each time, coins, and the data fingerprint.
+- :func:`windowed_features` runs :func:`~liquidity_core.features.build.build_features` on
+  a sliding window: the rows of each new chunk plus the ``HISTORY_ROWS - 1`` snapshot
+  times before it, and the next time for the target; features are computed for the new
+  rows only (``rows=``), the older ones serving as their history. Every feature looks at most
+  ``HISTORY_ROWS`` snapshots back, so a row's features are those prediction computes from
+  the newest ``HISTORY_ROWS`` snapshot times (:mod:`.predict`), with one implementation.
+  A panel that fits in one chunk is one window: exactly ``build_features(panel)``.
+
+Memory is bounded by the chunk and the window (``HISTORY_ROWS`` times of every coin), not
+by the number of snapshots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from liquidity_core.features.build import HISTORY_ROWS, FeatureSet, build_features, log_turnover
+from liquidity_core.store import db
+from liquidity_core.store.snapshots import SNAPSHOT_COLUMNS, format_ts, panel_from_rows, to_utc
+
+#: Rows read per chunk: the window holds this plus HISTORY_ROWS - 1 snapshot times.
+CHUNK_ROWS = 500_000
+_RAW_COLUMNS = [*SNAPSHOT_COLUMNS, "extras"]
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def stored_chunks(engine, *, until=None, since=None, chunk_rows: int = CHUNK_ROWS):
+    """Stored snapshots (``since <= snapshot_ts <= until``) as panels of whole times.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        A migrated liquidity database.
+    until, since : str or datetime-like, default=None
+        Time bounds (inclusive; naive = UTC); None = unbounded.
+    chunk_rows : int, default=CHUNK_ROWS
+        About how many rows each panel holds (a snapshot time is never split).
+
+    Yields
+    ------
+    pandas.DataFrame
+        As :func:`~liquidity_core.store.snapshots.load_snapshots` returns, one chunk of
+        snapshot times at a time, oldest first.
+    """
+    params = {
+        "until": None if until is None else format_ts(to_utc(until, name="until")),
+        "since": None if since is None else format_ts(to_utc(since, name="since")),
+    }
+    if db.dialect_of(engine) == "postgresql":
+        raw = _postgres_frames(engine, params, chunk_rows)
+    else:
+        raw = _cursor_frames(engine, params, chunk_rows)
+    return _whole_times(panel_from_rows(f) for f in raw)
+
+
+def _cursor_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    with db.transaction(engine, readonly=True) as conn:
+        result = conn.execute(db.query("model_panel_chunks"), params)
+        while rows := result.fetchmany(chunk_rows):
+            yield pd.DataFrame(rows, columns=_RAW_COLUMNS)
+
+
+def _postgres_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """``COPY (query) TO STDOUT`` written by a thread into a pipe that pandas reads."""
+    with db.transaction(engine, readonly=True) as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        # COPY takes no parameters: the driver binds the values into the statement's text
+        # (psycopg2's own quoting, as for any parameter); no value is formatted in here.
+        select = (
+            db.query("model_panel_chunks")
+            .text.replace(":until", "%(until)s")
+            .replace(":since", "%(since)s")
+        )
+        copy_sql = cursor.mogrify(
+            "COPY (" + select + ") TO STDOUT WITH (FORMAT csv)", params
+        ).decode("utf-8")
+        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+        read_fd, write_fd = os.pipe()
+        failure: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                with open(write_fd, "wb", buffering=1 << 20) as sink:
+                    cursor.copy_expert(copy_sql, sink)
+            except BaseException as exc:  # handed to the reader below
+                failure.append(exc)
+
+        writer = threading.Thread(target=produce, name="panel-copy", daemon=True)
+        writer.start()
+        try:
+            with open(read_fd, "rb", buffering=1 << 20) as source:
+                reader = pd.read_csv(
+                    source,
+                    header=None,
+                    names=_RAW_COLUMNS,
+                    dtype={"coin_id": str, "coin_name": str, "symbol": str, "extras": str},
+                    keep_default_na=False,
+                    na_values={c: [""] for c in _RAW_COLUMNS},
+                    chunksize=chunk_rows,
+                    engine="c",
+                )
+                yield from reader
+        finally:
+            writer.join()
+            cursor.close()
+        if failure:
+            raise failure[0]
+
+
+def frame_chunks(panel: pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS):
+    """An in-memory panel cut like :func:`stored_chunks` (sorted by time, then coin)."""
+    ordered = panel.sort_values(["snapshot_ts", "coin_id"], kind="stable").reset_index(drop=True)
+    return _whole_times(
+        ordered.iloc[lo : lo + chunk_rows] for lo in range(0, len(ordered), chunk_rows)
+    )
+
+
+def _ns(stamps: pd.Series) -> np.ndarray:
+    """UTC times as int64 nanoseconds: cheap to compare and sort (``to_numpy()`` of a
+    time-zone-aware column makes one Python object per row)."""
+    return pd.DatetimeIndex(stamps).as_unit("ns").asi8
+
+
+def _whole_times(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Re-cut time-ordered frames so that no snapshot time spans two of them."""
+    frames = iter(frames)
+    carry = None
+    current = next(frames, None)
+    while current is not None:
+        following = next(frames, None)
+        frame = current if carry is None else pd.concat([carry, current], ignore_index=True)
+        if following is None:
+            if len(frame):
+                yield frame.reset_index(drop=True)
+            return
+        carry = None
+        if len(frame):
+            ts = _ns(frame["snapshot_ts"])
+            cut = int(np.searchsorted(ts, ts[-1], side="left"))
+            carry = frame.iloc[cut:].reset_index(drop=True)
+            if cut:
+                yield frame.iloc[:cut].reset_index(drop=True)
+        current = following
+
+
+# --- one pass: times, targets, fingerprint ----------------------------------------------
+
+
+@dataclass
+class PanelScan:
+    """What one pass over the panel tells (see :func:`scan`).
+
+    Attributes
+    ----------
+    times : pandas.DatetimeIndex
+        The distinct snapshot times, oldest first (time code ``t`` = position).
+    rows_at, targets_at : numpy.ndarray
+        Rows at each time, and rows whose coin has a finite log turnover at the next
+        time (the rows with a target, as :func:`build_features` defines it).
+    n_rows, n_coins : int
+    fingerprint : str
+        sha256 over the rows (as :func:`liquidity_core.training.data.data_fingerprint`).
+    """
+
+    times: pd.DatetimeIndex
+    rows_at: np.ndarray
+    targets_at: np.ndarray
+    n_rows: int
+    n_coins: int
+    fingerprint: str
+
+
+def scan(chunks: Iterable[pd.DataFrame]) -> PanelScan:
+    """One pass over time-ordered chunks; memory grows with the coins and times only."""
+    hasher = hashlib.sha256()
+    coins = pd.Index([], dtype=object)
+    last_t = np.empty(0, dtype=np.int64)  # time code of each coin's newest row
+    times, rows_at, targets_at = [], [], []
+    n_rows = 0
+    for chunk in chunks:
+        ordered = chunk[sorted(chunk.columns)]
+        hasher.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+        ids = chunk["coin_id"].to_numpy(dtype=object)
+        code = coins.get_indexer(ids)
+        if (code < 0).any():
+            coins = coins.append(pd.Index(pd.unique(ids[code < 0])))
+            last_t = np.concatenate([last_t, np.full(len(coins) - len(last_t), -2)])
+            code = coins.get_indexer(ids)
+        finite = np.isfinite(log_turnover(chunk["volume_24h"], chunk["market_cap"]))
+        stamps = _ns(chunk["snapshot_ts"])
+        starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
+        for lo, hi in zip(starts, [*starts[1:], len(chunk)], strict=True):
+            k = len(times)
+            times.append(chunk["snapshot_ts"].iloc[lo])
+            c = code[lo:hi]
+            if k:
+                targets_at[k - 1] = int(((last_t[c] == k - 1) & finite[lo:hi]).sum())
+            last_t[c] = k
+            rows_at.append(hi - lo)
+            targets_at.append(0)
+        n_rows += len(chunk)
+    return PanelScan(
+        times=pd.DatetimeIndex(times, tz="UTC") if times else pd.DatetimeIndex([], tz="UTC"),
+        rows_at=np.asarray(rows_at, dtype=np.int64),
+        targets_at=np.asarray(targets_at, dtype=np.int64),
+        n_rows=n_rows,
+        n_coins=len(coins),
+        fingerprint=hasher.hexdigest(),
+    )
+
+
+# --- features over a sliding window -------------------------------------------------------
+
+
+def windowed_features(
+    chunks: Iterable[pd.DataFrame], *, history: int = HISTORY_ROWS
+) -> Iterator[FeatureSet]:
+    """Features and targets of every row, a chunk at a time (see the module docstring).
+
+    Yields
+    ------
+    FeatureSet
+        For the rows of consecutive snapshot times, oldest first; ``meta["t"]`` is the
+        time code over the whole stream (0 = its first time). The rows of a chunk come
+        once the next chunk (their targets) has been read.
+    """
+    window = None  # rows of the times kept: up to history - 1 finished ones, then new
+    first_t = 0  # time code of the window's first time
+    done_t = 0  # time codes below this were yielded
+    chunks = iter(chunks)
+    current = next(chunks, None)
+    while current is not None:
+        following = next(chunks, None)
+        window = current if window is None else pd.concat([window, current], ignore_index=True)
+        stamps = _ns(window["snapshot_ts"])
+        times = np.unique(stamps)
+        last_t = first_t + len(times) - 1
+        upto = last_t if following is None else last_t - 1  # the newest awaits its target
+        if following is not None and upto < done_t:  # one time so far: wait for more
+            current = following
+            continue
+        # Features only for the rows yielded now; the older rows are their history.
+        new = (stamps >= times[done_t - first_t]) & (stamps <= times[upto - first_t])
+        fs = build_features(window, rows=new)
+        meta = fs.meta
+        meta["t"] = meta["t"].to_numpy() + first_t
+        yield FeatureSet(fs.X, fs.y, rows=fs.rows, make_meta=lambda meta=meta: meta)
+        done_t = upto + 1
+        keep_from = done_t - (history - 1)
+        if keep_from > first_t:
+            cut = keep_from - first_t
+            window = (
+                window.iloc[0:0] if cut >= len(times) else window[stamps >= times[cut]]
+            ).reset_index(drop=True)
+            first_t = keep_from
+        current = following

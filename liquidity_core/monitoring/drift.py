@@ -1,0 +1,233 @@
+"""Feature drift: each forecast snapshot against the champion's training window (PSI).
+
+The population stability index of a feature compares the share of rows in each bin of
+the training window (``expected``) with the share in a new snapshot (``actual``)::
+
+    PSI = sum over bins of (actual - expected) * ln(actual / expected)
+
+The bins are the quintiles of the feature over the rows the model version was fitted on
+(its data window before the holdout; at most 250,000 of them, drawn at random), plus one
+bin for missing values; shares are floored at :data:`EPSILON` so an empty bin stays
+finite. The reference (edges and shares per feature) is computed by training, while those
+rows are at hand, and stored in ``drift_references`` when the version is recorded; the PSI
+of every feature at each snapshot time the version forecast goes to ``feature_drift``.
+
+Reading the number (the usual rule of thumb): below 0.1 the snapshot looks like the
+training data, 0.1-0.25 a moderate shift, above :data:`FLAG_PSI` (0.25) a large one:
+the model is being asked about a market unlike the one it learned. Drift is information:
+it is shown on ``/models`` and in the report, and never blocks ingest or forecasting.
+
+Two limits of a per-snapshot PSI, handled here:
+
+- Features with one value for every coin at a snapshot (the market-wide ones, the
+  cadence, the target's weekday) put a whole snapshot in one bin, so their PSI is large
+  by construction; they are left out (:data:`SNAPSHOT_CONSTANT`). ``snapshots_seen`` only
+  grows with time and is left out too.
+- Sampling noise alone gives a PSI of about ``(bins - 1) / rows``: with 5 bins and 30
+  coins ~0.13. A PSI is flagged only at snapshots of at least :data:`MIN_FLAG_ROWS` coins.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from liquidity_core.features.build import MARKET_FEATURES
+from liquidity_core.features.panel_stream import stored_chunks, windowed_features
+from liquidity_core.registry.champion import LoadedModel, utc_now_iso
+from liquidity_core.store import db
+from liquidity_core.store.schema import drift_references, feature_drift
+from liquidity_core.store.snapshots import to_utc
+
+#: PSI above this is flagged.
+FLAG_PSI = 0.25
+#: Floor of a bin's share.
+EPSILON = 1e-4
+#: Quantile bins of the reference.
+BINS = 5
+#: Snapshots with fewer rows than this are measured but never flagged.
+MIN_FLAG_ROWS = 50
+#: Most rows a reference is computed from (a uniform sample of the training window).
+REFERENCE_ROWS = 250_000
+#: Features left out: the same for every coin at a snapshot, or growing with time.
+SNAPSHOT_CONSTANT = frozenset({*MARKET_FEATURES, "gap_days", "target_weekday", "snapshots_seen"})
+
+#: The stored training-window reference of a model version.
+_REFERENCE = sa.select(drift_references.c.reference).where(
+    drift_references.c.model_version == sa.bindparam("model_version")
+)
+_d = feature_drift
+#: Stored drift, newest snapshot first.
+_LIST = sa.select(*(c for c in _d.c if c.name != "created_at")).order_by(
+    _d.c.snapshot_ts.desc(), _d.c.model_version, _d.c.feature
+)
+
+
+def reference_of(values) -> dict:
+    """Bin edges (inner deciles) and shares of one feature's training-window values."""
+    x = np.asarray(values, dtype=float)
+    finite = x[np.isfinite(x)]
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1])) if len(finite) else []
+    return {"edges": [float(e) for e in edges], "shares": shares_of(x, edges)}
+
+
+def shares_of(values, edges) -> list[float]:
+    """Share of ``values`` in each bin of ``edges`` (``len(edges) + 1`` bins), then the
+    share of missing values."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return [0.0] * (len(edges) + 2)
+    finite = np.isfinite(x)
+    counts = np.bincount(
+        np.searchsorted(np.asarray(edges, dtype=float), x[finite], side="right"),
+        minlength=len(edges) + 1,
+    )
+    return [float(c) / n for c in counts] + [float((~finite).sum()) / n]
+
+
+def psi(expected, actual) -> float:
+    """Population stability index between two share vectors of the same bins."""
+    e = np.maximum(np.asarray(expected, dtype=float), EPSILON)
+    a = np.maximum(np.asarray(actual, dtype=float), EPSILON)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def reference_of_rows(X: pd.DataFrame, feature_names) -> dict:
+    """The reference (bin edges and shares per feature) of the training rows ``X``."""
+    return {
+        "rows": int(len(X)),
+        "features": {
+            f: reference_of(X[f])
+            for f in feature_names
+            if f in X.columns and f not in SNAPSHOT_CONSTANT
+        },
+    }
+
+
+def store_reference(engine, version: str, reference: dict) -> None:
+    """Record ``version``'s reference (once: a second call stores nothing)."""
+    with db.transaction(engine) as conn:
+        conn.execute(
+            db.insert_once(conn, drift_references),
+            {
+                "model_version": version,
+                "reference": json.dumps(reference),
+                "created_at": utc_now_iso(),
+            },
+        )
+
+
+def training_reference(engine, model: LoadedModel) -> dict:
+    """The stored reference of ``model``'s training window.
+
+    Training stores it from the rows the model was fitted on (:mod:`.challenger`). A
+    version published before that has none: it is computed once from the stored window
+    before the holdout, read in chunks, over a seeded uniform sample of at most
+    :data:`REFERENCE_ROWS` rows, so memory stays bounded by the sample, not the window.
+    """
+    with db.transaction(engine, readonly=True) as conn:
+        row = conn.execute(_REFERENCE, {"model_version": model.version}).first()
+    if row is not None:
+        return json.loads(row.reference)
+    meta = model.metadata
+    start, end = meta.get("data_window_start"), meta.get("data_window_end")
+    hold = meta.get("holdout_start")
+    if not start or not end:
+        raise ValueError(f"model {model.version} records no data window")
+    rng = np.random.default_rng(0)
+    sample, keys = None, np.empty(0)
+    for fs in windowed_features(stored_chunks(engine, since=start, until=end)):
+        fitted = fs.meta["snapshot_ts"] < to_utc(hold) if hold else np.ones(len(fs.X), bool)
+        X = fs.X[np.asarray(fitted)]
+        # Bottom-k sampling: the rows with the smallest random keys are a uniform sample.
+        X = X if sample is None else pd.concat([sample, X], ignore_index=True)
+        keys = np.concatenate([keys, rng.random(len(X) - len(keys))])
+        if len(X) > REFERENCE_ROWS:
+            keep = np.sort(np.argpartition(keys, REFERENCE_ROWS)[:REFERENCE_ROWS])
+            X, keys = X.iloc[keep].reset_index(drop=True), keys[keep]
+        sample = X
+    if sample is None:
+        sample = pd.DataFrame(columns=model.feature_names, dtype=float)
+    reference = reference_of_rows(sample, model.feature_names)
+    store_reference(engine, model.version, reference)
+    return reference
+
+
+def record_drift(engine, model: LoadedModel, X: pd.DataFrame, meta: pd.DataFrame) -> dict:
+    """Store the PSI of every model feature at each snapshot time of ``X``.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+    model : LoadedModel
+        The model version whose training window is the reference.
+    X, meta : pandas.DataFrame
+        Feature rows and their ``meta`` (``snapshot_ts``), as the forecast scored them.
+
+    Returns
+    -------
+    dict
+        ``snapshots`` (times measured), ``max_psi`` and ``flagged``: ``[{"snapshot_ts",
+        "feature", "psi"}]`` for every PSI above :data:`FLAG_PSI`.
+    """
+    reference = training_reference(engine, model)["features"]
+    created = utc_now_iso()
+    dialect = db.dialect_of(engine)
+    rows, flagged = [], []
+    for ts, idx in meta.groupby("snapshot_ts").indices.items():
+        ts = to_utc(ts)
+        for feature, ref in reference.items():
+            value = psi(ref["shares"], shares_of(X[feature].to_numpy()[idx], ref["edges"]))
+            rows.append(
+                {
+                    "model_version": model.version,
+                    "snapshot_ts": ts.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                    if dialect == "sqlite"
+                    else ts.to_pydatetime(),
+                    "feature": feature,
+                    "psi": value,
+                    "n_rows": int(len(idx)),
+                    "created_at": created,
+                }
+            )
+            if value > FLAG_PSI and len(idx) >= MIN_FLAG_ROWS:
+                flagged.append({"snapshot_ts": ts.isoformat(), "feature": feature, "psi": value})
+    if rows:
+        with db.transaction(engine) as conn:
+            conn.execute(db.insert_once(conn, _d), rows)
+    return {
+        "snapshots": int(meta["snapshot_ts"].nunique()),
+        "features": len(reference),
+        "max_psi": max((r["psi"] for r in rows), default=None),
+        "flagged": flagged,
+    }
+
+
+def latest_drift(engine) -> dict:
+    """The stored drift of the newest measured snapshot: ``{"snapshot_ts",
+    "model_version", "features": [{"feature", "psi", "flagged"}] (largest PSI first)}``,
+    or None when nothing is stored."""
+    with db.transaction(engine, readonly=True) as conn:
+        rows = conn.execute(_LIST).fetchall()
+    if not rows:
+        return None
+    newest = to_utc(rows[0].snapshot_ts)
+    version = rows[0].model_version
+    chosen = [r for r in rows if to_utc(r.snapshot_ts) == newest and r.model_version == version]
+    features = sorted(
+        (
+            {
+                "feature": r.feature,
+                "psi": float(r.psi),
+                "n_rows": int(r.n_rows),
+                "flagged": float(r.psi) > FLAG_PSI and int(r.n_rows) >= MIN_FLAG_ROWS,
+            }
+            for r in chosen
+        ),
+        key=lambda f: -f["psi"],
+    )
+    return {"snapshot_ts": newest.isoformat(), "model_version": version, "features": features}

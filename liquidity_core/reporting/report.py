@@ -1,0 +1,388 @@
+"""``liquidity report``: one self-contained HTML file with the EDA and the model report.
+
+Plots are drawn with matplotlib (Agg) and embedded as inline SVG, so the file opens with
+no network. Sections:
+
+- Data: rows, coins and snapshots; missing values and ranges per column; distributions
+  of volume, market cap and turnover; correlations; turnover over time for the largest
+  coins.
+- Models: holdout R² and skill over versions with the champion marked; predicted against
+  actual on the champion's holdout; residuals by market-cap bucket; feature importances;
+  how the other candidates compared in cross-validation.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from liquidity_core.reporting.html import figure as _figure
+from liquidity_core.reporting.html import svg as _svg
+from liquidity_core.reporting.html import table as _table
+from liquidity_core.reporting.totals import EDA_ROWS, stored_totals
+from liquidity_core.settings import Settings
+from liquidity_core.store import db
+from liquidity_core.store.schema import MEASURES
+
+log = logging.getLogger(__name__)
+
+NUMERIC = list(MEASURES)
+
+
+def data_section(
+    panel: pd.DataFrame, totals: dict | None = None, coin_history: pd.DataFrame | None = None
+) -> tuple[str, list[str]]:
+    """HTML for the EDA part and the ids of the plots it holds.
+
+    ``panel`` gives the medians, distributions and correlations. ``totals``
+    (:func:`stored_totals`) gives exact counts, missing values and ranges over every stored
+    row when ``panel`` is only the newest snapshots; ``coin_history`` holds the whole
+    history of the coins plotted over time (default: their rows in ``panel``).
+    """
+    plots: list[str] = []
+    if panel.empty:
+        return "<p>No market data has been ingested yet.</p>", plots
+    turnover = panel["volume_24h"] / panel["market_cap"].where(panel["market_cap"] > 0)
+    numeric = panel[[c for c in panel.columns if c in NUMERIC or c.startswith("x_")]].copy()
+    numeric["turnover"] = turnover
+    summary = pd.DataFrame(
+        {
+            "column": numeric.columns,
+            "missing": [int(numeric[c].isna().sum()) for c in numeric.columns],
+            "missing %": [100 * numeric[c].isna().mean() for c in numeric.columns],
+            "min": [numeric[c].min() for c in numeric.columns],
+            "median": [numeric[c].median() for c in numeric.columns],
+            "max": [numeric[c].max() for c in numeric.columns],
+        }
+    )
+    t = totals or {
+        "n_rows": len(panel),
+        "n_coins": panel["coin_id"].nunique(),
+        "n_snapshots": panel["snapshot_ts"].nunique(),
+        "first": panel["snapshot_ts"].min(),
+        "last": panel["snapshot_ts"].max(),
+    }
+    parts = [
+        f"<p>{t['n_rows']:,} rows, {t['n_coins']:,} coins, {t['n_snapshots']:,} snapshots "
+        f"from {t['first']:%Y-%m-%d %H:%M} to {t['last']:%Y-%m-%d %H:%M} UTC.</p>",
+    ]
+    if totals is not None and len(panel) < totals["n_rows"]:
+        for i, col in enumerate(summary["column"]):
+            if col in totals["columns"]:
+                present, low, high = totals["columns"][col]
+                missing = totals["n_rows"] - present
+                summary.loc[i, ["missing", "missing %", "min", "max"]] = [
+                    missing,
+                    100 * missing / totals["n_rows"],
+                    low,
+                    high,
+                ]
+        parts.append(
+            f"<p>Counts, missing values and ranges cover every row; medians, distributions "
+            f"and correlations the newest {panel['snapshot_ts'].nunique():,} snapshots "
+            f"({len(panel):,} rows).</p>"
+        )
+    parts += ["<h3>Missing values and ranges</h3>", _table(summary)]
+
+    fig, axes = _figure(10, 3.2)
+    fig.clf()
+    for i, (name, values) in enumerate(
+        [
+            ("24h volume", panel["volume_24h"]),
+            ("market cap", panel["market_cap"]),
+            ("turnover", turnover),
+        ]
+    ):
+        ax = fig.add_subplot(1, 3, i + 1)
+        positive = values[(values > 0) & np.isfinite(values)]
+        ax.hist(np.log10(positive), bins=40, color="#3b6ea5")
+        ax.set_title(f"log10 {name}")
+    parts += ["<h3 id='distributions'>Distributions</h3>", _svg(fig)]
+    plots.append("distributions")
+
+    corr = (
+        numeric.assign(
+            log_volume=np.log10(panel["volume_24h"].where(panel["volume_24h"] > 0)),
+            log_market_cap=np.log10(panel["market_cap"].where(panel["market_cap"] > 0)),
+            log_turnover=np.log10(turnover.where(turnover > 0)),
+        )
+        .drop(columns=["volume_24h", "market_cap", "turnover"])
+        .corr()
+    )
+    fig, ax = _figure(6, 5)
+    im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(corr)), corr.columns, rotation=60, ha="right")
+    ax.set_yticks(range(len(corr)), corr.columns)
+    fig.colorbar(im, ax=ax)
+    parts += ["<h3 id='correlations'>Correlations</h3>", _svg(fig)]
+    plots.append("correlations")
+
+    latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
+    largest = latest.nlargest(8, "market_cap")["coin_id"]
+    fig, ax = _figure(9, 3.8)
+    history = panel if coin_history is None else coin_history
+    for coin in largest:
+        rows = history[history["coin_id"] == coin].sort_values("snapshot_ts")
+        ax.plot(rows["snapshot_ts"], rows["volume_24h"] / rows["market_cap"], label=coin)
+    ax.set_yscale("log")
+    ax.set_ylabel("turnover (volume / market cap)")
+    ax.legend(fontsize=7, ncol=4)
+    parts += ["<h3 id='turnover-over-time'>Turnover over time, largest coins</h3>", _svg(fig)]
+    plots.append("turnover-over-time")
+    return "\n".join(parts), plots
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>crypto-liquidity report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
+       padding: 0 1rem; color: #1d2733; }}
+table {{ border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1.5rem; }}
+table {{ display: block; overflow-x: auto; max-width: 100%; }}
+th, td {{ border: 1px solid #d5dbe3; padding: .25rem .5rem; text-align: right; }}
+td:first-child, td:last-child {{ text-align: left; }}
+th {{ background: #eef2f7; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head>
+<body>
+<h1>crypto-liquidity report</h1>
+<p>Generated {generated} UTC from {database}.</p>
+<h2>Data</h2>
+{data}
+<h2>Models</h2>
+{models}
+<script type="application/json" id="report-plots">{plots}</script>
+</body></html>
+"""
+
+
+def report_path(settings: Settings) -> Path:
+    """Where the nightly report is written and served from: ``<var_dir>/report/report.html``."""
+    return settings.var_dir / "report" / "report.html"
+
+
+def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
+    """Write ``report.html`` and return its path.
+
+    Parameters
+    ----------
+    settings : Settings
+    out_dir : Path, default=None
+        Folder for the file; default the folder of :func:`report_path`.
+
+    Returns
+    -------
+    Path
+        The written HTML file (written to a temp name and renamed into place).
+    """
+    from liquidity_core.features.panel_stream import stored_chunks
+    from liquidity_core.store.snapshots import load_snapshots
+
+    engine = db.get_engine(settings.database_url)
+    db.require_schema(engine)
+    totals = stored_totals(engine)
+    times = totals["times"]
+    if len(times):
+        # The newest snapshots, up to EDA_ROWS rows (at least one snapshot).
+        newest = np.cumsum(totals["rows_at"][::-1]) <= EDA_ROWS
+        since = times[-max(1, int(newest.sum()))]
+        panel = pd.concat(stored_chunks(engine, since=since), ignore_index=True)
+        latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
+        largest = latest.nlargest(8, "market_cap")["coin_id"].tolist()
+        history = load_snapshots(engine, coin_ids=largest)
+    else:
+        panel, history = load_snapshots(engine), None
+    data_html, plots = data_section(panel, totals if len(times) else None, history)
+    models_html, model_plots = model_section(settings, engine, times)
+    target = report_path(settings) if out_dir is None else Path(out_dir) / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(
+        PAGE.format(
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+            database=html.escape(db.describe_backend(settings.database_url)),
+            data=data_html,
+            models=models_html,
+            plots=json.dumps(plots + model_plots),
+        ),
+        encoding="utf-8",
+    )
+    tmp.replace(target)
+    return target
+
+
+def _history_plot(history: pd.DataFrame) -> str:
+    fig, ax = _figure(9, 3.6)
+    x = pd.to_datetime(history["created_at"], utc=True)
+    ax.plot(x, history["holdout_r2"], "o-", label="challenger holdout R²")
+    ax.plot(x, history["persistence_r2"], "s--", label="persistence R²", alpha=0.7)
+    if "holdout_skill" in history:
+        ax.plot(x, history["holdout_skill"], "^:", label="skill vs persistence", alpha=0.7)
+    champ = history["status"] == "champion"
+    ax.scatter(
+        x[champ],
+        history.loc[champ, "holdout_r2"],
+        s=160,
+        facecolors="none",
+        edgecolors="#c0392b",
+        linewidths=2,
+        label="current champion",
+        zorder=5,
+    )
+    ax.set_ylabel("holdout R² / skill")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
+def _skill_by_snapshot_plot(by_snapshot: dict, metadata: dict) -> str:
+    """Skill against persistence and R² at each holdout snapshot of a version."""
+    frame = pd.DataFrame.from_dict(by_snapshot, orient="index")
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    frame = frame.sort_index()
+    fig, ax = _figure(9, 3.6)
+    ax.plot(frame.index, frame["skill"].astype(float), "o-", ms=3, label="skill vs persistence")
+    ax.plot(frame.index, frame["r2"].astype(float), "s:", ms=3, alpha=0.6, label="R²")
+    ax.axhline(0, color="k", lw=1)
+    share = metadata.get("snapshots_beating_persistence")
+    title = "" if share is None else f"beats persistence at {share:.0%} of holdout snapshots"
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("per snapshot")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _svg(fig)
+
+
+def _champion_holdout(settings: Settings, engine, times: pd.DatetimeIndex):
+    """Predictions of the verified champion on its own holdout rows, with the rows' market
+    caps. Reads only the holdout's snapshots, the history their features need and the
+    next snapshot (the target), a chunk at a time."""
+    from liquidity_core.features.build import HISTORY_ROWS
+    from liquidity_core.features.panel_stream import stored_chunks, windowed_features
+    from liquidity_core.registry.champion import load_verified_model
+
+    model = load_verified_model(settings)
+    start = pd.Timestamp(model.metadata["holdout_start"])
+    end = pd.Timestamp(model.metadata["holdout_end"])
+    first = max(0, int(times.searchsorted(start)) - (HISTORY_ROWS - 1))
+    after = int(times.searchsorted(end, side="right"))
+    until = times[min(after, len(times) - 1)]
+    X_parts, y_parts = [], []
+    for X, y, meta in windowed_features(stored_chunks(engine, since=times[first], until=until)):
+        stamps = meta["snapshot_ts"]
+        rows = ((stamps >= start) & (stamps <= end)).to_numpy() & np.isfinite(y.to_numpy())
+        X_parts.append(X.loc[rows].reindex(columns=model.feature_names))
+        y_parts.append(y.to_numpy()[rows])
+    X_hold = pd.concat(X_parts, ignore_index=True)
+    pred = model.pipeline.predict(X_hold)
+    market_cap = np.exp(X_hold["log_market_cap"].to_numpy(dtype=float))
+    return model, np.concatenate(y_parts), pred, market_cap
+
+
+def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[str, list[str]]:
+    """HTML for the model part and the ids of the plots it holds."""
+    from liquidity_core.registry.champion import list_versions
+    from liquidity_core.reporting.model_history import render_history_table
+
+    versions = list_versions(engine)
+    if not versions:
+        return "<p>No model has been trained yet.</p>", []
+    history = pd.DataFrame(versions).sort_values("created_at")
+    parts = [
+        "<h3 id='model-history'>Holdout R² and skill over versions</h3>",
+        _history_plot(history),
+        render_history_table(
+            sorted(versions, key=lambda v: str(v["created_at"]), reverse=True),
+            table_id=None,
+            extra=True,
+        ),
+    ]
+    plots = ["model-history"]
+    from liquidity_core.reporting.forecast_section import (
+        loop_section,  # realized accuracy and drift (issue 14)
+    )
+
+    loop_html, loop_plots = loop_section(settings)
+    parts.append(loop_html)
+    plots += loop_plots
+    if not (history["status"] == "champion").any():
+        parts.append("<p>No model has been promoted yet.</p>")
+        return "\n".join(parts), plots
+
+    model, actual, pred, market_cap = _champion_holdout(settings, engine, times)
+    parts.append(
+        f"<p>Champion: <b>{html.escape(model.version)}</b> ({len(actual):,} holdout rows).</p>"
+    )
+
+    fig, ax = _figure(5, 5)
+    ax.scatter(actual, pred, s=6, alpha=0.4)
+    lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("actual log turnover (next snapshot)")
+    ax.set_ylabel("predicted log turnover")
+    parts += [
+        "<h3 id='predicted-vs-actual'>Predicted against actual, champion holdout</h3>",
+        _svg(fig),
+    ]
+    plots.append("predicted-vs-actual")
+
+    residual = pred - actual
+    buckets = pd.qcut(np.log10(market_cap), q=min(5, max(1, len(actual) // 20)), duplicates="drop")
+    groups = pd.Series(residual).groupby(np.asarray(buckets), observed=True)
+    fig, ax = _figure(8, 3.6)
+    labels = [f"{iv.left:.1f}–{iv.right:.1f}" for iv in groups.groups]
+    ax.boxplot([g.to_numpy() for _, g in groups], showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xlabel("log10 market cap bucket")
+    ax.set_ylabel("residual (predicted − actual)")
+    parts += ["<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>", _svg(fig)]
+    plots.append("residuals-by-market-cap")
+
+    by_snapshot = model.metadata.get("holdout_skill_by_snapshot")
+    if by_snapshot:
+        parts += [
+            "<h3 id='skill-by-snapshot'>Skill and R² per holdout snapshot, champion</h3>",
+            _skill_by_snapshot_plot(by_snapshot, model.metadata),
+        ]
+        plots.append("skill-by-snapshot")
+
+    forest = model.pipeline[-1]
+    importances = pd.Series(forest.feature_importances_, index=model.feature_names)
+    importances = importances.sort_values()
+    fig, ax = _figure(7, max(2.5, 0.25 * len(importances)))
+    ax.barh(importances.index, importances.to_numpy(), color="#3b6ea5")
+    ax.set_xlabel("impurity importance")
+    parts += ["<h3 id='feature-importances'>Feature importances</h3>", _svg(fig)]
+    plots.append("feature-importances")
+
+    champion_row = history[history["status"] == "champion"].iloc[-1]
+    candidates = champion_row.get("candidates") or {}
+    table = pd.DataFrame(
+        [
+            {
+                "candidate": "random forest (published)",
+                "cv R² mean": champion_row["cv_r2_mean"],
+                "holdout R²": champion_row["holdout_r2"],
+            }
+        ]
+        + [
+            {
+                "candidate": name,
+                "cv R² mean": c.get("cv_r2_mean"),
+                "holdout R²": c.get("holdout_r2"),
+            }
+            for name, c in candidates.items()
+        ]
+    )
+    parts += ["<h3 id='candidates'>How the other candidates compared</h3>", _table(table)]
+    plots.append("candidates")
+    return "\n".join(parts), plots

@@ -1,0 +1,251 @@
+"""What the training stage searches and scores: the forest pipeline, its grids, rivals.
+
+:data:`GRIDS` are the forest's parameter grids, :func:`forest_pipeline` the pipeline
+they tune, and :func:`score_candidates` scores the other algorithms on the same folds for
+the report (they are never published). :func:`logging_r2` is the scorer all of them use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from liquidity_core.learn.metrics import r2
+from liquidity_core.settings import Settings
+from liquidity_core.training.staging import fmt
+
+#: The training stages log as one logger, the cycle's, so that one switch (tests,
+#: bench/retrain.py) follows a whole run.
+log = logging.getLogger("liquidity_core.training.cycle")
+
+#: Forest grids by name. "default" is sized for the nightly 1M-row budget (see bench/);
+#: "fast" is for tests and demos.
+GRIDS = {
+    "default": {
+        "model__n_estimators": [60, 120],
+        "model__max_depth": [10, 16],
+        "model__min_samples_leaf": [5, 25],
+        "model__max_features": [0.5],
+    },
+    "fast": {
+        "model__n_estimators": [20],
+        "model__max_depth": [6, 12],
+        "model__min_samples_leaf": [3],
+        "model__max_features": [0.5, 1.0],
+    },
+}
+#: Other candidates scored on the same folds for the report (never published).
+CANDIDATE_OPTIONS = {
+    "default": {"hgb_max_iter": 100, "svr_rows": 4000},
+    "fast": {"hgb_max_iter": 50, "svr_rows": 400},
+}
+#: The grid search (and the candidates) fit on at most this many tuning rows, drawn at
+#: random with every snapshot time kept. Each tree sees at most max_train_rows_per_tree
+#: rows anyway, so more rows mostly cost time: this keeps a 1M-row night in budget.
+MAX_SEARCH_ROWS = 250_000
+
+
+def logging_r2(label: str):
+    """An r2 scorer that logs each fold's score and time as it is computed."""
+    from sklearn.metrics import r2_score
+
+    state = {"t": time.perf_counter(), "n": 0}
+
+    def score(estimator, X, y):
+        value = float(r2_score(y, estimator.predict(X)))
+        state["n"] += 1
+        now = time.perf_counter()
+        params = getattr(estimator, "named_steps", {}).get("model")
+        short = (
+            {
+                k: v
+                for k, v in params.get_params().items()
+                if k
+                in (
+                    "n_estimators",
+                    "max_depth",
+                    "min_samples_leaf",
+                    "max_features",
+                    "max_iter",
+                    "C",
+                )
+            }
+            if params is not None
+            else {}
+        )
+        log.info(
+            "%s fold score #%d: r2=%.4f on %d rows (%.1fs since previous) %s",
+            label,
+            state["n"],
+            value,
+            len(y),
+            now - state["t"],
+            short,
+        )
+        state["t"] = now
+        return value
+
+    return score
+
+
+def forest_pipeline(settings: Settings, *, max_samples):
+    """``AnchoredPipeline([("scale", StandardScaler()), ("model", RandomForestRegressor())])``:
+    a Pipeline fitted on the change from the current log turnover (see target.py)."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    from liquidity_core.learn.estimators import AnchoredPipeline
+
+    # The forest predicts the change from today's log turnover; predict() adds it back.
+    return AnchoredPipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "model",
+                RandomForestRegressor(
+                    max_samples=max_samples,
+                    n_jobs=settings.n_jobs,
+                    random_state=settings.random_seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _candidate_pipelines(settings: Settings, options: dict) -> dict:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    from liquidity_core.learn.estimators import har_challenger
+
+    return {
+        "HistGradientBoostingRegressor": (
+            Pipeline(
+                [
+                    ("scale", StandardScaler()),
+                    (
+                        "model",
+                        HistGradientBoostingRegressor(
+                            max_iter=options["hgb_max_iter"],
+                            early_stopping=False,
+                            random_state=settings.random_seed,
+                        ),
+                    ),
+                ]
+            ),
+            None,
+        ),
+        "SVR": (
+            Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="median")),
+                    ("scale", StandardScaler()),
+                    ("model", SVR(C=1.0, epsilon=0.1)),
+                ]
+            ),
+            options["svr_rows"],
+        ),
+        "HAR-Ridge": (har_challenger(), None),  # see target.py
+    }
+
+
+def score_candidates(settings, options, X_tune, y_tune, t_tune, X_hold, y_hold, cv):
+    from sklearn.model_selection import cross_validate
+
+    results = {}
+    rng = np.random.default_rng(settings.random_seed)
+    for name, (pipe, max_rows) in _candidate_pipelines(settings, options).items():
+        started = time.perf_counter()
+        rows = np.arange(len(X_tune))
+        if max_rows is not None and len(rows) > max_rows:
+            rows = np.sort(rng.choice(rows, size=max_rows, replace=False))
+        try:
+            scores = cross_validate(
+                pipe,
+                X_tune.iloc[rows],
+                y_tune[rows],
+                groups=t_tune[rows],
+                cv=cv,
+                scoring=logging_r2(name),
+                error_score="raise",
+            )["test_score"]
+            pipe.fit(X_tune.iloc[rows], y_tune[rows])
+            holdout = r2(y_hold, pipe.predict(X_hold))
+        except ValueError as exc:  # e.g. a subsample too small for the folds
+            log.warning("candidate %s skipped: %s", name, exc)
+            results[name] = {"error": str(exc)}
+            continue
+        results[name] = {
+            "cv_scores": [float(s) for s in scores],
+            "cv_r2_mean": float(np.mean(scores)),
+            "cv_r2_std": float(np.std(scores)),
+            "holdout_r2": holdout,
+            "train_rows": int(len(rows)),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        log.info(
+            "candidate %s: cv r2 %.4f, holdout r2 %s in %.1fs",
+            name,
+            np.mean(scores),
+            fmt(holdout),
+            time.perf_counter() - started,
+        )
+    return results
+
+
+def grid_iter(grid: dict):
+    from sklearn.model_selection import ParameterGrid
+
+    return iter(ParameterGrid(grid))
+
+
+def search_forest(settings: Settings, grid: str, X_tune, y_tune, t_tune, cv):
+    """Grid-search the forest (:data:`GRIDS` ``[grid]``) on the tuning rows' folds.
+
+    Each tree sees at most ``settings.max_train_rows_per_tree`` rows (``max_samples``).
+
+    Returns
+    -------
+    best : AnchoredPipeline
+        The best pipeline, refitted on all tuning rows.
+    cv_scores : list of float
+        Its R² on each fold.
+    """
+    from sklearn.model_selection import GridSearchCV
+
+    started = time.perf_counter()
+    cap = settings.max_train_rows_per_tree
+    max_samples = cap if len(y_tune) > cap else None
+    search = GridSearchCV(
+        forest_pipeline(settings, max_samples=max_samples),
+        GRIDS[grid],
+        cv=cv,
+        scoring=logging_r2("forest"),
+        refit=True,
+        n_jobs=None,  # the forest parallelizes; one level only
+        error_score="raise",
+    )
+    log.info(
+        "grid search: %d combinations x %d folds on %d tuning rows (max_samples=%s)",
+        len(list(grid_iter(GRIDS[grid]))),
+        settings.cv_splits,
+        len(y_tune),
+        max_samples,
+    )
+    search.fit(X_tune, y_tune, groups=t_tune)
+    i = search.best_index_
+    cv_scores = [
+        float(search.cv_results_[f"split{k}_test_score"][i]) for k in range(settings.cv_splits)
+    ]
+    log.info(
+        "best forest %s: cv r2 %.4f after %.1fs",
+        search.best_params_,
+        np.mean(cv_scores),
+        time.perf_counter() - started,
+    )
+    return search.best_estimator_, cv_scores

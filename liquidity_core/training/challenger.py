@@ -1,0 +1,312 @@
+"""Training stage 2: tune the forest on the tuning rows and score it on the holdout.
+
+:func:`train_challenger` grid-searches the forest (:mod:`.candidates`) with time-ordered
+folds on the tuning rows only, scores the winning pipeline (fitted on the tuning rows) on
+the holdout together with the baselines, calibrates its intervals out of sample, and
+stages the pickled model and ``challenger.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import platform
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from liquidity_core.errors import InputError
+from liquidity_core.learn import intervals
+from liquidity_core.learn.metrics import holdout_scores, mse, r2
+from liquidity_core.learn.splits import PanelTimeSeriesSplit
+from liquidity_core.monitoring import drift
+from liquidity_core.registry import champion as registry
+from liquidity_core.settings import Settings
+from liquidity_core.training.candidates import (
+    CANDIDATE_OPTIONS,
+    GRIDS,
+    MAX_SEARCH_ROWS,
+    score_candidates,
+    search_forest,
+)
+from liquidity_core.training.data import GAP
+from liquidity_core.training.staging import (
+    DRIFT_FILE,
+    MODEL_FILE,
+    fmt,
+    load_stage_data,
+    read_json,
+    staging_dir,
+    write_json,
+)
+
+#: The training stages log as one logger, the cycle's, so that one switch (tests,
+#: bench/retrain.py) follows a whole run.
+log = logging.getLogger("liquidity_core.training.cycle")
+
+ALGORITHM = "RandomForestRegressor"
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """A sortable, unique version id such as ``20260101T020000Z-3fa2c1``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def library_versions() -> dict:
+    """Versions of the libraries a pickled model depends on."""
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def _per_snapshot_r2(meta_hold: pd.DataFrame, y_hold, preds: dict) -> dict:
+    out = {}
+    for ts, idx in meta_hold.groupby("snapshot_ts").indices.items():
+        entry = {"n": int(len(idx))}
+        for name, pred in preds.items():
+            entry[name] = r2(y_hold[idx], pred[idx])
+        out[pd.Timestamp(ts).isoformat()] = entry
+    return out
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The staged panel cut into the rows the stage fits on and the holdout it scores on.
+
+    Attributes
+    ----------
+    X_tune, y_tune, t_tune
+        Tuning rows (at most ``max_search_rows``, drawn at random): features, targets and
+        snapshot-time indices (the fold groups).
+    X_hold, y_hold, meta_hold
+        Holdout rows: features, targets, ``snapshot_ts``/``coin_id`` (index reset).
+    band_edges : list of float
+        Log-turnover terciles of all tuning targets (Low/Medium/High).
+    """
+
+    X_tune: pd.DataFrame
+    y_tune: np.ndarray
+    t_tune: np.ndarray
+    X_hold: pd.DataFrame
+    y_hold: np.ndarray
+    meta_hold: pd.DataFrame
+    band_edges: list
+
+
+def split_rows(data: dict, *, max_search_rows: int, seed: int) -> Rows:
+    """Cut the staged data (:func:`.staging.load_stage_data`) into :class:`Rows`."""
+    X, y, meta = data["X"], data["y"].to_numpy(), data["meta"]
+    tuning, holdout = data["tuning"], data["holdout"]
+    band_edges = [float(v) for v in np.quantile(y[tuning], [1 / 3, 2 / 3])]
+    if len(tuning) > max_search_rows:
+        rng = np.random.default_rng(seed)
+        log.info("fitting on %d of %d tuning rows (random)", max_search_rows, len(tuning))
+        tuning = np.sort(rng.choice(tuning, size=max_search_rows, replace=False))
+    return Rows(
+        X_tune=X.iloc[tuning],
+        y_tune=y[tuning],
+        t_tune=meta["t"].to_numpy()[tuning],
+        X_hold=X.iloc[holdout],
+        y_hold=y[holdout],
+        meta_hold=meta.iloc[holdout].reset_index(drop=True),
+        band_edges=band_edges,
+    )
+
+
+def holdout_report(best, rows: Rows, calibration: dict) -> dict:
+    """The tuned model and the two baselines scored on the holdout rows.
+
+    Persistence forecasts today's log turnover, the recent mean its 7-snapshot mean (both
+    filled with the tuning mean where missing). Returns the ``challenger.json`` entries
+    ``holdout_r2``, ``holdout_skill``, ``persistence_r2``, ``recent_mean_r2``, the
+    per-snapshot scores and the interval coverage.
+    """
+    X_hold, y_hold, meta_hold = rows.X_hold, rows.y_hold, rows.meta_hold
+    pred = best.predict(X_hold)
+    hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
+    low, high = intervals.bounds_for(pred, X_hold, calibration)
+    covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
+    fill = float(np.nanmean(rows.y_tune))
+    persistence = X_hold["log_turnover"].to_numpy()
+    recent = X_hold["log_turnover_mean_7"].to_numpy()
+    persistence = np.where(np.isfinite(persistence), persistence, fill)
+    recent = np.where(np.isfinite(recent), recent, fill)
+    mse_p = mse(y_hold, persistence)
+    scores = holdout_scores(meta_hold, y_hold, pred, persistence)  # per holdout snapshot
+    times = meta_hold["snapshot_ts"]
+    return {
+        "holdout_start": times.min().isoformat(),
+        "holdout_end": times.max().isoformat(),
+        "n_holdout_rows": int(len(y_hold)),
+        "holdout_r2": r2(y_hold, pred),
+        "holdout_skill": None if mse_p == 0 else 1.0 - mse(y_hold, pred) / mse_p,
+        "persistence_r2": r2(y_hold, persistence),
+        "recent_mean_r2": r2(y_hold, recent),
+        "holdout_r2_by_snapshot": _per_snapshot_r2(
+            meta_hold, y_hold, {"model": pred, "persistence": persistence}
+        ),
+        "holdout_skill_by_snapshot": scores["per_snapshot"],
+        "snapshots_beating_persistence": scores["snapshots_beating_persistence"],
+        "holdout_coverage": covered["overall"],
+        "holdout_coverage_by_tercile": covered["by_tercile"],
+    }
+
+
+def _stage_model(stage, best) -> dict:
+    """Pickle the tuned pipeline into the staging folder; its sha256 and size."""
+    model_path = stage / MODEL_FILE
+    registry.atomic_write_bytes(model_path, pickle.dumps(best, protocol=pickle.HIGHEST_PROTOCOL))
+    return {
+        "model_sha256": registry.sha256_file(model_path),
+        "model_bytes": model_path.stat().st_size,
+    }
+
+
+#: What :func:`train_challenger` returns (the DAG's XCom): a summary of challenger.json.
+SUMMARY_KEYS = (
+    "version",
+    "holdout_r2",
+    "persistence_r2",
+    "holdout_skill",
+    "snapshots_beating_persistence",
+    "holdout_coverage",
+    "cv_r2_mean",
+    "train_seconds",
+)
+
+
+def train_challenger(
+    settings: Settings,
+    *,
+    run_id: str,
+    grid: str = "default",
+    candidates: bool = True,
+    max_search_rows: int = MAX_SEARCH_ROWS,
+) -> dict:
+    """Stage 2: tune the forest on the tuning rows and score it on the holdout.
+
+    Parameters
+    ----------
+    settings : Settings
+    run_id : str
+        Staging folder written by :func:`prepare_data`.
+    grid : {"default", "fast"}, default="default"
+        Which parameter grid (:data:`GRIDS`) to search.
+    candidates : bool, default=True
+        Also score HistGradientBoostingRegressor and SVR (subsample) on the same folds.
+    max_search_rows : int, default=MAX_SEARCH_ROWS
+        Fit on a random subset of this many tuning rows when there are more.
+
+    Returns
+    -------
+    dict
+        Summary of the challenger (version, cv and holdout scores, baselines).
+    """
+    if grid not in GRIDS:
+        raise InputError(f"grid {grid!r} is not one of {sorted(GRIDS)}")
+    started = time.perf_counter()
+    stage = staging_dir(settings, run_id)
+    summary = read_json(stage / "data.json")
+    rows = split_rows(
+        load_stage_data(stage), max_search_rows=max_search_rows, seed=settings.random_seed
+    )
+    cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
+    best, cv_scores = search_forest(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+    calibration = calibrate_intervals(best, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+    report = holdout_report(best, rows, calibration)
+    # Other algorithms scored on the same folds, for the report (the forest is in
+    # cv_scores / holdout_r2 / params).
+    rivals = score_rivals(settings, grid, rows, cv) if candidates else {}
+    params = {
+        k: v
+        for k, v in best.named_steps["model"].get_params().items()
+        if isinstance(v, (int, float, str, bool, type(None)))
+    }
+    challenger = {
+        "version": new_version_id(),
+        "algorithm": ALGORITHM,
+        "params": params,
+        "features": list(rows.X_tune.columns),
+        "data_window_start": summary["data_window_start"],
+        "data_window_end": summary["data_window_end"],
+        "n_train_rows": int(len(rows.y_tune)),
+        "data_fingerprint": summary["data_fingerprint"],
+        "cv_scores": cv_scores,
+        "cv_r2_mean": float(np.mean(cv_scores)),
+        "cv_r2_std": float(np.std(cv_scores)),
+        **report,
+        "candidates": rivals,
+        "band_edges": rows.band_edges,
+        "interval_calibration": calibration,
+        "library_versions": library_versions(),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        **_stage_model(stage, best),
+    }
+    write_json(stage / "challenger.json", challenger)
+    # The drift reference: the rows the model was fitted on, here while they are at hand.
+    write_json(stage / DRIFT_FILE, drift.reference_of_rows(rows.X_tune, rows.X_tune.columns))
+    log.info(
+        "challenger %s: holdout r2 %s (persistence %s, skill %s), %.1f MB, %.1fs",
+        challenger["version"],
+        fmt(challenger["holdout_r2"]),
+        fmt(challenger["persistence_r2"]),
+        fmt(challenger["holdout_skill"]),
+        challenger["model_bytes"] / 1e6,
+        challenger["train_seconds"],
+    )
+    return {k: challenger[k] for k in SUMMARY_KEYS}
+
+
+def score_rivals(settings: Settings, grid: str, rows: Rows, cv) -> dict:
+    """The other candidate algorithms (:func:`.candidates.score_candidates`), thread-capped."""
+    from threadpoolctl import threadpool_limits
+
+    # HistGradientBoosting uses OpenMP threads: cap them at n_jobs like the forest,
+    # and at one on small data, where spinning threads cost more than they give.
+    threads = 1 if len(rows.y_tune) < 50_000 else max(1, settings.n_jobs)
+    with threadpool_limits(limits=threads):
+        return score_candidates(
+            settings,
+            CANDIDATE_OPTIONS[grid],
+            rows.X_tune,
+            rows.y_tune,
+            rows.t_tune,
+            rows.X_hold,
+            rows.y_hold,
+            cv,
+        )
+
+
+def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
+    """Interval calibration (:mod:`.intervals`) on the newest CV folds, out of sample.
+
+    For the last fold (and earlier ones, newest first, until the calibration holds
+    :data:`.intervals.MIN_CALIBRATION_ROWS` rows) the tuned model is refitted on the
+    fold's training side only and forecasts its validation snapshots; the holdout is
+    never touched, so it can measure the coverage.
+    """
+    from sklearn.base import clone
+
+    residuals, rows = [], []
+    for fit_rows, cal_rows in reversed(list(cv.split(X_tune, y_tune, groups=t_tune))):
+        model = clone(best).fit(X_tune.iloc[fit_rows], y_tune[fit_rows])
+        residuals.append(y_tune[cal_rows] - model.predict(X_tune.iloc[cal_rows]))
+        rows.append(cal_rows)
+        if sum(len(r) for r in rows) >= intervals.MIN_CALIBRATION_ROWS:
+            break
+    cal = X_tune.iloc[np.concatenate(rows)]
+    return intervals.fit(
+        np.concatenate(residuals),
+        cal[intervals.BUCKET_FEATURE].to_numpy(),
+        scale=cal[intervals.SCALE_FEATURE].to_numpy(),
+    )
