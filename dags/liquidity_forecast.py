@@ -1,6 +1,8 @@
 """Forecast every new snapshot with the champion, then check how earlier forecasts did.
 
-Runs whenever the ingest DAG updates the Asset ``liquidity://market_snapshots``.
+Runs whenever the ingest DAG updates the Asset ``liquidity://market_snapshots`` and
+whenever the retrain DAG publishes a new champion (``liquidity://champion_model``): a new
+champion scores the stored snapshots it has not scored yet.
 ``forecast`` stores the champion's forecast of every coin's next snapshot for each
 snapshot time it has not scored yet (idempotent), with the feature drift of those
 snapshots. ``monitor`` joins the stored forecasts with what then happened and fails, with
@@ -23,6 +25,7 @@ from airflow.sdk import Asset, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 MARKET_SNAPSHOTS = Asset("liquidity://market_snapshots")
+CHAMPION_MODEL = Asset("liquidity://champion_model")
 RETRAIN_REQUESTED = Asset("liquidity://retrain_requested")
 
 
@@ -35,7 +38,7 @@ def _alert(context) -> None:
 
 @dag(
     dag_id="liquidity_forecast",
-    schedule=MARKET_SNAPSHOTS,
+    schedule=MARKET_SNAPSHOTS | CHAMPION_MODEL,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -107,7 +107,7 @@ def _unavailable(request, exc: Exception):
 
 
 def _history() -> list[dict]:
-    """The model versions, each with its realized skill and coverage (issue 14)."""
+    """The model versions, each with its realized skill and coverage."""
     from liquidity_core.monitoring.accuracy import history_with_realized
     from liquidity_core.settings import load_settings
 
@@ -156,7 +156,7 @@ def model_history_page() -> HTMLResponse:
 @app.get("/models.json")
 def model_history_json() -> JSONResponse:
     """The history as JSON (same rows as ``liquidity models --json``)."""
-    from webapp.api import jsonable
+    from liquidity_core.reporting.jsonable import jsonable
 
     versions = _history()
     champion = next((v["version"] for v in versions if v.get("status") == "champion"), None)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from liquidity_core.ingest import ingest_paths
 from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.learn import psi
 from liquidity_core.monitoring import drift
 from liquidity_core.monitoring.accuracy import monitor
 from liquidity_core.monitoring.forecasts import forecast_new_snapshots
@@ -19,22 +20,22 @@ from liquidity_core.training.cycle import run_training_cycle
 def test_psi_by_hand():
     expected, actual = [0.5, 0.5, 0.0], [0.25, 0.75, 0.0]
     by_hand = (0.25 - 0.5) * math.log(0.25 / 0.5) + (0.75 - 0.5) * math.log(0.75 / 0.5)
-    assert drift.psi(expected, actual) == pytest.approx(by_hand)
-    assert drift.psi(expected, expected) == 0.0
+    assert psi.psi(expected, actual) == pytest.approx(by_hand)
+    assert psi.psi(expected, expected) == 0.0
 
 
 def test_shares_put_missing_values_in_their_own_bin():
-    shares = drift.shares_of([0.0, 1.0, 2.0, np.nan], [0.5, 1.5])
+    shares = psi.shares_of([0.0, 1.0, 2.0, np.nan], [0.5, 1.5])
     assert shares == [0.25, 0.25, 0.25, 0.25]
 
 
 def test_reference_of_the_same_data_has_no_drift():
     values = np.random.default_rng(0).normal(size=1000)
-    ref = drift.reference_of(values)
-    assert len(ref["edges"]) == drift.BINS - 1
-    assert drift.psi(ref["shares"], drift.shares_of(values, ref["edges"])) == pytest.approx(0.0)
-    shifted = drift.shares_of(values + 2.0, ref["edges"])
-    assert drift.psi(ref["shares"], shifted) > drift.FLAG_PSI
+    ref = psi.reference_of(values)
+    assert len(ref["edges"]) == psi.BINS - 1
+    assert psi.psi(ref["shares"], psi.shares_of(values, ref["edges"])) == pytest.approx(0.0)
+    shifted = psi.shares_of(values + 2.0, ref["edges"])
+    assert psi.psi(ref["shares"], shifted) > drift.FLAG_PSI
 
 
 def test_forecast_task_stores_drift_per_snapshot(settings, engine, tmp_path):
@@ -44,7 +45,9 @@ def test_forecast_task_stores_drift_per_snapshot(settings, engine, tmp_path):
     version = run_training_cycle(settings, grid="fast", candidates=False)["version"]
     ingest_paths(drops[20:], settings=settings)
     result = forecast_new_snapshots(settings)
-    assert result["drift"]["snapshots"] == 2  # the two landed after the promotion scored one
+    # Training only publishes: the forecast step scores the newest snapshot at training
+    # and the two that landed after it.
+    assert result["drift"]["snapshots"] == 3
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT snapshot_ts, feature, psi, n_rows FROM feature_drift")
@@ -54,7 +57,7 @@ def test_forecast_task_stores_drift_per_snapshot(settings, engine, tmp_path):
     assert len({r.snapshot_ts for r in rows}) == 3
     assert all(r.n_rows == coins for r in rows)
     features = {r.feature for r in rows}
-    assert "log_turnover" in features and not features & drift.SNAPSHOT_CONSTANT
+    assert "log_turnover" in features and not features & psi.SNAPSHOT_CONSTANT
     latest = monitor(settings)["drift"]
     assert latest["model_version"] == version and len(latest["features"]) == len(features)
     # A re-run stores nothing twice.

@@ -46,6 +46,7 @@ def trained(settings, engine, drops, monkeypatch):
     ingest_paths(drops[:EARLY], settings=settings)
     result = run_training_cycle(settings, grid="fast", candidates=False)
     assert result["promoted"], result
+    forecasts.forecast_new_snapshots(settings)  # the forecast DAG, on the champion_model Asset
     return result["version"]
 
 
@@ -221,7 +222,7 @@ def test_alert_fires_on_a_constructed_degradation(settings, engine, drops, train
     assert message in caplog.text
 
 
-def test_promotion_and_rollback_make_the_new_champion_forecast_at_once(
+def test_training_publishes_and_the_forecast_step_scores_the_new_champion(
     settings, engine, drops, trained
 ):
     for path in drops[EARLY : EARLY + 2]:
@@ -230,9 +231,13 @@ def test_promotion_and_rollback_make_the_new_champion_forecast_at_once(
     second = run_training_cycle(eager, grid="fast", candidates=False)
     assert second["promoted"], second["reason"]
     sql = "SELECT COUNT(*) AS n FROM forecasts WHERE model_version = '{}'"
+    # Training only publishes; forecasting is the forecast step's job.
+    assert _table(engine, sql.format(second["version"])).n[0] == 0
+    assert forecasts.forecast_new_snapshots(settings)["model_version"] == second["version"]
     assert _table(engine, sql.format(second["version"])).n[0] == COINS  # the newest snapshot
-    forecasts.rollback_champion(settings, trained)  # what `liquidity rollback` runs
-    # The restored champion scored every snapshot since its window, at once.
+    registry.rollback(settings, trained)  # what `liquidity rollback` runs
+    forecasts.forecast_new_snapshots(settings)  # what it then tells the user to run
+    # The restored champion scored every snapshot since its window.
     assert _table(engine, sql.format(trained)).n[0] == COINS * 3
 
 

@@ -4,6 +4,7 @@ and a module form of the command line that lists every command."""
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support.paths import REPO
@@ -110,3 +111,33 @@ def test_the_module_form_of_the_cli_lists_every_command():
     assert proc.returncode == 0, proc.stderr
     listed = proc.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
     assert listed == list(registered), proc.stdout
+
+
+def test_the_import_linter_contracts_hold():
+    """The layers in pyproject.toml ([tool.importlinter]) are the one map of the packages."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " kept, 0 broken" in proc.stdout, proc.stdout[-4000:]
+
+
+def _private_imports() -> list[str]:
+    """``from a.b import _name`` across modules of the runtime packages."""
+    found = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(RUNTIME):
+                hidden = [a.name for a in node.names if a.name.startswith("_")]
+                if hidden and node.module != name:
+                    found.append(f"{name} imports {', '.join(hidden)} from {node.module}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    """What two modules share is public in the lower one."""
+    assert _private_imports() == []

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from liquidity_core.reporting.jsonable import jsonable
 from liquidity_core.store import db
 from webapp.errors import ApiError, public_text
 from webapp.openapi import openapi_document
@@ -40,25 +41,6 @@ def app_settings():
 def app_engine():
     """The shared engine for the app's database (read only)."""
     return db.get_engine(app_settings().database_url)
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with dates as ISO 8601, numpy scalars as Python and NaN/inf as null."""
-    if type(value) is float:  # the common leaf first: a 1,000-row answer has 9,000
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalar
-        return jsonable(value.item())
-    return str(value)
 
 
 def _body_error(status: int, code: str, problem: str) -> ApiError:

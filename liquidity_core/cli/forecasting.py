@@ -1,4 +1,4 @@
-"""``liquidity`` commands of the closed loop: forecast (store the champion's forecasts of
+"""``liquidity`` commands of the forecast loop: forecast (store the champion's forecasts of
 new snapshots) and monitor (their realized accuracy and coverage, and the alert)."""
 
 from __future__ import annotations

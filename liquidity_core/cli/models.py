@@ -13,6 +13,10 @@ from liquidity_core.cli.commands import command
 from liquidity_core.errors import InputError
 from liquidity_core.settings import Settings
 
+#: Training and rollback only change the champion; forecasting is a step of its own (the
+#: forecast DAG runs it on the champion_model Asset).
+FORECAST_HINT = "run `liquidity forecast` to store the new champion's forecasts"
+
 # --- train -------------------------------------------------------------------------------
 
 
@@ -57,6 +61,9 @@ def _train(args, settings: Settings):
         "holdout snapshots\n"
         f"  {result['reason']}"
     )
+    if result["promoted"]:
+        result["next"] = FORECAST_HINT
+        result["text"] += f"\n  {FORECAST_HINT}"
     return result, 0
 
 
@@ -120,9 +127,12 @@ def _rollback_args(p):
 
 @command("rollback", "make an earlier champion the champion again", arguments=_rollback_args)
 def _rollback(args, settings: Settings):
-    from liquidity_core.monitoring.forecasts import rollback_champion
+    from liquidity_core.registry.champion import rollback
 
-    return rollback_champion(settings, args.version), 0
+    result = rollback(settings, args.version)
+    result["next"] = FORECAST_HINT
+    result["text"] += f"\n  {FORECAST_HINT}"
+    return result, 0
 
 
 # --- predict -----------------------------------------------------------------------------

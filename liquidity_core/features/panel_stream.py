@@ -35,7 +35,13 @@ import pandas as pd
 
 from liquidity_core.features.build import HISTORY_ROWS, FeatureSet, build_features, log_turnover
 from liquidity_core.store import db
-from liquidity_core.store.snapshots import SNAPSHOT_COLUMNS, format_ts, panel_from_rows, to_utc
+from liquidity_core.store.snapshots import (
+    SNAPSHOT_COLUMNS,
+    format_ts,
+    panel_from_rows,
+    to_utc,
+    utc_ns,
+)
 
 #: Rows read per chunk: the window holds this plus HISTORY_ROWS - 1 snapshot times.
 CHUNK_ROWS = 500_000
@@ -136,12 +142,6 @@ def frame_chunks(panel: pd.DataFrame, *, chunk_rows: int = CHUNK_ROWS):
     )
 
 
-def _ns(stamps: pd.Series) -> np.ndarray:
-    """UTC times as int64 nanoseconds: cheap to compare and sort (``to_numpy()`` of a
-    time-zone-aware column makes one Python object per row)."""
-    return pd.DatetimeIndex(stamps).as_unit("ns").asi8
-
-
 def _whole_times(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Re-cut time-ordered frames so that no snapshot time spans two of them."""
     frames = iter(frames)
@@ -156,7 +156,7 @@ def _whole_times(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             return
         carry = None
         if len(frame):
-            ts = _ns(frame["snapshot_ts"])
+            ts = utc_ns(frame["snapshot_ts"])
             cut = int(np.searchsorted(ts, ts[-1], side="left"))
             carry = frame.iloc[cut:].reset_index(drop=True)
             if cut:
@@ -208,7 +208,7 @@ def scan(chunks: Iterable[pd.DataFrame]) -> PanelScan:
             last_t = np.concatenate([last_t, np.full(len(coins) - len(last_t), -2)])
             code = coins.get_indexer(ids)
         finite = np.isfinite(log_turnover(chunk["volume_24h"], chunk["market_cap"]))
-        stamps = _ns(chunk["snapshot_ts"])
+        stamps = utc_ns(chunk["snapshot_ts"])
         starts = np.flatnonzero(np.r_[True, stamps[1:] != stamps[:-1]])
         for lo, hi in zip(starts, [*starts[1:], len(chunk)], strict=True):
             k = len(times)
@@ -253,7 +253,7 @@ def windowed_features(
     while current is not None:
         following = next(chunks, None)
         window = current if window is None else pd.concat([window, current], ignore_index=True)
-        stamps = _ns(window["snapshot_ts"])
+        stamps = utc_ns(window["snapshot_ts"])
         times = np.unique(stamps)
         last_t = first_t + len(times) - 1
         upto = last_t if following is None else last_t - 1  # the newest awaits its target

@@ -29,7 +29,7 @@ from liquidity_core.store.snapshots import format_ts
 log = logging.getLogger("liquidity_core.ingest")
 
 
-def _row_frame(rows: pd.DataFrame) -> pd.DataFrame:
+def row_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The good rows in storage form: UTC text times and extras as JSON text."""
     codes, uniques = pd.factorize(rows["snapshot_ts"])
     stamps = np.array([format_ts(u) for u in uniques], dtype=object)
@@ -135,10 +135,10 @@ class _CsvStream(_ChunkStream):
 
 
 def _copy(conn: Connection, sql: str, frame: pd.DataFrame) -> None:
-    _copy_stream(conn, sql, _CsvStream(frame))
+    copy_stream(conn, sql, _CsvStream(frame))
 
 
-def _copy_stream(conn: Connection, sql: str, buf) -> None:
+def copy_stream(conn: Connection, sql: str, buf) -> None:
     # Bytes, in 1 MiB reads: fewer round trips than the 8 KiB default.
     cursor = conn.connection.driver_connection.cursor()
     try:
@@ -179,7 +179,7 @@ def _c_stderr_to_log():
 
 
 #: Whether any snapshot is stored between two times (the COPY fast path needs none).
-_ANY_STORED_BETWEEN = sa.select(
+ANY_STORED_BETWEEN = sa.select(
     sa.exists().where(
         market_snapshots.c.snapshot_ts.between(sa.bindparam("lo"), sa.bindparam("hi"))
     )
@@ -209,7 +209,7 @@ def copied_directly(conn: Connection, copy) -> bool:
     return True
 
 
-def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
+def upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """COPY the good rows (canonical frame) in; returns how many were new.
 
     Fast path: when nothing is stored in the file's time range (new snapshots, the common
@@ -219,7 +219,7 @@ def _upsert_postgres(conn: Connection, rows: pd.DataFrame, file_id: int) -> int:
     """
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     span = {"lo": format_ts(rows["snapshot_ts"].min()), "hi": format_ts(rows["snapshot_ts"].max())}
-    if not conn.execute(_ANY_STORED_BETWEEN, span).scalar():
+    if not conn.execute(ANY_STORED_BETWEEN, span).scalar():
         direct = db.query("ingest_copy_direct", "postgresql").text
         if copied_directly(conn, lambda: _copy_binary(conn, direct, rows, file_id=file_id)):
             return len(rows)
@@ -337,7 +337,7 @@ def _encode_binary_rows(rows: pd.DataFrame, *, file_id: int | None, line: bool) 
     return b"".join(out)
 
 
-def _binary_stream_of(frames, *, file_id: int | None, line: bool = False, chunk_rows=100_000):
+def binary_stream_of(frames, *, file_id: int | None, line: bool = False, chunk_rows=100_000):
     """A readable file of binary COPY data for the rows of ``frames`` (an iterable of
     canonical frames), encoded chunk by chunk by a thread a few chunks ahead of COPY
     (:func:`_made_ahead`), so parsing the next piece overlaps the server storing this one."""
@@ -404,7 +404,7 @@ def _made_ahead(items, depth: int = AHEAD_CHUNKS):
 def _copy_binary(
     conn: Connection, sql: str, rows: pd.DataFrame, *, file_id: int | None = None
 ) -> None:
-    _copy_stream(conn, sql, _binary_stream_of([rows], file_id=file_id))
+    copy_stream(conn, sql, binary_stream_of([rows], file_id=file_id))
 
 
 def _unique_violation() -> type[BaseException]:
@@ -421,7 +421,7 @@ _SQLITE_UPSERT = str(
 )
 
 
-def _upsert_sqlite(
+def upsert_sqlite(
     conn: Connection, rows: pd.DataFrame, file_id: int, *, chunk_rows: int = 50_000
 ) -> int:
     """``executemany`` of the upsert, 50k rows at a time (bounded memory); rows inserted."""
@@ -449,7 +449,7 @@ def _upsert_sqlite(
 REJECTED_COLUMNS = tuple(c.name for c in rejected_rows.columns if not c.primary_key)
 
 
-def _insert_rejected(conn: Connection, rejected: pd.DataFrame, file_id: int) -> None:
+def insert_rejected(conn: Connection, rejected: pd.DataFrame, file_id: int) -> None:
     values = {
         "file_id": file_id,
         "line_number": rejected["line"].to_numpy(dtype=np.int64),

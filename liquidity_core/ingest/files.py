@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("liquidity_core.ingest")
 
 
-def _move_after(path: Path, result: IngestResult) -> None:
+def move_after(path: Path, result: IngestResult) -> None:
     if result.status not in ("loaded", "duplicate", "quarantined"):
         return
     folder = path.parent / ("quarantine" if result.status == "quarantined" else "processed")

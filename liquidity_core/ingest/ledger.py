@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from liquidity_core.errors import DatabaseError, LiquidityError
 from liquidity_core.ingest.copy import (
-    _insert_rejected,
-    _row_frame,
-    _upsert_postgres,
-    _upsert_sqlite,
+    insert_rejected,
+    row_frame,
+    upsert_postgres,
+    upsert_sqlite,
 )
 from liquidity_core.ingest.result import IngestResult
 from liquidity_core.store import db, identity
@@ -119,7 +119,7 @@ def record_quarantined(
             duplicate_of=None,
         )
         if n_rejected:
-            _insert_rejected(conn, rejected, result.file_id)
+            insert_rejected(conn, rejected, result.file_id)
     result.status, result.error, result.rows_rejected = "quarantined", reason, n_rejected
 
 
@@ -137,9 +137,9 @@ def load_with_retry(engine, base, result, parsed, attempts: int = 5) -> None:
     def store(conn: Connection, file_id: int):
         rows = parsed.rows
         if db.dialect_of(conn) == "postgresql":
-            inserted = _upsert_postgres(conn, rows, file_id)
+            inserted = upsert_postgres(conn, rows, file_id)
         else:
-            inserted = _upsert_sqlite(conn, _row_frame(rows), file_id)
+            inserted = upsert_sqlite(conn, row_frame(rows), file_id)
         return inserted, len(rows), parsed.rejected, parsed.rows_in_file
 
     claim = (parsed.spec.name, parsed.rows_in_file, len(parsed.rejected))
@@ -203,8 +203,8 @@ def _load(engine: Engine, base: dict, result: IngestResult, claim: tuple, store)
         with _conflicts_retried():
             inserted, n_good, rejected, rows_in_file = store(conn, file_id)
             if len(rejected):
-                _insert_rejected(conn, rejected, file_id)
-        if inserted:  # coin identity (#13): re-derive coin_aliases from the stored rows
+                insert_rejected(conn, rejected, file_id)
+        if inserted:  # coin identity: re-derive coin_aliases from the stored rows
             identity.recompute(conn)
         conn.execute(
             _files.update()

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from liquidity_core.errors import InputError, LiquidityError
-from liquidity_core.ingest.files import _move_after
+from liquidity_core.ingest.files import move_after
 from liquidity_core.ingest.ledger import (
     find_loaded,
     load_streamed_with_retry,
@@ -202,7 +202,7 @@ def ingest_file(
                 # Quarantined with the reason, so the DAG does not retry it every run.
                 # With no bytes there is no sha256, so the ledger has no row for it.
                 result = IngestResult(path=str(path), status="quarantined", error=refusal)
-                _move_after(path, result)
+                move_after(path, result)
                 return result
     if refusal is not None:
         return IngestResult(path=str(path), status="refused", error=refusal)
@@ -219,7 +219,7 @@ def ingest_file(
             raise
         raise mapped from None
     if move:
-        _move_after(path, result)
+        move_after(path, result)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
 

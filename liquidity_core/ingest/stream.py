@@ -212,10 +212,10 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
     Runs inside the file's transaction; ``first`` is :func:`first_piece`.
     """
     from liquidity_core.ingest.copy import (
-        _ANY_STORED_BETWEEN,
-        _binary_stream_of,
-        _copy_stream,
+        ANY_STORED_BETWEEN,
+        binary_stream_of,
         copied_directly,
+        copy_stream,
     )
 
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
@@ -225,7 +225,7 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
             "lo": format_ts(rows["snapshot_ts"].min()),
             "hi": format_ts(rows["snapshot_ts"].max()),
         }
-        stored = conn.execute(_ANY_STORED_BETWEEN, span).scalar()
+        stored = conn.execute(ANY_STORED_BETWEEN, span).scalar()
     else:
         stored = True
     if not stored:
@@ -233,15 +233,15 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
         direct = db.query("ingest_copy_direct", "postgresql").text
         pieces = parsed_pieces(path, totals, piece_bytes=piece_bytes, first=first)
         if copied_directly(
-            conn, lambda: _copy_stream(conn, direct, _binary_stream_of(pieces, file_id=file_id))
+            conn, lambda: copy_stream(conn, direct, binary_stream_of(pieces, file_id=file_id))
         ):
             return totals.good, totals
     totals = Totals()
     conn.exec_driver_sql(db.query("ingest_stage_lines_create", "postgresql").text)
-    _copy_stream(
+    copy_stream(
         conn,
         db.query("ingest_stage_lines_copy", "postgresql").text,
-        _binary_stream_of(
+        binary_stream_of(
             parsed_pieces(path, totals, piece_bytes=piece_bytes), file_id=None, line=True
         ),
     )

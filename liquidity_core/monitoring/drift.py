@@ -35,25 +35,20 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from liquidity_core.features.build import MARKET_FEATURES
 from liquidity_core.features.panel_stream import stored_chunks, windowed_features
+from liquidity_core.learn.psi import psi, reference_of_rows, shares_of
 from liquidity_core.registry.champion import LoadedModel, utc_now_iso
+from liquidity_core.registry.versions import store_drift_reference
 from liquidity_core.store import db
 from liquidity_core.store.schema import drift_references, feature_drift
 from liquidity_core.store.snapshots import to_utc
 
 #: PSI above this is flagged.
 FLAG_PSI = 0.25
-#: Floor of a bin's share.
-EPSILON = 1e-4
-#: Quantile bins of the reference.
-BINS = 5
 #: Snapshots with fewer rows than this are measured but never flagged.
 MIN_FLAG_ROWS = 50
 #: Most rows a reference is computed from (a uniform sample of the training window).
 REFERENCE_ROWS = 250_000
-#: Features left out: the same for every coin at a snapshot, or growing with time.
-SNAPSHOT_CONSTANT = frozenset({*MARKET_FEATURES, "gap_days", "target_weekday", "snapshots_seen"})
 
 #: The stored training-window reference of a model version.
 _REFERENCE = sa.select(drift_references.c.reference).where(
@@ -64,61 +59,6 @@ _d = feature_drift
 _LIST = sa.select(*(c for c in _d.c if c.name != "created_at")).order_by(
     _d.c.snapshot_ts.desc(), _d.c.model_version, _d.c.feature
 )
-
-
-def reference_of(values) -> dict:
-    """Bin edges (inner deciles) and shares of one feature's training-window values."""
-    x = np.asarray(values, dtype=float)
-    finite = x[np.isfinite(x)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1])) if len(finite) else []
-    return {"edges": [float(e) for e in edges], "shares": shares_of(x, edges)}
-
-
-def shares_of(values, edges) -> list[float]:
-    """Share of ``values`` in each bin of ``edges`` (``len(edges) + 1`` bins), then the
-    share of missing values."""
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    if n == 0:
-        return [0.0] * (len(edges) + 2)
-    finite = np.isfinite(x)
-    counts = np.bincount(
-        np.searchsorted(np.asarray(edges, dtype=float), x[finite], side="right"),
-        minlength=len(edges) + 1,
-    )
-    return [float(c) / n for c in counts] + [float((~finite).sum()) / n]
-
-
-def psi(expected, actual) -> float:
-    """Population stability index between two share vectors of the same bins."""
-    e = np.maximum(np.asarray(expected, dtype=float), EPSILON)
-    a = np.maximum(np.asarray(actual, dtype=float), EPSILON)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def reference_of_rows(X: pd.DataFrame, feature_names) -> dict:
-    """The reference (bin edges and shares per feature) of the training rows ``X``."""
-    return {
-        "rows": int(len(X)),
-        "features": {
-            f: reference_of(X[f])
-            for f in feature_names
-            if f in X.columns and f not in SNAPSHOT_CONSTANT
-        },
-    }
-
-
-def store_reference(engine, version: str, reference: dict) -> None:
-    """Record ``version``'s reference (once: a second call stores nothing)."""
-    with db.transaction(engine) as conn:
-        conn.execute(
-            db.insert_once(conn, drift_references),
-            {
-                "model_version": version,
-                "reference": json.dumps(reference),
-                "created_at": utc_now_iso(),
-            },
-        )
 
 
 def training_reference(engine, model: LoadedModel) -> dict:
@@ -153,7 +93,7 @@ def training_reference(engine, model: LoadedModel) -> dict:
     if sample is None:
         sample = pd.DataFrame(columns=model.feature_names, dtype=float)
     reference = reference_of_rows(sample, model.feature_names)
-    store_reference(engine, model.version, reference)
+    store_drift_reference(engine, model.version, reference)
     return reference
 
 

@@ -32,7 +32,6 @@ from liquidity_core.registry.champion import (
     LoadedModel,
     load_verified_model,
     read_current_pointer,
-    rollback,
     utc_now_iso,
 )
 from liquidity_core.serving.predict import INTERVAL_PERCENTILES, level_for, predict_frame
@@ -245,28 +244,6 @@ def _drift(engine, model: LoadedModel, X: pd.DataFrame, meta: pd.DataFrame) -> d
     except Exception as exc:  # noqa: BLE001 - drift never blocks forecasting or ingest
         log.warning("drift not computed for %s: %s", model.version, exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def forecast_after_champion_change(settings: Settings) -> dict | None:
-    """Let a new champion (promotion or rollback) score the stored snapshots at once.
-
-    Called after the champion pointer changed. The change has already happened, so a
-    failure here is logged, not raised: the forecast task scores the same snapshots on
-    its next run.
-    """
-    try:
-        return forecast_new_snapshots(settings)
-    except Exception as exc:  # noqa: BLE001 - the promotion stands; the next task run retries
-        log.warning("the new champion could not forecast yet (the forecast task will): %s", exc)
-        return None
-
-
-def rollback_champion(settings: Settings, version: str | None = None) -> dict:
-    """:func:`~liquidity_core.registry.champion.rollback`, then the restored champion scores the
-    stored snapshots it has not scored yet (:func:`forecast_after_champion_change`)."""
-    result = rollback(settings, version)
-    forecast_after_champion_change(settings)
-    return result
 
 
 # --- serving ------------------------------------------------------------------------------

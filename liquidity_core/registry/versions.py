@@ -16,7 +16,13 @@ import sqlalchemy as sa
 
 from liquidity_core.errors import NotFound
 from liquidity_core.store import db
-from liquidity_core.store.schema import json_columns, model_events, model_versions, time_columns
+from liquidity_core.store.schema import (
+    drift_references,
+    json_columns,
+    model_events,
+    model_versions,
+    time_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +173,18 @@ def record_version(engine, row: dict, *, promote: bool) -> str | None:
             row["run_id"],
         )
     return retired
+
+
+def store_drift_reference(engine, version: str, reference: dict) -> None:
+    """Record ``version``'s drift reference, the feature distributions of the rows it was
+    fitted on (:func:`liquidity_core.learn.psi.reference_of_rows`); once: a second call
+    stores nothing."""
+    with db.transaction(engine) as conn:
+        conn.execute(
+            db.insert_once(conn, drift_references),
+            {
+                "model_version": version,
+                "reference": json.dumps(reference),
+                "created_at": utc_now_iso(),
+            },
+        )

@@ -1,5 +1,5 @@
 """What people read: the EDA and model report (``report``, with ``totals`` and ``html``),
-the forecast loop's section of it (``forecast_section``), the model-history table
+its realized-accuracy section (``accuracy_section``), the model-history table
 (``model_history``) and the SVG charts that the report, the web app and the Airflow
 plugin share (``charts``, ``forecast_charts``).
 """

@@ -20,7 +20,7 @@ SERIES = [
 ]
 
 
-def _num(value) -> float | None:
+def finite_or_none(value) -> float | None:
     try:
         out = float(value)
     except (TypeError, ValueError):
@@ -28,7 +28,7 @@ def _num(value) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     span = hi - lo or 1.0
     raw = span / count
     magnitude = 10 ** math.floor(math.log10(raw))
@@ -66,7 +66,7 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
             f'xmlns="http://www.w3.org/2000/svg"><title>{title}</title>'
             '<text x="10" y="35" fill="#57606a">No training runs yet.</text></svg>'
         )
-    values = [_num(r.get(k)) for r in rows for k, *_ in SERIES]
+    values = [finite_or_none(r.get(k)) for r in rows for k, *_ in SERIES]
     finite = [v for v in values if v is not None] or [0.0]
     lo, hi = min(min(finite), 0.0), max(max(finite), 0.0)
     if hi - lo < 0.1:
@@ -95,7 +95,7 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#ffffff" '
         'stroke="#d0d7de"/>',
     ]
-    for t in _nice_ticks(lo, hi):
+    for t in nice_ticks(lo, hi):
         if not lo <= t <= hi:
             continue
         y = y_of(t)
@@ -117,7 +117,7 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
                 f"{label}</text>"
             )
     for key, _label, colour, dash in SERIES:
-        points = [(x_of(i), _num(r.get(key))) for i, r in enumerate(rows)]
+        points = [(x_of(i), finite_or_none(r.get(key))) for i, r in enumerate(rows)]
         segment: list[str] = []
         paths = []
         for x, v in points:
@@ -144,7 +144,7 @@ def r2_history_svg(versions: Sequence[dict], *, width: int = 720, height: int = 
                     f'stroke-width="2"{dash_attr} points="{" ".join(seg)}"/>'
                 )
     for i, r in enumerate(rows):
-        v = _num(r.get("holdout_r2"))
+        v = finite_or_none(r.get("holdout_r2"))
         if v is None:
             continue
         x, y = x_of(i), y_of(v)

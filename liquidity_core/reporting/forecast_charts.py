@@ -1,4 +1,4 @@
-"""Charts of the closed loop as inline SVG: realized accuracy over time, a coin's forecasts.
+"""Charts of the forecast loop as inline SVG: realized accuracy over time, a coin's forecasts.
 
 Like :mod:`liquidity_core.reporting.charts`: presentation attributes only (no ``style``, no
 script), so the page's Content-Security-Policy applies unchanged.
@@ -19,7 +19,7 @@ from html import escape
 import pandas as pd
 from markupsafe import Markup
 
-from liquidity_core.reporting.charts import _nice_ticks, _num
+from liquidity_core.reporting.charts import finite_or_none, nice_ticks
 
 PALETTE = ("#1f6feb", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#0a3069")
 
@@ -56,7 +56,7 @@ class _Frame:
             f'<text x="{self.left}" y="{self.top - 6}" fill="#24292f" font-weight="600">'
             f"{escape(label)}</text>",
         ]
-        for t in _nice_ticks(self.lo, self.hi, 4):
+        for t in nice_ticks(self.lo, self.hi, 4):
             if self.lo <= t <= self.hi:
                 y = self.y(t)
                 parts.append(
@@ -141,9 +141,9 @@ def realized_svg(report: dict, *, width: int = 720) -> Markup:
         )
         x += 30 + 7 * len(label)
     for k, (key, label) in enumerate(panels):
-        values = [_num(p[key]) for v in versions for p in v["per_snapshot"]]
+        values = [finite_or_none(p[key]) for v in versions for p in v["per_snapshot"]]
         if key == "realized_r2":
-            values += [_num(v.get("holdout_r2")) for v in versions]
+            values += [finite_or_none(v.get("holdout_r2")) for v in versions]
         if key == "coverage":
             values += [0.0, 1.0]
         if key == "skill":
@@ -162,7 +162,7 @@ def realized_svg(report: dict, *, width: int = 720) -> Markup:
         fmt = (lambda t: f"{t:.0%}") if key == "coverage" else (lambda t: f"{t:g}")
         parts += frame.axes(label, fmt=fmt)
         if key == "coverage":
-            nominal = _num(versions[-1].get("nominal_coverage")) or 0.8
+            nominal = finite_or_none(versions[-1].get("nominal_coverage")) or 0.8
             y_hi, y_lo = frame.y(min(nominal + 0.1, 1.0)), frame.y(nominal - 0.1)
             parts.append(
                 f'<rect class="nominal-band" x="{left}" y="{y_hi:.1f}" width="{plot_w}" '
@@ -171,13 +171,13 @@ def realized_svg(report: dict, *, width: int = 720) -> Markup:
         for i, v in enumerate(versions):
             colour = PALETTE[i % len(PALETTE)]
             points = [
-                (frame.x(_seconds(p["target_ts"])), frame.y(_num(p[key])))
+                (frame.x(_seconds(p["target_ts"])), frame.y(finite_or_none(p[key])))
                 for p in v["per_snapshot"]
-                if _num(p[key]) is not None
+                if finite_or_none(p[key]) is not None
             ]
             if points:
                 parts.append(_line(points, colour, f"series-{key}"))
-            holdout = _num(v.get("holdout_r2"))
+            holdout = finite_or_none(v.get("holdout_r2"))
             if key == "realized_r2" and holdout is not None and points:
                 y = frame.y(holdout)
                 parts.append(

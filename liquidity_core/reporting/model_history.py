@@ -28,7 +28,7 @@ REALIZED_COLUMNS = (
     ("realized_skill", "Realized skill"),
     ("realized_coverage", "Realized coverage"),
 )
-"""Realized accuracy of the version's stored forecasts (issue 14), shown whenever a row
+"""Realized accuracy of the version's stored forecasts, shown whenever a row
 has it (see :func:`liquidity_core.monitoring.accuracy.with_realized`)."""
 
 

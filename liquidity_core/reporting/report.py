@@ -306,13 +306,13 @@ def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[
         ),
     ]
     plots = ["model-history"]
-    from liquidity_core.reporting.forecast_section import (
-        loop_section,  # realized accuracy and drift (issue 14)
+    from liquidity_core.reporting.accuracy_section import (
+        accuracy_section,  # realized accuracy and drift
     )
 
-    loop_html, loop_plots = loop_section(settings)
-    parts.append(loop_html)
-    plots += loop_plots
+    accuracy_html, accuracy_plots = accuracy_section(settings)
+    parts.append(accuracy_html)
+    plots += accuracy_plots
     if not (history["status"] == "champion").any():
         parts.append("<p>No model has been promoted yet.</p>")
         return "\n".join(parts), plots

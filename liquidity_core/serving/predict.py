@@ -23,9 +23,10 @@ from liquidity_core.features.build import PANEL_COLUMNS, build_features
 from liquidity_core.learn import intervals
 from liquidity_core.registry.champion import LoadedModel, load_verified_model
 from liquidity_core.serving import numpy_path as lean
-from liquidity_core.serving.recent import RecentHistory, _ns, _ranks, recent_history
+from liquidity_core.serving.recent import RecentHistory, cap_ranks, recent_history
 from liquidity_core.settings import Settings, load_settings
 from liquidity_core.store import db
+from liquidity_core.store.snapshots import utc_ns
 
 LEVELS = ("Low", "Medium", "High")
 #: Percentiles of the trees' predictions that bound the interval of a model trained before
@@ -62,7 +63,7 @@ def _match(frame: pd.DataFrame, recent: RecentHistory) -> list:
     known, by_symbol = recent.rows_of, recent.by_symbol
     out = []
     for cid, sym in zip(frame["coin_id"], frame["symbol"], strict=True):
-        cid = recent.aliases.get(cid, cid) if isinstance(cid, str) else cid  # identity #13
+        cid = recent.aliases.get(cid, cid) if isinstance(cid, str) else cid  # coin identity
         if isinstance(cid, str) and cid in known:
             out.append(cid)
         elif isinstance(sym, str) and sym.strip().upper() in by_symbol:
@@ -82,12 +83,12 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     recent = recent_history(engine)
     matched = _match(frame, recent)
     n = len(frame)
-    until = np.full(n, _ns([_FUTURE])[0])
+    until = np.full(n, utc_ns([_FUTURE])[0])
     if "snapshot_ts" in frame:
         stamps = frame["snapshot_ts"]
         if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
             stamps = pd.to_datetime(stamps, utc=True)
-        given = _ns(stamps)
+        given = utc_ns(stamps)
         until = np.where(given == _NAT, until, given)
     row_of_past, positions = recent.rows_before(matched, until)
     seen = np.bincount(row_of_past, minlength=n)
@@ -111,7 +112,7 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     back = np.argsort(fs.rows, kind="stable")  # input row order
     values = fs.X.to_numpy()[back]
     X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
-    X["mcap_rank"] = _ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
+    X["mcap_rank"] = cap_ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
     recent.with_market(X, until)
     return _frame(X), seen
 
@@ -267,7 +268,7 @@ def predict_for_symbol(
     engine = db.get_engine(settings.database_url)
     sym = str(symbol).strip()
     recent = recent_history(engine)
-    by_id = recent.aliases.get(sym.lower(), sym.lower())  # coin identity (#13)
+    by_id = recent.aliases.get(sym.lower(), sym.lower())  # coin identity
     coin_id = by_id if by_id in recent.rows_of else recent.by_symbol.get(sym.upper())
     if coin_id is None:
         raise NotFound(f"no stored snapshots for symbol {symbol!r}")
@@ -280,7 +281,7 @@ def predict_for_symbol(
     X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
     ts_ns = h["snapshot_ts"][-1:].view(np.int64)
     cap = float(h["market_cap"][-1])
-    X["mcap_rank"] = _ranks(recent.caps_at(ts_ns[0]), np.array([cap]), [coin_id])
+    X["mcap_rank"] = cap_ranks(recent.caps_at(ts_ns[0]), np.array([cap]), [coin_id])
     recent.with_market(X, ts_ns)
     model = model or load_verified_model(settings)
     frame = {"coin_name": h["coin_name"][-1:], "symbol": h["symbol"][-1:]}

@@ -16,12 +16,7 @@ import pandas as pd
 
 from liquidity_core.features.build import HISTORY_ROWS, MARKET_FEATURES, build_features
 from liquidity_core.store import db, identity
-from liquidity_core.store.snapshots import DATA_VERSION
-
-
-def _ns(times) -> np.ndarray:
-    """UTC times as int64 nanoseconds since the epoch."""
-    return pd.DatetimeIndex(times).as_unit("ns").asi8
+from liquidity_core.store.snapshots import DATA_VERSION, utc_ns
 
 
 class RecentHistory:
@@ -48,9 +43,9 @@ class RecentHistory:
 
     def __init__(self, version: tuple, panel: pd.DataFrame, aliases: dict | None = None):
         self.version = version
-        self.aliases = dict(aliases or {})  # coin identity (#13): later name -> coin_id
+        self.aliases = dict(aliases or {})  # coin identity: later name -> coin_id
         self.columns = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
-        self.columns["snapshot_ts"] = _ns(panel["snapshot_ts"])
+        self.columns["snapshot_ts"] = utc_ns(panel["snapshot_ts"])
         self.rows_of = {c: np.sort(i) for c, i in panel.groupby("coin_id").indices.items()}
         last = panel.drop_duplicates("coin_id", keep="last").sort_values("market_cap")
         self.by_symbol = dict(zip(last["symbol"].str.upper(), last["coin_id"], strict=True))
@@ -90,7 +85,7 @@ class RecentHistory:
         with db.transaction(engine) as conn:
             result = conn.execute(recent_snapshots_query(HISTORY_ROWS))
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-            aliases = identity.aliases(conn)  # coin identity (#13)
+            aliases = identity.aliases(conn)  # coin identity
         return cls(version, panel_from_rows(frame), aliases)
 
     def coin_arrays(self, coin_id: str) -> dict[str, np.ndarray]:
@@ -162,7 +157,7 @@ def recent_history(engine) -> RecentHistory:
         return cached
 
 
-def _ranks(caps: tuple[np.ndarray, dict], values: np.ndarray, coin_ids: list) -> np.ndarray:
+def cap_ranks(caps: tuple[np.ndarray, dict], values: np.ndarray, coin_ids: list) -> np.ndarray:
     """Rank (1 = largest) of each value among ``caps`` (from :meth:`RecentHistory.caps_at`),
     not counting the coin itself."""
     ordered, cap_of = caps

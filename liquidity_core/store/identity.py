@@ -1,4 +1,4 @@
-"""Coin identity across renames (issue #13).
+"""Coin identity across renames.
 
 ``market_snapshots.coin_id`` is the slug of the coin's name as read
 (:func:`liquidity_core.inputs.formats.coin_slug`), so a renamed coin ("Tether" -> "Tether USDt",

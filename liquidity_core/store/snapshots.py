@@ -59,6 +59,12 @@ def to_utc(value, *, name: str = "time") -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def utc_ns(times) -> np.ndarray:
+    """UTC times as int64 nanoseconds since the epoch: cheap to compare and sort
+    (``to_numpy()`` of a time-zone-aware column makes one Python object per row)."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
 def format_ts(ts: pd.Timestamp) -> str:
     """The stored text form of a time: ``YYYY-MM-DDTHH:MM:SS+00:00``."""
     return ts.strftime("%Y-%m-%dT%H:%M:%S+00:00")

@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 
 from liquidity_core.errors import InputError
-from liquidity_core.learn import intervals
+from liquidity_core.learn import intervals, psi
 from liquidity_core.learn.metrics import holdout_scores, mse, r2
 from liquidity_core.learn.splits import PanelTimeSeriesSplit
-from liquidity_core.monitoring import drift
 from liquidity_core.registry import champion as registry
 from liquidity_core.settings import Settings
 from liquidity_core.training.candidates import (
@@ -254,7 +253,7 @@ def train_challenger(
     }
     write_json(stage / "challenger.json", challenger)
     # The drift reference: the rows the model was fitted on, here while they are at hand.
-    write_json(stage / DRIFT_FILE, drift.reference_of_rows(rows.X_tune, rows.X_tune.columns))
+    write_json(stage / DRIFT_FILE, psi.reference_of_rows(rows.X_tune, rows.X_tune.columns))
     log.info(
         "challenger %s: holdout r2 %s (persistence %s, skill %s), %.1f MB, %.1fs",
         challenger["version"],

@@ -1,8 +1,10 @@
 """Training stage 4: record the run and, on promotion, switch the champion.
 
 :func:`publish_result` writes the version folder, the ``model_versions`` row (every run)
-and, on promotion, the ``current.json`` switch, through :func:`.registry.publish`; a new
-champion then forecasts the stored snapshots at once (:mod:`.forecasts`).
+and, on promotion, the ``current.json`` switch, through
+:func:`liquidity_core.registry.champion.publish`. Training only publishes: the new
+champion's forecasts are the forecast step's job (the forecast DAG runs on the
+``champion_model`` Asset; on the command line, ``liquidity forecast``).
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 import shutil
 
 from liquidity_core.errors import ModelError, NotFound
-from liquidity_core.monitoring import drift
-from liquidity_core.monitoring.forecasts import forecast_after_champion_change
 from liquidity_core.registry import champion as registry
+from liquidity_core.registry.versions import store_drift_reference
 from liquidity_core.settings import Settings
 from liquidity_core.store import db
 from liquidity_core.store.schema import model_versions
@@ -140,8 +141,6 @@ def publish_result(settings: Settings, *, run_id: str) -> dict:
         promote=decision["promote"],
     )
     if (stage / DRIFT_FILE).exists():
-        drift.store_reference(engine, version, read_json(stage / DRIFT_FILE))
+        store_drift_reference(engine, version, read_json(stage / DRIFT_FILE))
     shutil.rmtree(stage, ignore_errors=True)
-    if decision["promote"]:
-        forecast_after_champion_change(settings)  # the new champion scores at once (#14)
     return _result(recorded)

@@ -27,7 +27,7 @@ from liquidity_core.store import db
 log = logging.getLogger("liquidity_core.training.cycle")
 
 MODEL_FILE = "model.pkl"
-#: The drift reference of the fitted rows (:func:`.drift.reference_of_rows`).
+#: The drift reference of the fitted rows (:func:`liquidity_core.learn.psi.reference_of_rows`).
 DRIFT_FILE = "drift_reference.json"
 
 

@@ -1,4 +1,4 @@
-"""The report's "Realized accuracy and drift" part (issue 14).
+"""The report's "Realized accuracy and drift" part.
 
 A table of every model version's realized numbers on its stored forecasts
 (:func:`liquidity_core.monitoring.accuracy.monitor`), the alert if one fires, a plot of the
@@ -16,7 +16,7 @@ import pandas as pd
 from liquidity_core.settings import Settings
 
 
-def loop_section(settings: Settings) -> tuple[str, list[str]]:
+def accuracy_section(settings: Settings) -> tuple[str, list[str]]:
     """HTML of the section and the ids of the plots it holds."""
     from liquidity_core.monitoring.accuracy import monitor
     from liquidity_core.monitoring.drift import FLAG_PSI
