@@ -66,3 +66,8 @@ def holdout_scores(meta_hold: pd.DataFrame, y_hold, pred, persistence) -> dict:
         "snapshot_skill_median": float(np.median(skills)) if skills else float("nan"),
         "n_snapshots": len(per),
     }
+
+
+def fmt(value) -> str:
+    """A score as text for logs and reasons: four decimals, or "n/a"."""
+    return "n/a" if value is None else f"{value:.4f}"

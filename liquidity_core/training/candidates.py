@@ -12,9 +12,8 @@ import time
 
 import numpy as np
 
-from liquidity_core.learn.metrics import r2
+from liquidity_core.learn.metrics import fmt, r2
 from liquidity_core.settings import Settings
-from liquidity_core.training.staging import fmt
 
 #: The training stages log as one logger, the cycle's, so that one switch (tests,
 #: bench/retrain.py) follows a whole run.

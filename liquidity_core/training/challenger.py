@@ -21,7 +21,7 @@ import pandas as pd
 
 from liquidity_core.errors import InputError
 from liquidity_core.learn import intervals, psi
-from liquidity_core.learn.metrics import holdout_scores, mse, r2
+from liquidity_core.learn.metrics import fmt, holdout_scores, mse, r2
 from liquidity_core.learn.splits import PanelTimeSeriesSplit
 from liquidity_core.registry import champion as registry
 from liquidity_core.settings import Settings
@@ -36,7 +36,6 @@ from liquidity_core.training.data import GAP
 from liquidity_core.training.staging import (
     DRIFT_FILE,
     MODEL_FILE,
-    fmt,
     load_stage_data,
     read_json,
     staging_dir,

@@ -13,11 +13,11 @@ import logging
 import pandas as pd
 
 from liquidity_core.errors import ModelError
-from liquidity_core.learn.metrics import r2
+from liquidity_core.learn.metrics import fmt, r2
 from liquidity_core.registry import champion as registry
 from liquidity_core.settings import Settings
 from liquidity_core.store import db
-from liquidity_core.training.staging import fmt, load_stage_data, read_json, staging_dir, write_json
+from liquidity_core.training.staging import load_stage_data, read_json, staging_dir, write_json
 
 #: The training stages log as one logger, the cycle's, so that one switch (tests,
 #: bench/retrain.py) follows a whole run.

@@ -88,10 +88,6 @@ def remove_stale_staging(settings: Settings, *, older_than: float = STALE_STAGIN
     return removed
 
 
-def fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
 def write_json(path: Path, payload: dict) -> None:
     registry.atomic_write_bytes(
         path, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode()
