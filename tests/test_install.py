@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from support.net import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +47,31 @@ def _run(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProc
     proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
     assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
     return proc
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    return {
+        canonicalize_name(name): version
+        for name, version in re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", lock.read_text(), re.M)
+    }
+
+
+def test_the_locks_satisfy_pyproject():
+    """requirements.txt pins every runtime dependency of pyproject.toml at a version its
+    bound allows, requirements-dev.txt the dev extra too, and the two locks agree: edit
+    pyproject.toml, then `make lock`."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime, dev = _pins(LOCK), _pins(REPO / "requirements-dev.txt")
+    for lock, requirements in (
+        (runtime, project["dependencies"]),
+        (dev, project["dependencies"] + project["optional-dependencies"]["dev"]),
+    ):
+        for text in requirements:
+            req = Requirement(text)
+            name = canonicalize_name(req.name)
+            assert name in lock, f"{req.name} is not in the lock: run make lock"
+            assert req.specifier.contains(lock[name], prereleases=True), (text, lock[name])
+    assert {name: dev[name] for name in runtime if name in dev} == runtime
 
 
 @pytest.fixture(scope="module")
