@@ -4,8 +4,9 @@
 #
 #   docker build -t crypto-liquidity .
 #
-# The Python packages are the repository's runtime lock (requirements.txt: no pytest, selenium
-# or schemathesis; those are in requirements-dev.txt), installed exactly;
+# The Python packages are the repository's runtime lock (requirements.txt, compiled from
+# pyproject.toml by `make lock`: no pytest, selenium or schemathesis; those are in
+# requirements-dev.txt), installed exactly;
 # the project itself is installed in editable mode from /opt/liquidity so that its dags/,
 # plugins/ and sql/ folders stay where liquidity_core expects them.
 FROM python:3.11-slim
@@ -27,7 +28,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LIQUIDITY_MODEL_DIR=/opt/liquidity/models \
     MPLCONFIGDIR=/tmp/matplotlib
 
-# curl for the health checks, tini to reap children and forward signals.
+# curl for the health checks, tini to reap children and forward signals. (setpriv, with
+# which airflow-init drops from root to AIRFLOW_UID, is in util-linux, part of the base.)
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl tini \
     && rm -rf /var/lib/apt/lists/*
@@ -44,7 +46,8 @@ COPY plugins/ /opt/liquidity/plugins/
 COPY dags/ /opt/liquidity/dags/
 COPY sql/ /opt/liquidity/sql/
 COPY deploy/ /opt/liquidity/deploy/
-RUN pip install --no-deps -e /opt/liquidity \
+# pip check again: every dependency pyproject.toml declares is in the lock just installed.
+RUN pip install --no-deps -e /opt/liquidity && pip check \
     && python -m compileall -q /opt/liquidity/liquidity_core /opt/liquidity/webapp
 
 # A non-root user in group 0 (as in the official Airflow image): the writable folders are

@@ -43,9 +43,11 @@ FUZZ_SEED ?= 16
 fuzz: setup  ## fuzz ingest, the API, the form and the routes: FUZZ_BUDGET inputs each
 	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/test_fuzz_scale.py -s -q
 
-lock:  ## regenerate the pinned locks: requirements.txt (runtime), requirements-dev.txt (dev)
-	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
-	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --no-header -o requirements-dev.txt
+lock:  ## compile pyproject.toml's dependencies into requirements.txt (runtime) and requirements-dev.txt (+ dev)
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header -o requirements.txt
+	# The dev lock is constrained by the runtime lock: a package in both has one version.
+	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements.txt \
+		--python-version 3.11 --no-header -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

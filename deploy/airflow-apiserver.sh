@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Starts the Airflow api-server with a login taken from the environment.
+# Starts the Airflow api-server under Airflow's simple auth manager, with a login taken from
+# the environment. docker-compose.yml does not use it (compose runs the FAB auth manager,
+# whose users airflow-init creates); tests/test_distributed.py starts its api-server with it.
 #
 # The simple auth manager reads user passwords from a JSON file; this writes that file
 # (mode 600) from AIRFLOW_ADMIN_USERNAME / AIRFLOW_ADMIN_PASSWORD before every start, so a
-# changed password in .env takes effect on restart and no password is ever generated,
+# changed password takes effect on restart and no password is ever generated,
 # defaulted or printed. Arguments are passed on to `airflow api-server`.
 set -euo pipefail
 

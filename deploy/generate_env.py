@@ -16,7 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / ".env.example"
-LINE = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+# Names may start with "_", as Airflow's _AIRFLOW_WWW_USER_* do.
+LINE = re.compile(r"^(?P<name>[A-Z_][A-Z0-9_]*)=(?P<value>.*)$")
 
 
 def secret_for(name: str) -> str | None:

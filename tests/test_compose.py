@@ -108,9 +108,9 @@ def parse_env_file(path: Path) -> tuple[dict[str, str], set[str]]:
     """(``NAME=value`` lines, names that only appear in ``# NAME=value`` comments)."""
     active, commented = {}, set()
     for line in path.read_text().splitlines():
-        if m := re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line):
+        if m := re.match(r"^([A-Z_][A-Z0-9_]*)=(.*)$", line):
             active[m[1]] = m[2]
-        elif m := re.match(r"^#\s*([A-Z][A-Z0-9_]*)=", line):
+        elif m := re.match(r"^#\s*([A-Z_][A-Z0-9_]*)=", line):
             commented.add(m[1])
     return active, commented
 
@@ -307,7 +307,7 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$|_AUTH$")
 
 
 def test_no_literal_secret_in_the_compose_file(raw):
-    required = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}$")
+    required = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*:\?[^}]+\}$")
     for path, value in _walk_strings(raw):
         key = path.rsplit(".", 1)[-1]
         if SECRET_NAME.search(key) and not key.endswith("_FILE"):
@@ -325,25 +325,49 @@ def test_every_secret_is_required_never_defaulted():
 
 def test_a_missing_secret_stops_compose_with_a_message(tmp_path):
     env = generated_env(tmp_path)
-    for name in ("AIRFLOW_ADMIN_PASSWORD", "POSTGRES_PASSWORD", "LIQUIDITY_WEB_DB_PASSWORD"):
+    for name in ("_AIRFLOW_WWW_USER_PASSWORD", "POSTGRES_PASSWORD", "LIQUIDITY_WEB_DB_PASSWORD"):
         for broken in ({k: v for k, v in env.items() if k != name}, {**env, name: ""}):
             with pytest.raises(MissingVariable, match=f"{name}: set {name} in .env"):
                 interpolate(load_compose(), broken)
 
 
-def test_the_admin_login_comes_from_the_environment(raw):
-    api = raw["services"]["airflow-apiserver"]
-    env = env_of(api)
-    assert env["AIRFLOW_ADMIN_PASSWORD"] == (
-        "${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD in .env}"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def test_airflow_logins_use_the_fab_auth_manager(compose):
+    """Every Airflow component runs the FAB auth manager (users and roles in the Airflow
+    database); the simple auth manager is left to `make run`, and its provider is a
+    declared dependency in the lock the image installs."""
+    for name in AIRFLOW_SERVICES:
+        env = env_of(compose["services"][name])
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER, name
+        assert not [k for k in env if "SIMPLE_AUTH_MANAGER" in k], name
+    assert re.search(
+        r"^apache-airflow-providers-fab==", (REPO / "requirements.txt").read_text(), re.M
     )
-    assert "deploy/airflow-apiserver.sh" in " ".join(api["command"])
-    common = env_of(raw["x-airflow-common"])
-    assert common["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "false"
-    assert common["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].endswith(":admin")
-    # Only the api-server holds the admin password.
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'^\s*"apache-airflow-providers-fab[>=<~ ]', pyproject, re.M)
+
+
+def test_the_admin_login_comes_from_the_environment(raw, compose):
+    """airflow-init creates the Admin user from .env, as Airflow's official compose does
+    (_AIRFLOW_WWW_USER_*), and only airflow-init ever holds the password."""
+    init = env_of(raw["services"]["airflow-init"])
+    assert init["_AIRFLOW_WWW_USER_PASSWORD"] == (
+        "${_AIRFLOW_WWW_USER_PASSWORD:?set _AIRFLOW_WWW_USER_PASSWORD in .env}"
+    )
+    assert init["_AIRFLOW_WWW_USER_USERNAME"].startswith("${_AIRFLOW_WWW_USER_USERNAME")
+    assert env_of(compose["services"]["airflow-init"])["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    script = (REPO / "deploy" / "airflow-init.sh").read_text()
+    create = script.index("airflow users create")
+    assert "--role" in script[create:] and '"${_AIRFLOW_WWW_USER_ROLE:-Admin}"' in script
+    # An existing user gets the password of .env again: .env stays the truth.
+    assert "airflow users reset-password" in script[create:]
+    # The user is created after the metadata database (and FAB's tables) are migrated.
+    assert script.index("airflow db migrate") < create
     for name, service in raw["services"].items():
-        if name != "airflow-apiserver":
+        if name != "airflow-init":
+            assert not [k for k in env_of(service) if k.startswith("_AIRFLOW_WWW_USER_")], name
             assert "AIRFLOW_ADMIN_PASSWORD" not in env_of(service), name
 
 
@@ -355,15 +379,43 @@ def _is_root(user: str) -> bool:
     return uid in ("", "0", "root")
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(SERVICES - {"airflow-init"}))
 def test_no_container_runs_as_root(raw, compose, name):
     assert "user" in raw["services"][name], f"{name} sets no user"
     assert not _is_root(str(compose["services"][name]["user"])), name
     assert "no-new-privileges:true" in compose["services"][name].get("security_opt", [])
 
 
+def test_airflow_init_is_root_only_to_prepare_the_shared_folders(raw, compose):
+    """As in Airflow's official compose, airflow-init starts as root to mkdir and chown -R
+    the mounted folders to AIRFLOW_UID:0, then drops to AIRFLOW_UID:0 before any airflow or
+    liquidity command; it refuses an AIRFLOW_UID of 0."""
+    init = compose["services"]["airflow-init"]
+    assert init["user"] == "0:0"
+    assert "no-new-privileges:true" in init["security_opt"]
+    assert env_of(raw["services"]["airflow-init"])["AIRFLOW_UID"] == "${AIRFLOW_UID:-50000}"
+    script = (REPO / "deploy" / "airflow-init.sh").read_text()
+    root_part = script[script.index('if [ "$(id -u)" = 0 ]') : script.index("\nfi\n")]
+    assert 'mkdir -p "${shared_dirs[@]}"' in root_part
+    assert 'chown -R "$uid:0" "${shared_dirs[@]}"' in root_part
+    assert 'exec setpriv --reuid="$uid" --regid=0 --clear-groups' in root_part
+    assert "refusing to run as root" in root_part
+    assert "airflow " not in root_part and "liquidity " not in root_part
+    # The folders it prepares are exactly the ones mounted into it.
+    env = env_of(init)
+    prepared = {
+        env["LIQUIDITY_MODEL_DIR"],
+        env["LIQUIDITY_INGEST_DIR"],
+        f"{env['LIQUIDITY_VAR_DIR']}/report",
+        "/opt/airflow/logs",  # AIRFLOW_HOME of the image
+    }
+    for var in ("LIQUIDITY_MODEL_DIR", "LIQUIDITY_INGEST_DIR", "LIQUIDITY_VAR_DIR", "AIRFLOW_HOME"):
+        assert f"${{{var}:?}}" in script, var
+    assert {target for _, target, _ in mounts(init)} == prepared
+
+
 def test_airflow_uid_defaults_to_non_root(raw):
-    for name in AIRFLOW_SERVICES | {"webapp"}:
+    for name in (AIRFLOW_SERVICES - {"airflow-init"}) | {"webapp"}:
         assert raw["services"][name]["user"] == "${AIRFLOW_UID:-50000}:0", name
     assert "refusing to run as root" in (REPO / "deploy" / "airflow-init.sh").read_text()
 
@@ -447,6 +499,172 @@ def test_generate_env_fills_every_secret_and_keeps_set_values(tmp_path):
     interpolate(load_compose(), first)  # compose would start
 
 
+# --- the Compose Specification, and what each service is given ----------------------------
+
+COMPOSE_SPEC = Path(__file__).resolve().parent / "support" / "compose_spec" / "compose-spec.json"
+
+
+def _compose_spec_errors(document: dict) -> list[str]:
+    import json
+
+    import jsonschema
+
+    schema = json.loads(COMPOSE_SPEC.read_text())
+    validator = jsonschema.Draft201909Validator(schema)
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
+
+
+def test_compose_file_follows_the_compose_specification(raw, compose):
+    """docker-compose.yml, as written and as interpolated, against the Compose
+    Specification's JSON schema (vendored in tests/support/compose_spec/)."""
+    assert _compose_spec_errors(raw) == []
+    assert _compose_spec_errors(compose) == []
+
+
+def test_the_schema_check_catches_what_compose_would_reject(raw):
+    import copy
+
+    typo = copy.deepcopy(raw)
+    typo["services"]["webapp"]["helthcheck"] = typo["services"]["webapp"].pop("healthcheck")
+    assert any("helthcheck" in e for e in _compose_spec_errors(typo))
+    bad_condition = copy.deepcopy(raw)
+    bad_condition["services"]["webapp"]["depends_on"]["redis"]["condition"] = "ready"
+    assert _compose_spec_errors(bad_condition)
+    bad_ports = copy.deepcopy(raw)
+    bad_ports["services"]["webapp"]["ports"] = "8000:8000"  # a list is required
+    assert _compose_spec_errors(bad_ports)
+
+
+# Variables a service may legitimately receive empty: the code has a default for each.
+OPTIONAL_WHEN_EMPTY = {
+    "LIQUIDITY_API_KEYS",  # empty: POST /api/v1/predict is open
+    "LIQUIDITY_ALERT_WEBHOOK",  # empty: alerts are logged only
+    "LIQUIDITY_N_JOBS",  # empty: all the worker's cores
+}
+
+# What each service must be given to do its job (beyond the image's ENV).
+NEEDS = {
+    "postgres": {
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_DB_PASSWORD",
+        "LIQUIDITY_DB_PASSWORD",
+        "LIQUIDITY_WEB_DB_PASSWORD",
+    },
+    "redis": {"REDIS_PASSWORD"},
+    "airflow-init": {
+        "AIRFLOW_UID",
+        "LIQUIDITY_DATABASE_URL",
+        "LIQUIDITY_MODEL_DIR",
+        "LIQUIDITY_INGEST_DIR",
+        "LIQUIDITY_VAR_DIR",
+        "_AIRFLOW_WWW_USER_CREATE",
+        "_AIRFLOW_WWW_USER_USERNAME",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+    },
+    "airflow-apiserver": {"LIQUIDITY_DATABASE_URL"},
+    "airflow-worker": {
+        "LIQUIDITY_DATABASE_URL",
+        "LIQUIDITY_MODEL_DIR",
+        "LIQUIDITY_INGEST_DIR",
+        "LIQUIDITY_VAR_DIR",
+        "LIQUIDITY_ALERT_WEBHOOK",
+        "LIQUIDITY_N_JOBS",
+    },
+    "webapp": {
+        "LIQUIDITY_DATABASE_URL",
+        "LIQUIDITY_MODEL_DIR",
+        "LIQUIDITY_VAR_DIR",
+        "LIQUIDITY_API_RATE_LIMIT",
+        "LIQUIDITY_RATE_LIMIT_STORAGE",
+        "LIQUIDITY_API_KEYS",
+    },
+}
+NEEDS["airflow-worker-training"] = NEEDS["airflow-worker"]
+AIRFLOW_NEEDS = {
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+}
+for _name in AIRFLOW_SERVICES:
+    NEEDS.setdefault(_name, set())
+    NEEDS[_name] = NEEDS[_name] | AIRFLOW_NEEDS
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_gets_every_variable_it_needs(compose, name):
+    """With the .env that generate_env.py writes, each service is given each variable it
+    needs, with a value unless the code has a default for an empty one."""
+    env = env_of(compose["services"][name])
+    missing = NEEDS[name] - set(env)
+    assert not missing, f"{name} is not given {sorted(missing)}"
+    empty = {k for k, v in env.items() if v == ""} - OPTIONAL_WHEN_EMPTY
+    assert not empty, f"{name} gets empty {sorted(empty)}"
+
+
+def test_alert_webhook_and_n_jobs_reach_both_workers(tmp_path):
+    env = {
+        **generated_env(tmp_path),
+        "LIQUIDITY_ALERT_WEBHOOK": "https://hooks.example.org/T0/B0/x",
+        "LIQUIDITY_N_JOBS": "6",
+    }
+    services = interpolate(load_compose(), env)["services"]
+    for name in ("airflow-worker", "airflow-worker-training"):
+        worker = env_of(services[name])
+        assert worker["LIQUIDITY_ALERT_WEBHOOK"] == "https://hooks.example.org/T0/B0/x", name
+        assert worker["LIQUIDITY_N_JOBS"] == "6", name
+    # Unset, they reach the workers empty: the code's defaults (logged alerts, every core).
+    services = interpolate(load_compose(), generated_env(tmp_path))["services"]
+    for name in ("airflow-worker", "airflow-worker-training"):
+        worker = env_of(services[name])
+        assert worker["LIQUIDITY_ALERT_WEBHOOK"] == worker["LIQUIDITY_N_JOBS"] == "", name
+    # Only the task runners train and alert.
+    for name, service in services.items():
+        if name not in ("airflow-worker", "airflow-worker-training"):
+            assert "LIQUIDITY_N_JOBS" not in env_of(service), name
+    _, commented = parse_env_file(ENV_EXAMPLE)
+    assert {"LIQUIDITY_ALERT_WEBHOOK", "LIQUIDITY_N_JOBS", "AIRFLOW_UID"} <= commented
+    example = ENV_EXAMPLE.read_text()
+    assert "os.cpu_count()" in example
+
+
+def test_quickstart_in_the_compose_header_is_complete():
+    header = COMPOSE.read_text().split("\n---\n", 1)[0]
+    steps = [
+        "cp .env.example .env",
+        "python3 deploy/generate_env.py .env",
+        'echo "AIRFLOW_UID=$(id -u)" >> .env',
+        "mkdir -p var/ingest",
+        "docker compose up -d --build",
+    ]
+    positions = [header.index(step) for step in steps]
+    assert positions == sorted(positions), "the quickstart steps are out of order"
+    assert "not by a shell" in header  # .env values are literal
+
+
+def test_prometheus_scrapes_the_web_app_metrics_with_a_key_from_a_file():
+    config = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "liquidity-webapp"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["webapp:8000"]
+    auth = job["authorization"]
+    assert auth.get("type", "Bearer") == "Bearer"
+    assert auth["credentials_file"].startswith("/")
+    assert "credentials" not in auth  # never the key itself in the config
+    # The commented service in the compose file mounts the same file and this config.
+    text = COMPOSE.read_text()
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in text
+    assert f":{auth['credentials_file']}:ro" in text
+
+
 # --- Dockerfile ----------------------------------------------------------------------------
 
 
@@ -508,10 +726,7 @@ def test_image_paths_match_the_compose_mounts(compose):
     logs = f"{env['AIRFLOW_HOME']}/logs"
     for name in AIRFLOW_SERVICES:
         assert ("airflow-logs", logs, "rw") in mounts(compose["services"][name]), name
-    passwords = env_of(compose["services"]["airflow-apiserver"])[
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
-    ]
-    assert passwords.startswith(env["AIRFLOW_HOME"] + "/")  # writable by the airflow user
+    assert env["AIRFLOW_HOME"] == "/opt/airflow"  # what airflow-init's checks assume
 
 
 def test_the_distributed_test_configures_what_compose_configures(raw, tmp_path):
@@ -675,9 +890,11 @@ def test_deploy_scripts_parse():
 
 @pytest.mark.slow
 def test_airflow_init_migrates_both_databases_as_a_non_root_user():
-    """The airflow-init service's script, run as uid 65534 in group 0 (as compose runs it):
-    migrates a fresh Airflow metadata DB and the liquidity DB; refuses root; names an
-    unwritable shared folder."""
+    """The airflow-init service's script as compose runs it: started as root with
+    AIRFLOW_UID=65534, it creates and chowns the shared folders (root-owned, as Docker
+    creates a missing bind mount), then as uid 65534 in group 0 migrates a fresh Airflow
+    metadata DB and the liquidity DB; it refuses a missing or zero AIRFLOW_UID; run as the
+    user on a folder it cannot write, it names the folder."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
     from distributed_support import BIN, create_database, drop_database, pg_url
@@ -686,11 +903,17 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
     airflow_db, liquidity_db = f"init_airflow_{tag}", f"init_liquidity_{tag}"
     root = Path(tempfile.mkdtemp(prefix="airflow_init_"))  # not under pytest's 0700 tmp
     root.chmod(0o755)
-    for sub in ("airflow", "airflow/logs", "ingest", "models", "var", "var/report"):
+    # AIRFLOW_HOME belongs to the user in the image; the shared folders are left to the script
+    # when it runs as root.
+    (root / "airflow").mkdir()
+    if os.geteuid() == 0:
+        os.chown(root / "airflow", 65534, 0)
+    (root / "airflow").chmod(0o770)
+    shared = ("airflow/logs", "ingest", "models", "var/report")
+    for sub in ("var", *shared):
         (root / sub).mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(root / sub, 65534, 0)
-        (root / sub).chmod(0o770)
+        if os.geteuid() != 0:
+            (root / sub).chmod(0o770)
     env = {
         "PATH": f"{BIN}:/usr/bin:/bin",
         "HOME": str(root / "airflow"),
@@ -701,28 +924,39 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
         **liquidity_env(root, pg_url(liquidity_db)),
     }
     script = ["bash", str(REPO / "deploy" / "airflow-init.sh")]
+    # The one capability kept, read-search, only lets uid 65534 reach the interpreter (which
+    # may live under /root); it grants no write anywhere.
+    keep_read = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
     as_user = []
     if os.geteuid() == 0:
-        # uid 65534, gid 0. The one capability kept, read-search, only lets it reach the
-        # interpreter (which may live under /root); it grants no write anywhere.
-        as_user = [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=0",
-            "--clear-groups",
-            "--inh-caps=+dac_read_search",
-            "--ambient-caps=+dac_read_search",
-        ]
+        as_user = ["setpriv", "--reuid=65534", "--regid=0", "--clear-groups", *keep_read]
+        # The script's own `setpriv` (its drop to AIRFLOW_UID) gets the same capability.
+        shim = root / "shim"
+        shim.mkdir()
+        (shim / "setpriv").write_text(
+            f'#!/bin/sh\nexec /usr/bin/setpriv {" ".join(keep_read)} "$@"\n'
+        )
+        (shim / "setpriv").chmod(0o755)
     create_database(airflow_db)
     create_database(liquidity_db)
     try:
         if os.geteuid() == 0:
-            proc = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
-            assert proc.returncode == 1 and "refusing to run as root" in proc.stderr
-
-        proc = subprocess.run(
-            as_user + script, env=env, capture_output=True, text=True, timeout=300, cwd=root
-        )
+            for uid in (None, "0"):
+                run_env = {**env, **({"AIRFLOW_UID": uid} if uid else {})}
+                proc = subprocess.run(
+                    script, env=run_env, capture_output=True, text=True, timeout=60
+                )
+                assert proc.returncode == 1 and "refusing to run as root" in proc.stderr
+            root_env = {**env, "AIRFLOW_UID": "65534", "PATH": f"{shim}:{env['PATH']}"}
+            proc = subprocess.run(
+                script, env=root_env, capture_output=True, text=True, timeout=300, cwd=root
+            )
+            assert "airflow-init: running as uid 65534, gid 0" in proc.stdout, proc.stderr
+            for sub in shared:
+                info = (root / sub).stat()
+                assert (info.st_uid, info.st_gid) == (65534, 0), sub
+        else:
+            proc = subprocess.run(script, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "airflow-init: done" in proc.stdout
         with psycopg2.connect(pg_url(airflow_db, driver="postgresql")) as conn:
