@@ -26,8 +26,8 @@ test: setup  ## the whole test suite
 	$(BIN)/ruff format --check .
 	# Both cores, one worker per file. The schemathesis file runs alone afterwards: its
 	# generated tests share one node id, which xdist would collapse into one.
-	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/test_openapi_fuzz.py
-	$(BIN)/python -m pytest tests/test_openapi_fuzz.py
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/integration/fuzz/test_openapi_fuzz.py
+	$(BIN)/python -m pytest tests/integration/fuzz/test_openapi_fuzz.py
 
 lint: setup
 	$(BIN)/ruff check .
@@ -41,7 +41,7 @@ FUZZ_BUDGET ?= 10000
 FUZZ_SEED ?= 16
 
 fuzz: setup  ## fuzz ingest, the API, the form and the routes: FUZZ_BUDGET inputs each
-	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/test_fuzz_scale.py -s -q
+	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/integration/fuzz/test_fuzz_scale.py -s -q
 
 lock:  ## compile pyproject.toml's dependencies into requirements.txt (runtime) and requirements-dev.txt (+ dev)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header -o requirements.txt

@@ -16,7 +16,7 @@ Figures:
   DAG adds its scheduling delay and ``LIQUIDITY_FILE_SETTLE_SECONDS`` (5 s by default,
   0 here) on top.
 - ``ingest_dag_test_latency`` (full scale, when ``dags/liquidity_ingest.py`` exists): the
-  same, through a real ``dag.test()`` in a fresh Airflow process (tests/dag_runner.py).
+  same, through a real ``dag.test()`` in a fresh Airflow process (tests/support/dag_runner.py).
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def _dag_test_latency(scale: Scale, settings, panel: pd.DataFrame, results: Resu
         _land(rows, settings.ingest_dir, date)
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, str(REPO / "tests" / "dag_runner.py"), DAG_ID],
+            [sys.executable, str(REPO / "tests" / "support" / "dag_runner.py"), DAG_ID],
             env=env,
             cwd=str(home),
             capture_output=True,

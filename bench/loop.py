@@ -8,8 +8,9 @@ normal ingest path. The model is trained once by the real cycle
 scores every later snapshot into the ``forecasts`` table and
 :func:`liquidity_core.monitoring.accuracy.monitor` joins them with what happened. The
 snapshots are scored in one call: each forecast's features use only rows at or before its
-snapshot (the leak test of ``tests/test_features.py``), and ``tests/test_forecast_loop.py``
-lands snapshots one at a time, so the numbers are those of a day-by-day replay.
+snapshot (the leak test of ``tests/unit/features/test_features.py``), and
+``tests/unit/monitoring/test_forecast_loop.py`` lands snapshots one at a time, so the
+numbers are those of a day-by-day replay.
 
 Figures (no reference: skill is already relative to persistence, measured on the same rows):
 

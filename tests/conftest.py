@@ -4,6 +4,12 @@ Storage tests run twice: against a SQLite file in ``tmp_path`` and against Postg
 (``TEST_DATABASE_URL``, e.g. ``postgresql+psycopg2://postgres@127.0.0.1:5432/test``) in a
 schema of their own that is dropped afterwards. Without ``TEST_DATABASE_URL`` the
 PostgreSQL half is skipped; ``.ci/run`` always sets it.
+
+Tests are grouped by what they test: ``unit/<package>/`` (one package of
+``liquidity_core``, in process), ``integration/`` (the DAGs, the web app over HTTP, faults,
+fuzzing, the deployment files) and ``e2e/`` (the installed product, the local stack, the
+distributed topology, the browser, load, the bench). Each test is marked with its group, so
+``pytest -m unit`` runs the quick ones.
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ def run_dag(airflow_home):
     """Run a DAG of ``dags/`` with ``dag.test()`` against ``settings``; returns DagRunResult."""
 
     def run(dag_id: str, settings, conf: dict | None = None, timeout: float = 600) -> DagRunResult:
-        cmd = [sys.executable, str(REPO / "tests" / "dag_runner.py"), dag_id]
+        cmd = [sys.executable, str(REPO / "tests" / "support" / "dag_runner.py"), dag_id]
         if conf is not None:
             cmd.append(json.dumps(conf))
         proc = subprocess.run(
@@ -151,3 +157,15 @@ def client(app):
 def runner(app):
     """A CLI runner of ``app``."""
     return app.test_cli_runner()
+
+
+_GROUPS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its folder's group (``unit``, ``integration`` or ``e2e``)."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        group = Path(item.fspath).resolve().relative_to(tests).parts[0]
+        if group in _GROUPS:
+            item.add_marker(getattr(pytest.mark, group))

@@ -56,6 +56,8 @@ class ServingStatus:
         Why the holder is not ready (no model yet, or the last load failed).
     failed_at : str or None
         When the last failed load happened (ISO 8601, UTC).
+    checked_at : str or None
+        When this process last looked at the pointer (ISO 8601, UTC, milliseconds).
     """
 
     ready: bool
@@ -63,6 +65,7 @@ class ServingStatus:
     loaded_at: str | None
     reason: str | None
     failed_at: str | None
+    checked_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The status as a JSON-able dict."""
@@ -72,6 +75,7 @@ class ServingStatus:
             "loaded_at": self.loaded_at,
             "reason": self.reason,
             "failed_at": self.failed_at,
+            "checked_at": self.checked_at,
         }
 
 
@@ -127,6 +131,7 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._model = None
         self._loaded_at: str | None = None
+        self._checked_at: str | None = None
         self._next_check = float("-inf")
         self._stat_key: tuple | None = None  # stat of the pointer when last read
         self._content: bytes | None = None  # pointer bytes when last read
@@ -195,6 +200,7 @@ class ModelHolder:
             if not force and now < self._next_check and self._model is not None:
                 return False
             self._next_check = now + self.check_interval
+            self._checked_at = datetime.now(UTC).isoformat(timespec="milliseconds")
             content = self._read_pointer()
             if content is None:
                 self._fail(
@@ -296,4 +302,5 @@ class ModelHolder:
             loaded_at=self._loaded_at if model is not None else None,
             reason=self._error if (model is None or self._error) else None,
             failed_at=self._failed_at,
+            checked_at=self._checked_at,
         )

@@ -1,0 +1,184 @@
+"""The pages in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``) driven by Selenium against the app under gunicorn.
+
+Screenshots go to ``test-artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from support.paths import REPO
+from support.webapp import Gunicorn, database, land_and_forecast, trained_store
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    with database("sqlite", root) as url:
+        settings = trained_store(root, url)
+        land_and_forecast(settings)  # stored forecasts that met their outcomes
+        with Gunicorn(settings, root / "gunicorn.log") as g:
+            yield g
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("needs the chromium and chromium-driver packages")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(120)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _fill(driver, values: dict[str, str]) -> None:
+    from selenium.webdriver.common.by import By
+
+    for name, value in values.items():
+        box = driver.find_element(By.ID, f"f-{name}")
+        box.clear()
+        box.send_keys(value)
+
+
+GOOD = {
+    "price": "40859.46",
+    "1h": "0.022",
+    "24h": "0.03",
+    "7d": "0.055",
+    "24h_volume": "35390763321",
+    "mkt_cap": "770991461396",
+    "coin": "Bitcoin",
+    "symbol": "BTC",
+}
+
+
+def test_submit_form_shows_prediction(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.url + "/")
+    assert "How liquid" in browser.find_element(By.TAG_NAME, "h1").text
+    _fill(browser, GOOD)
+    browser.find_element(By.ID, "predict-button").click()
+    WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "result")))
+    level = browser.find_element(By.ID, "result-level").text
+    assert level.split()[0] in {"Low", "Medium", "High"}
+    turnover = float(browser.find_element(By.ID, "result-turnover").text.split()[0])
+    assert turnover > 0
+    version = browser.find_element(By.ID, "result-version").text
+    assert version and version == browser.find_element(By.ID, "served-version").text
+    # The submitted values stay in the form.
+    assert browser.find_element(By.ID, "f-price").get_attribute("value") == "40859.46"
+    browser.save_screenshot(str(ARTIFACTS / "browser_predict.png"))
+
+
+def test_form_marks_bad_fields(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.url + "/")
+    _fill(browser, {**GOOD, "price": "-5", "mkt_cap": "lots"})
+    browser.find_element(By.ID, "predict-button").click()
+    WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "form-message")))
+    assert browser.find_element(By.ID, "e-price").text
+    assert browser.find_element(By.ID, "e-mkt_cap").text
+    assert browser.find_element(By.ID, "f-price").get_attribute("aria-invalid") == "true"
+    assert not browser.find_elements(By.ID, "result")
+    browser.save_screenshot(str(ARTIFACTS / "browser_field_errors.png"))
+
+
+def test_models_page_shows_chart(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/models")
+    chart = browser.find_element(By.CSS_SELECTOR, "#r2-chart svg")
+    assert chart.size["width"] > 300 and chart.size["height"] > 100
+    assert browser.find_elements(By.CSS_SELECTOR, "#r2-chart svg circle.champion-marker")
+    assert browser.find_elements(By.CSS_SELECTOR, "#r2-chart svg circle.run")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#model-history tbody tr")
+    assert rows and "champion" in rows[0].text
+    browser.save_screenshot(str(ARTIFACTS / "browser_models.png"))
+
+
+def test_models_page_shows_realized_accuracy_and_drift(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/models")
+    chart = browser.find_element(By.CSS_SELECTOR, "#realized-chart svg")
+    assert chart.size["width"] > 300 and chart.size["height"] > 200
+    for series in ("realized_r2", "skill", "coverage"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#realized-chart .series-{series}"), series
+    assert browser.find_elements(By.CSS_SELECTOR, "#realized-chart line.holdout-r2")
+    assert browser.find_elements(By.CSS_SELECTOR, "#realized-chart rect.nominal-band")
+    headers = browser.find_element(By.CSS_SELECTOR, "#model-history thead").text
+    assert "Realized skill" in headers and "Realized coverage" in headers
+    assert browser.find_elements(By.CSS_SELECTOR, "#drift-table tbody tr")
+    browser.save_screenshot(str(ARTIFACTS / "browser_models_realized.png"))
+
+
+def test_coin_page_charts_past_forecasts(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + f"/coins/{_first_symbol(server)}")
+    chart = browser.find_element(By.CSS_SELECTOR, "#coin-forecast-chart svg")
+    assert chart.size["width"] > 300 and chart.size["height"] > 100
+    assert browser.find_elements(By.CSS_SELECTOR, "#coin-forecast-chart polyline.actual")
+    # Every landed snapshot was forecast: 4 past forecasts and the newest one.
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#coin-forecast-chart g.forecast")) == 5
+    assert browser.find_element(By.ID, "prediction-source").text == "stored forecast"
+    browser.save_screenshot(str(ARTIFACTS / "browser_coin_forecasts.png"))
+
+
+def test_coin_lookup(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    symbol = _first_symbol(server)
+    box = browser.find_element(By.ID, "lookup-symbol")
+    box.send_keys(symbol)
+    box.submit()
+    assert browser.find_element(By.ID, "coin-prediction").is_displayed()
+    assert browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+    browser.save_screenshot(str(ARTIFACTS / "browser_coin.png"))
+
+
+def _first_symbol(server) -> str:
+    import sqlalchemy as sa
+
+    from liquidity_core.store import db
+
+    engine = db.get_engine(server.settings.database_url)
+    with db.transaction(engine) as conn:
+        return conn.execute(sa.text("SELECT MIN(symbol) FROM market_snapshots")).scalar_one()
