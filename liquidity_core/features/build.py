@@ -20,6 +20,7 @@ import pandas as pd
 from liquidity_core.errors import InputError
 from liquidity_core.features.windows import (
     by_time_median,
+    coin_time_key,
     ewm_windows,
     rank_within_time,
     window_sums,
@@ -29,22 +30,26 @@ from liquidity_core.store.schema import MEASURES
 #: Columns every panel must have (see ``snapshots.load_snapshots``).
 PANEL_COLUMNS = ("coin_id", "snapshot_ts", *MEASURES)
 
-#: Windows (in the coin's own snapshots, current one included) of the mean log turnover.
+#: Windows (in snapshot times of the panel, the current one included) of the mean log
+#: turnover. Every window is bounded by snapshot time: a coin missing from some snapshots
+#: has fewer rows in it (see :mod:`liquidity_core.features.windows`).
 MEAN_WINDOWS = (3, 7, 30)
 #: Window of the return volatility (standard deviation of log price changes).
 VOL_WINDOW = 7
-#: The coin's long-run mean log turnover: over its last this many snapshots. A window
-#: rather than an expanding mean so that prediction, which reads a bounded history,
+#: The coin's long-run mean log turnover: over the last this many snapshot times. A
+#: window rather than an expanding mean so that prediction, which reads a bounded history,
 #: computes it exactly as training did (at a monthly cadence it covers ~5 years).
 LONG_WINDOW = 60
-#: Half-lives (in the coin's own snapshots) of the exponentially weighted means of log
-#: turnover; the weights are cut at LONG_WINDOW snapshots and renormalized.
+#: Half-lives (in snapshot times) of the exponentially weighted means of log turnover;
+#: the weights are cut at LONG_WINDOW snapshot times and renormalized.
 EWM_HALFLIVES = (2, 8, 24)
 #: Window (snapshots) of the mean absolute change of log turnover.
 ABS_WINDOW = 7
 #: Snapshot times over which the market's median log turnover change is taken.
 MARKET_CHANGE_LAG = 7
-#: The most history any feature looks at; predicting needs this many past rows per coin.
+#: The most history any feature looks at, in snapshot times (the current one included):
+#: predicting needs the newest this many snapshot times. A coin's previous row further
+#: back than that is not used (its change, return and gap are NaN).
 HISTORY_ROWS = max(*MEAN_WINDOWS, VOL_WINDOW + 1, LONG_WINDOW)
 #: A cadence is daily when the time since the coin's previous snapshot is at most this.
 DAILY_GAP_DAYS = 1.5
@@ -170,7 +175,7 @@ def market_series(t: np.ndarray, n_times: int, lt, ret, log_mcap) -> dict[str, n
     }
 
 
-def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
+def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> FeatureSet:
     """Compute features and target for every row of a snapshot panel.
 
     Parameters
@@ -190,6 +195,10 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
         Compute features and target only for the panel rows marked True (in the panel's
         order); their history and market still come from every row. Each selected row
         gets exactly what it gets without the selection. Default: every row.
+    times : array-like of datetime64 or None, default=None
+        The panel's time axis, which the history windows count: every snapshot time of
+        the store the rows come from, when the panel holds only some coins' rows (as at
+        prediction). Every row's time must be on it. Default: the rows' distinct times.
 
     Returns
     -------
@@ -199,13 +208,14 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
     Raises
     ------
     InputError
-        When a required column is missing, a (coin_id, snapshot_ts) pair repeats or
-        ``rows`` does not have one flag per panel row.
+        When a required column is missing, a (coin_id, snapshot_ts) pair repeats,
+        ``rows`` does not have one flag per panel row or a row's time is not on ``times``.
 
     Notes
     -----
-    History windows count the coin's own snapshots (the current one included), so a coin
-    missing from some snapshots uses its most recent rows. Missing history is NaN.
+    History windows count snapshot times of the panel (the current one included), not
+    the coin's rows, so features never depend on how old a coin's rows before the window
+    are. Missing history is NaN.
     """
     if feature_set not in ("v1", "v2"):
         raise InputError(f"feature_set {feature_set!r} is not one of ['v1', 'v2']")
@@ -218,7 +228,7 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
     # Plain arrays from here on: a request-sized panel of a few dozen rows is dominated
     # by per-call pandas overhead, so the frames are built once, at the end.
     ts_ns, unit = _utc_ns(panel["snapshot_ts"])
-    t_code, times_ns = pd.factorize(ts_ns, sort=True)
+    t_code, times_ns = _time_codes(ts_ns, times)
     # Work in coin-then-time order for the per-coin windows.
     coin_code, _ = pd.factorize(np.asarray(panel["coin_id"]), sort=True)
     by_coin = np.lexsort((t_code, coin_code))
@@ -234,8 +244,9 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
         raise InputError(
             f"panel has more than one row for coin_id={coin[dup]!r} at snapshot_ts={when}"
         )
-    start = np.maximum.accumulate(np.where(new_coin, np.arange(n), 0))
-    pos = np.arange(n) - start
+    key = coin_time_key(coin_code[by_coin], t)
+    # The coin's previous row, where it is within the history (HISTORY_ROWS snapshot times).
+    prev_gone = new_coin | (t - np.roll(t, 1) >= HISTORY_ROWS)
     # The rows to compute (in coin-then-time order): `at` for the windows, `sel` for the
     # per-row arrays (a view when every row is wanted).
     if rows is None:
@@ -248,8 +259,8 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
 
     lt = log_turnover(col["volume_24h"], col["market_cap"])
     log_price = _safe_log(col["price"])
-    prev_lt = np.where(new_coin, np.nan, np.roll(lt, 1))
-    prev_lp = np.where(new_coin, np.nan, np.roll(log_price, 1))
+    prev_lt = np.where(prev_gone, np.nan, np.roll(lt, 1))
+    prev_lp = np.where(prev_gone, np.nan, np.roll(log_price, 1))
     ret = log_price - prev_lp
     log_mcap = _safe_log(col["market_cap"])
     change_24h = col["change_24h"].astype(float)[sel]
@@ -265,26 +276,26 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
         "log_turnover_diff": (lt - prev_lt)[sel],
     }
     for w in MEAN_WINDOWS:
-        s, _s2, cnt = window_sums(lt, pos, w, at)
+        s, _s2, cnt = window_sums(lt, key, w, at)
         with np.errstate(invalid="ignore", divide="ignore"):
             feats[f"log_turnover_mean_{w}"] = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
     feats["return_1"] = ret[sel]
-    s, s2, cnt = window_sums(ret, pos, VOL_WINDOW, at)
+    s, s2, cnt = window_sums(ret, key, VOL_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s * s / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
     feats[f"volatility_{VOL_WINDOW}"] = np.where(cnt >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
     # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
     feats["mcap_rank"] = rank_within_time(col["market_cap"].astype(float), t)[sel]
-    # Capped so that prediction, which reads only the newest HISTORY_ROWS snapshots,
-    # computes it exactly as training did.
-    feats["snapshots_seen"] = np.minimum(pos[sel] + 1, HISTORY_ROWS).astype(float)
+    # The coin's rows within the history: what prediction, which reads only the newest
+    # HISTORY_ROWS snapshot times, can count too.
+    feats["snapshots_seen"] = window_sums(np.ones(n), key, HISTORY_ROWS, at)[2]
 
     # Memory: a long window and exponentially weighted means, and today against them.
-    s, _s2, cnt = window_sums(lt, pos, LONG_WINDOW, at)
+    s, _s2, cnt = window_sums(lt, key, LONG_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
         long_mean = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
     feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
-    ewms = ewm_windows(lt, pos, EWM_HALFLIVES, LONG_WINDOW, at)
+    ewms = ewm_windows(lt, key, EWM_HALFLIVES, LONG_WINDOW, at)
     for h, values in zip(EWM_HALFLIVES, ewms, strict=True):
         feats[f"log_turnover_ewm_{h}"] = values
     feats["log_turnover_dev_long"] = feats["log_turnover"] - long_mean
@@ -297,7 +308,7 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
     # Volatility proxies.
     abs_diff = np.abs(lt - prev_lt)
     feats["abs_log_turnover_diff"] = abs_diff[sel]
-    s, _s2, cnt = window_sums(abs_diff, pos, ABS_WINDOW, at)
+    s, _s2, cnt = window_sums(abs_diff, key, ABS_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
         feats[f"abs_log_turnover_diff_mean_{ABS_WINDOW}"] = np.where(
             cnt > 0, s / np.maximum(cnt, 1), np.nan
@@ -307,7 +318,7 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
     # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
     # cadence) the weekday of the target, assumed one such gap ahead.
     row_ns = times_ns[t]
-    gap = np.where(new_coin, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
+    gap = np.where(prev_gone, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
     feats["gap_days"] = gap
     daily = np.isfinite(gap) & (gap <= DAILY_GAP_DAYS)
     target_ns = row_ns[sel] + np.where(daily, gap, 0.0) * 86_400e9
@@ -356,6 +367,19 @@ def build_features(panel, *, feature_set: str = "v2", rows=None) -> FeatureSet:
 
 
 _NAT = np.iinfo(np.int64).min
+
+
+def _time_codes(ts_ns: np.ndarray, times) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code on the time axis (0 = oldest), and the axis as UTC nanoseconds."""
+    if times is None:
+        return pd.factorize(ts_ns, sort=True)
+    axis = np.unique(_utc_ns(np.asarray(times, dtype="datetime64[ns]"))[0])
+    t_code = np.searchsorted(axis, ts_ns)
+    off = (t_code >= len(axis)) | (axis[np.minimum(t_code, len(axis) - 1)] != ts_ns)
+    if len(ts_ns) and off.any():
+        when = pd.Timestamp(int(ts_ns[np.flatnonzero(off)[0]]), tz="UTC")
+        raise InputError(f"snapshot_ts {when} of a panel row is not on the given time axis")
+    return t_code, axis
 
 
 def _utc_ns(stamps) -> tuple[np.ndarray, str]:

@@ -1,10 +1,13 @@
 """Per-coin windows and per-time order statistics on sorted panel arrays.
 
-The NumPy pieces of :mod:`.features`: rows are sorted by coin, then time (``pos`` is a
-row's position within its coin) for the windows, and ``t`` is each row's integer time
-code for the cross-sectional statistics. Each function computes exactly what its pandas
-or per-coin-loop counterpart would (``tests/test_features_paths.py``), in a number of
-NumPy calls that does not grow with the panel, so request-sized panels pay little
+The NumPy pieces of :mod:`liquidity_core.features.build`. Rows are sorted by coin, then
+time; ``t`` is each row's integer code on the panel's time axis (0 = the oldest snapshot
+time). A window of ``w`` is bounded by snapshot time, not by row count: it holds the
+coin's rows at the last ``w`` snapshot times of the panel, the row's own included, so a
+coin missing from some snapshots has fewer rows in it. Prediction, which reads only the
+newest snapshot times, then computes exactly what training did. Each function computes
+exactly what its per-coin-loop counterpart would (``test_features_paths.py``), in a number
+of NumPy calls that does not grow with the panel, so request-sized panels pay little
 per-call overhead.
 """
 
@@ -12,59 +15,77 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Longest window :func:`window_start` supports, in snapshot times.
+MAX_WINDOW = 1 << 20
 
-def window_sums(values: np.ndarray, pos: np.ndarray, window: int, at: np.ndarray):
-    """Sum, sum of squares and count of the finite values among the last ``window`` rows
-    of the same coin (the row itself included), at rows ``at``. Rows are sorted by coin,
-    then time; ``pos`` is the row's position within its coin."""
+
+def coin_time_key(coin_code: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """A sorted int64 key of (coin, time code) for rows sorted by coin, then time, spaced
+    so that a window's time range (up to :data:`MAX_WINDOW`) never reaches into the
+    previous coin's rows."""
+    span = int(t.max()) + 1 if len(t) else 1
+    return coin_code.astype(np.int64) * (span + MAX_WINDOW) + t
+
+
+def window_start(key: np.ndarray, at: np.ndarray, window: int) -> np.ndarray:
+    """Index of the first row of each ``at`` row's window: the coin's oldest row at one
+    of the last ``window`` snapshot times (:func:`coin_time_key` gives ``key``)."""
+    return np.searchsorted(key, key[at] - (window - 1), side="left")
+
+
+def window_sums(values: np.ndarray, key: np.ndarray, window: int, at: np.ndarray):
+    """Sum, sum of squares and count of the finite values in each ``at`` row's window of
+    ``window`` snapshot times (the row itself included)."""
     finite = np.isfinite(values)
     v = np.where(finite, values, 0.0)
     zero = np.zeros(1)
     cs = np.concatenate([zero, np.cumsum(v)])
     cs2 = np.concatenate([zero, np.cumsum(v * v)])
     cn = np.concatenate([zero, np.cumsum(finite)])
-    lo = at + 1 - np.minimum(window, pos[at] + 1)
+    lo = window_start(key, at, window)
     hi = at + 1
     return cs[hi] - cs[lo], cs2[hi] - cs2[lo], cn[hi] - cn[lo]
 
 
-def ewm_windows(values: np.ndarray, pos: np.ndarray, halflives, window: int, at: np.ndarray):
-    """Exponentially weighted means of the finite values among the last ``window`` rows of
-    the same coin (weight ``0.5 ** (lag / halflife)``, renormalized), at rows ``at``: one
-    array per half-life.
+def ewm_windows(values: np.ndarray, key: np.ndarray, halflives, window: int, at: np.ndarray):
+    """Exponentially weighted means of the finite values in each ``at`` row's window of
+    ``window`` snapshot times (weight ``0.5 ** (lag / halflife)``, the lag in snapshot
+    times, renormalized): one array per half-life.
 
-    Each weighted sum adds the lags in order, newest first. A request-sized selection
-    gathers its lags once into a (rows x lags) matrix and sums along it (a cumulative
-    sum, whose last column is that sequential sum): a few dozen NumPy calls instead of a
-    few hundred. A large one (training) walks the lags, one vector operation per lag over
-    all rows, and needs no matrix. Both add the same numbers in the same order, so the
-    result does not depend on the path.
+    Each weighted sum adds the coin's rows in order, newest first. A request-sized
+    selection gathers them once into a (rows x depth) matrix and sums along it (a
+    cumulative sum, whose last column is that sequential sum): a few dozen NumPy calls
+    instead of a few hundred. A large one (training) walks the rows back, one vector
+    operation per step over all rows, and needs no matrix. Both add the same numbers in
+    the same order, so the result does not depend on the path.
     """
     n = len(at)
-    depth = min(window, int(pos[at].max()) + 1) if n else 0
-    weights = [[0.5 ** (k / h) for k in range(depth)] for h in halflives]
+    lo = window_start(key, at, window)
+    depth = int((at - lo).max()) + 1 if n else 0
     num = [np.zeros(n) for _ in halflives]
     den = [np.zeros(n) for _ in halflives]
-    pos_at = pos[at]
     if depth and n * depth <= EWM_MATRIX_CELLS:
-        lags = np.arange(depth)
-        has = pos_at[:, None] >= lags[None, :]
-        lagged = values[np.where(has, at[:, None] - lags[None, :], at[:, None])]
-        ok = has & np.isfinite(lagged)
-        lagged = np.where(ok, lagged, 0.0)
-        for i, w in enumerate(weights):
-            w = np.array(w)
+        back = np.arange(depth)
+        has = (at - lo)[:, None] >= back[None, :]
+        rows = np.where(has, at[:, None] - back[None, :], at[:, None])
+        lag = (key[at][:, None] - key[rows]).astype(float)
+        ok = has & np.isfinite(values[rows])
+        lagged = np.where(ok, values[rows], 0.0)
+        for i, h in enumerate(halflives):
+            w = np.where(ok, 0.5 ** (lag / h), 0.0)
             num[i] = np.cumsum(lagged * w, axis=1)[:, -1]
-            den[i] = np.cumsum(ok * w, axis=1)[:, -1]
+            den[i] = np.cumsum(w, axis=1)[:, -1]
     else:
         for k in range(depth):
-            has = pos_at >= k
-            lagged = values[np.where(has, at - k, at)]
-            ok = has & np.isfinite(lagged)
-            lagged = np.where(ok, lagged, 0.0)
-            for i, w in enumerate(weights):
-                num[i] += lagged * w[k]
-                den[i] += ok * w[k]
+            has = at - lo >= k
+            rows = np.where(has, at - k, at)
+            lag = (key[at] - key[rows]).astype(float)
+            ok = has & np.isfinite(values[rows])
+            lagged = np.where(ok, values[rows], 0.0)
+            for i, h in enumerate(halflives):
+                w = np.where(ok, 0.5 ** (lag / h), 0.0)
+                num[i] += lagged * w
+                den[i] += w
     with np.errstate(invalid="ignore", divide="ignore"):
         return [
             np.where(de > 0, nu / np.where(de > 0, de, 1.0), np.nan)

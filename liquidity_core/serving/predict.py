@@ -6,8 +6,9 @@ database when the coin is known (by coin name, else by symbol) and are NaN other
 the forest handles the missing values.
 
 The stored history a forecast can use is the newest ``HISTORY_ROWS`` snapshot times of
-every coin, kept in memory per process by :mod:`.history`; a request costs one small
-query to check that it is current.
+every coin, kept in memory per process by :mod:`liquidity_core.serving.recent`; a request
+costs one small query to check that it is current. A row given without a snapshot time is
+taken as the next snapshot: the newest stored time plus the panel's cadence.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ LEVELS = ("Low", "Medium", "High")
 #: Percentiles of the trees' predictions that bound the interval of a model trained before
 #: calibrated intervals (migration 006); later models carry their calibration.
 INTERVAL_PERCENTILES = (10.0, 90.0)
-#: Stand-in time for rows given without a snapshot time: after any stored history.
-_FUTURE = pd.Timestamp("2200-01-01", tz="UTC")
 _NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 
@@ -83,7 +82,7 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
     recent = recent_history(engine)
     matched = _match(frame, recent)
     n = len(frame)
-    until = np.full(n, utc_ns([_FUTURE])[0])
+    until = np.full(n, recent.next_time())
     if "snapshot_ts" in frame:
         stamps = frame["snapshot_ts"]
         if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
@@ -108,7 +107,9 @@ def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nd
         data[c] = np.concatenate([past.astype(float), now])
     wanted = np.zeros(len(positions) + n, dtype=bool)
     wanted[len(positions) :] = True
-    fs = build_features(data, rows=wanted)
+    # The windows count snapshot times of the store (the coin's own rows may have gaps).
+    axis = np.union1d(recent.market_times, until).view("datetime64[ns]")
+    fs = build_features(data, rows=wanted, times=axis)
     back = np.argsort(fs.rows, kind="stable")  # input row order
     values = fs.X.to_numpy()[back]
     X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}

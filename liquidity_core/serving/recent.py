@@ -10,6 +10,7 @@ its ledger row in the same transaction, so a stale copy cannot be served.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ import pandas as pd
 from liquidity_core.features.build import HISTORY_ROWS, MARKET_FEATURES, build_features
 from liquidity_core.store import db, identity
 from liquidity_core.store.snapshots import DATA_VERSION, utc_ns
+
+#: One day in nanoseconds: the cadence assumed when only one snapshot time is stored.
+DAY_NS = 86_400 * 10**9
 
 
 class RecentHistory:
@@ -60,6 +64,16 @@ class RecentHistory:
             fs = build_features(panel)
             first = ~fs.meta["t"].duplicated().to_numpy()
             self.market = {m: fs.X[m].to_numpy()[first] for m in MARKET_FEATURES}
+
+    def next_time(self) -> int:
+        """The time (UTC ns) of the next snapshot: the newest stored time plus the panel's
+        cadence (the median step between the stored times; a day when there is one time;
+        now when nothing is stored). Rows given without a time are taken as this one."""
+        times = self.market_times
+        if not len(times):
+            return time.time_ns()
+        step = int(np.median(np.diff(times))) if len(times) > 1 else DAY_NS
+        return int(times[-1]) + step
 
     def with_market(self, X, ts_ns: np.ndarray):
         """``X`` (a DataFrame or a dict of column arrays, updated in place) with the

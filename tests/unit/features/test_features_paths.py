@@ -71,7 +71,7 @@ def test_market_medians_and_ranks_match_pandas_groupby(seed, coins, snapshots, t
 
 
 @pytest.mark.parametrize(("seed", "coins", "snapshots", "ties"), CASES[:12])
-def test_ewm_is_the_weighted_mean_of_the_finite_values_in_the_window(seed, coins, snapshots, ties):
+def test_ewm_is_the_time_weighted_mean_of_the_finite_values_in_the_window(seed, coins, snapshots, ties):
     panel = random_panel(seed, coins, snapshots, ties=ties)
     X, _y, meta = build_features(panel)
     ordered = (
@@ -81,14 +81,17 @@ def test_ewm_is_the_weighted_mean_of_the_finite_values_in_the_window(seed, coins
         .reset_index()
     )
     lt_all = log_turnover(ordered["volume_24h"], ordered["market_cap"])
+    t = meta["t"].to_numpy()  # the snapshot time's code on the panel's time axis
     for h in EWM_HALFLIVES:
         want = np.full(len(ordered), np.nan)
         for _coin, idx in ordered.groupby("coin_id").indices.items():
-            idx = idx[np.argsort(ordered["snapshot_ts"].to_numpy()[idx], kind="stable")]
+            idx = idx[np.argsort(t[idx], kind="stable")]
             for j, row in enumerate(idx):
-                window = idx[max(0, j - LONG_WINDOW + 1) : j + 1][::-1]  # newest first
+                # The coin's rows at the last LONG_WINDOW snapshot times, newest first,
+                # weighted by their lag in snapshot times.
+                window = [i for i in idx[: j + 1] if t[i] > t[row] - LONG_WINDOW][::-1]
                 values = lt_all[window]
-                w = 0.5 ** (np.arange(len(window)) / h)
+                w = 0.5 ** ((t[row] - t[window]) / h)
                 ok = np.isfinite(values)
                 if ok.any():
                     want[row] = np.sum(values[ok] * w[ok]) / np.sum(w[ok])
