@@ -53,7 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """
     from liquidity_core.model.serving import ModelHolder
 
-    from . import api, apikeys, errors, limits, views
+    from . import api, apikeys, errors, limits, metrics, views
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -76,6 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
         holder.refresh()
 
+    metrics.init_app(app)  # first: its timer starts before, and records after, the others
     errors.init_app(app)
     limits.init_app(app)  # before the key check: failed attempts count too
     apikeys.init_app(app)

@@ -23,6 +23,7 @@ from limits import parse_many
 from liquidity_core.errors import ConfigError
 
 from .errors import error_body
+from .metrics import count_refusal
 
 #: Paths the limit covers.
 LIMITED_PREFIX = "/api/v1/"
@@ -77,6 +78,7 @@ def init_app(app: Flask) -> Limiter | None:
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded):
         retry = _retry_after(limiter, exc)
+        count_refusal()
         message = (
             f"too many requests: this API allows {exc.limit.limit} per client; "
             f"retry after {retry} s"
