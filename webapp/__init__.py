@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # Form fields are short; no page needs more than this many of them.
     "MAX_FORM_PARTS": 100,
     "JSON_SORT_KEYS": False,
+    # Seconds over which rate-limit refusals of one client are summed into one log line.
+    "RATE_LIMIT_LOG_WINDOW": 60.0,
 }
 
 
@@ -53,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """
     from liquidity_core.model.serving import ModelHolder
 
-    from . import api, apikeys, errors, limits, metrics, views
+    from . import api, apikeys, errors, limits, logs, metrics, views
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -82,6 +84,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     apikeys.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO)
+    if not app.debug:
+        logs.install(logging.INFO)  # a no-op when logging is configured already
     return app
