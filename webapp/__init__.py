@@ -66,6 +66,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     app.json.sort_keys = bool(app.config["JSON_SORT_KEYS"])
+    if not app.debug:  # before the model loads, so that its messages are formatted too
+        logs.install(logging.INFO)  # a no-op when logging is configured already
 
     holder = ModelHolder(
         settings,
@@ -84,6 +86,4 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     apikeys.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
-    if not app.debug:
-        logs.install(logging.INFO)  # a no-op when logging is configured already
     return app
