@@ -4,7 +4,7 @@ Starts ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer; 
 metadata under ``var/airflow``) with this repo's ``dags/`` and ``plugins/``, the web app
 under gunicorn, drops demo data into the ingest folder, triggers one retrain once the
 drops are loaded, and prints the URLs and the Airflow login. Ctrl-C (SIGINT) or SIGTERM
-stops every process it started.
+stops every process it started, all at once, within a few seconds (:func:`stop`).
 
 Ports: ``LIQUIDITY_AIRFLOW_PORT`` (default 8080), ``LIQUIDITY_WEB_PORT`` (default 8000).
 """
@@ -20,10 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from devtools import airflow_env
 from liquidity_core.settings import Settings, load_settings
 from liquidity_core.store import db
-
-from . import airflow_env
 
 BIN = Path(sys.executable).parent
 
@@ -98,29 +97,82 @@ def _family(processes: list[subprocess.Popen]) -> list:
     return found
 
 
-def stop(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
-    """Stop the started processes and all their descendants.
-
-    SIGINT first (Airflow standalone and gunicorn shut down cleanly on it), then SIGTERM,
-    then SIGKILL for whatever is still alive, including children that left the process
-    group (task runners start sessions of their own).
-    """
+def _signal_all(family: list, groups: set[int], sig: int) -> None:
+    """Send ``sig`` to every process group in ``groups`` and every process in ``family``."""
     import psutil
 
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc in family:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+
+
+#: Seconds the processes get to exit on SIGTERM before SIGKILL.
+STOP_GRACE = 5.0
+
+
+def _wait_gone(procs: list, timeout: float) -> None:
+    """Wait until every process of ``procs`` has exited (a zombie has), at most ``timeout`` s.
+
+    Not ``psutil.wait_procs``: an orphan that died stays a zombie until its new parent
+    reaps it, and where that parent does not (some container inits), ``wait_procs`` would
+    wait out the whole timeout for it.
+    """
+    deadline = time.monotonic() + timeout
+    while (procs := _alive(procs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _alive(procs: list) -> list:
+    """The processes of ``procs`` still running (a zombie is not)."""
+    import psutil
+
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def stop(processes: list[subprocess.Popen], grace: float = STOP_GRACE) -> None:
+    """Stop the started processes and all their descendants, all at once, in ``grace`` s.
+
+    Every process and every process group of the family (task runners start sessions of
+    their own) gets SIGTERM at the same moment: Airflow's components shut down on it
+    (on SIGINT they wait for their children for a long time), gunicorn finishes its
+    requests within its ``--graceful-timeout``. Whatever is alive after ``grace`` seconds,
+    including descendants started meanwhile, gets SIGKILL, and so do the process groups seen:
+    signalling the groups too reaches children whose parent died first (they are
+    nobody's descendant any more).
+    """
     family = _family(processes)
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    groups: set[int] = set()
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         family += [c for c in _family(processes) if c not in family]
-        alive = [proc for proc in family if proc.is_running()]
-        if not alive:
-            break
+        alive = _alive(family)
         for proc in alive:
             try:
-                proc.send_signal(sig)
-            except psutil.NoSuchProcess:
+                groups.add(os.getpgid(proc.pid))
+            except OSError:
                 pass
-        psutil.wait_procs(alive, timeout=wait)
+        groups.discard(os.getpgrp())  # never this supervisor's own group
+        _signal_all(alive, groups, sig)  # the groups even when no known process is left
+        _wait_gone(alive, wait)
     for p in processes:
         p.poll()  # reap
+
+
+class _Stop(Exception):
+    """Raised in the main loop by SIGINT or SIGTERM, so that it stops at once."""
 
 
 def main() -> int:
@@ -140,12 +192,16 @@ def main() -> int:
         _start(
             [
                 str(BIN / "gunicorn"),
+                "--config",  # multiprocess metrics: /metrics adds up both workers
+                "python:webapp.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{web_port}",
                 "--workers",
                 "2",
                 "--access-logfile",
                 "-",
+                "--graceful-timeout",  # on SIGTERM, in-flight requests get this long
+                "2",
                 "--no-control-socket",  # gunicorn 27 otherwise shares ~/.gunicorn/gunicorn.ctl
                 "webapp:create_app()",
             ],
@@ -154,15 +210,15 @@ def main() -> int:
         ),
     ]
 
-    stopping = False
-
     def _on_signal(signum, _frame):
-        nonlocal stopping
-        stopping = True
+        # Once: the stop below must not be interrupted by a second Ctrl-C.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Stop(signal.Signals(signum).name)
 
+    return_code = 0
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-
     try:
         if _rows_loaded(settings) == 0 and not any(settings.ingest_dir.glob("*.csv")):
             from liquidity_core.inputs.demo import write_demo_drops
@@ -175,8 +231,7 @@ def main() -> int:
         home = settings.var_dir / "airflow"
         password_file = home / "simple_auth_manager_passwords.json.generated"
         ingest_triggered = retrain_triggered = announced = False
-        return_code = 0
-        while not stopping:
+        while True:
             if any(p.poll() is not None for p in processes):
                 _say(f"a component exited; see {logs}/ — stopping")
                 return_code = 1
@@ -199,6 +254,8 @@ def main() -> int:
                 if retrain_triggered:
                     _say("market data loaded; triggered one liquidity_retrain run")
             time.sleep(2)
+    except _Stop as exc:
+        _say(f"{exc} received")
     finally:
         _say("stopping…")
         stop(processes)

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # Form fields are short; no page needs more than this many of them.
     "MAX_FORM_PARTS": 100,
     "JSON_SORT_KEYS": False,
+    # Seconds over which rate-limit refusals of one client are summed into one log line.
+    "RATE_LIMIT_LOG_WINDOW": 60.0,
 }
 
 
@@ -52,7 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     flask.Flask
     """
     from liquidity_core.serving.model_cache import ModelHolder
-    from webapp import api, apikeys, errors, limits, views
+    from webapp import api, apikeys, errors, limits, logs, metrics, views
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -63,6 +65,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     app.json.sort_keys = bool(app.config["JSON_SORT_KEYS"])
+    if not app.debug:  # before the model loads, so that its messages are formatted too
+        logs.install(logging.INFO)  # a no-op when logging is configured already
 
     holder = ModelHolder(
         settings,
@@ -75,11 +79,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
         holder.refresh()
 
+    metrics.init_app(app)  # first: its timer starts before, and records after, the others
     errors.init_app(app)
     limits.init_app(app)  # before the key check: failed attempts count too
     apikeys.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
-    if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO)
     return app

@@ -8,7 +8,8 @@ The file has one hash per line, optionally followed by a name; ``#`` starts a co
     # 8d02...77b1 bob (revoked)
 
 The file is re-read when it changes (checked at most once a second), so issuing or
-revoking a key needs no restart. A file that cannot be read or parsed leaves no key valid
+revoking a key needs no restart. ``GET /metrics`` needs a key too when keys are set
+(:mod:`webapp.metrics`). A file that cannot be read or parsed leaves no key valid
 (every request gets a 403) until it is fixed, and the problem is logged, without keys.
 
 A request sends ``Authorization: Bearer <key>``: no key is a 401, a key whose hash is not
@@ -152,6 +153,28 @@ def _refuse(status: int, code: str, message: str, challenge: str):
     return response
 
 
+def check_bearer(ring: KeyRing):
+    """None when the request sends ``Authorization: Bearer <key>`` with a key ``ring``
+    knows; otherwise the refusal to answer with (401 no key, 403 an unknown key)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return _refuse(
+            401,
+            "unauthorized",
+            "this request needs an API key: send 'Authorization: Bearer <key>'",
+            'Bearer realm="liquidity"',
+        )
+    if not ring.knows(key):
+        return _refuse(
+            403,
+            "forbidden",
+            "the API key is not valid (unknown or revoked)",
+            'Bearer realm="liquidity", error="invalid_token"',
+        )
+    return None
+
+
 def init_app(app: Flask) -> KeyRing | None:
     """Require a key on ``app``'s API POSTs when ``LIQUIDITY_API_KEYS`` is set."""
     source = (app.config["SETTINGS"].api_keys or "").strip()
@@ -164,23 +187,7 @@ def init_app(app: Flask) -> KeyRing | None:
     def _require_key():
         if request.method in OPEN_METHODS or not request.path.startswith(PROTECTED_PREFIX):
             return None
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            return _refuse(
-                401,
-                "unauthorized",
-                "this request needs an API key: send 'Authorization: Bearer <key>'",
-                'Bearer realm="liquidity"',
-            )
-        if not ring.knows(key):
-            return _refuse(
-                403,
-                "forbidden",
-                "the API key is not valid (unknown or revoked)",
-                'Bearer realm="liquidity", error="invalid_token"',
-            )
-        return None
+        return check_bearer(ring)
 
     return ring
 

@@ -50,9 +50,9 @@ class ApiError(Exception):
 
 
 def wants_json() -> bool:
-    """True for API and probe paths, whose errors are JSON."""
+    """True for API, probe and metrics paths, whose errors are JSON."""
     path = request.path
-    return path.startswith("/api/") or path in ("/healthz", "/readyz")
+    return path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics")
 
 
 def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict:

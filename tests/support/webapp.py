@@ -171,6 +171,7 @@ class Gunicorn:
         workers: int = 2,
         threads: int = 4,
         extra_env: dict | None = None,
+        extra_args: list[str] | None = None,
     ):
         self.settings = settings
         self.port = free_port()
@@ -179,6 +180,7 @@ class Gunicorn:
         self.workers = workers
         self.threads = threads
         self.extra_env = extra_env or {}
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Gunicorn:
@@ -202,6 +204,7 @@ class Gunicorn:
                 "--graceful-timeout",
                 "5",
                 "--no-control-socket",  # gunicorn 27 otherwise shares ~/.gunicorn/gunicorn.ctl
+                *self.extra_args,
                 "webapp:create_app()",
             ],
             cwd=str(REPO),

@@ -71,7 +71,9 @@ def test_market_medians_and_ranks_match_pandas_groupby(seed, coins, snapshots, t
 
 
 @pytest.mark.parametrize(("seed", "coins", "snapshots", "ties"), CASES[:12])
-def test_ewm_is_the_time_weighted_mean_of_the_finite_values_in_the_window(seed, coins, snapshots, ties):
+def test_ewm_is_the_time_weighted_mean_of_the_finite_values_in_the_window(
+    seed, coins, snapshots, ties
+):
     panel = random_panel(seed, coins, snapshots, ties=ties)
     X, _y, meta = build_features(panel)
     ordered = (
