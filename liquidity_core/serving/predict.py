@@ -72,7 +72,7 @@ def _match(frame: pd.DataFrame, recent: RecentHistory) -> list:
     return out
 
 
-def _features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.ndarray]:
+def features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.ndarray]:
     """Features of each input row as the newest snapshot of its coin's stored history.
 
     Vectorized: each input row becomes a pseudo-coin (its position) whose earlier rows
@@ -237,7 +237,7 @@ def predict_liquidity(
         raise _input_error([{"index": 0, "field": "", "problem": "no rows to predict"}])
     model = model or load_verified_model(settings)
     engine = db.get_engine(settings.database_url)
-    X, seen = _features_for_rows(frame, engine)
+    X, seen = features_for_rows(frame, engine)
     return _results(model, X, frame, seen)
 
 

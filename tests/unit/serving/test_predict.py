@@ -186,13 +186,13 @@ def test_served_features_match_training_features_with_the_market(settings, champ
     (the request alone would make each row its own market)."""
     from liquidity_core.features.build import MARKET_FEATURES
     from liquidity_core.learn.estimators import AnchoredPipeline
-    from liquidity_core.serving.predict import _features_for_rows
+    from liquidity_core.serving.predict import features_for_rows
 
     panel = load_snapshots(engine)
     fs = build_features(panel)
     newest = fs.meta["snapshot_ts"] == fs.meta["snapshot_ts"].max()
     rows = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()].head(3)
-    X, _seen = _features_for_rows(rows.reset_index(drop=True), engine)
+    X, _seen = features_for_rows(rows.reset_index(drop=True), engine)
     want = fs.X[newest.to_numpy()].set_index(fs.meta.loc[newest, "coin_id"]).loc[rows["coin_id"]]
     for col in [
         *MARKET_FEATURES,
