@@ -38,7 +38,7 @@ from liquidity_core.serving.predict import INTERVAL_PERCENTILES, level_for, pred
 from liquidity_core.settings import Settings
 from liquidity_core.store import db
 from liquidity_core.store.schema import forecasts, market_snapshots
-from liquidity_core.store.snapshots import SNAPSHOT_TIMES, format_ts, to_utc
+from liquidity_core.store.snapshots import SNAPSHOT_TIMES, stored_time, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,6 @@ def _default_nominal() -> float:
     return (high - low) / 100.0
 
 
-def _stored_value(ts: pd.Timestamp, dialect: str):
-    """A time as the store keeps it: ISO text on SQLite, a timestamp on PostgreSQL."""
-    return format_ts(ts) if dialect == "sqlite" else ts.to_pydatetime()
-
-
 def features_at(engine, times: list[pd.Timestamp], all_times) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features ``X`` and ``meta`` of every stored coin at each of ``times`` (stored times).
 
@@ -131,10 +126,8 @@ def forecast_rows(
         expected[t] = None if i == 0 else t + (t - all_times[i - 1])
     created = utc_now_iso()
     edges = model.band_edges
-    stored = {t: _stored_value(t, dialect) for t in expected}
-    stored_target = {
-        t: None if e is None else _stored_value(e, dialect) for t, e in expected.items()
-    }
+    stored = {t: stored_time(t, dialect) for t in expected}
+    stored_target = {t: None if e is None else stored_time(e, dialect) for t, e in expected.items()}
     current = X["log_turnover"].to_numpy(dtype=float)
     seen = np.nan_to_num(X["snapshots_seen"].to_numpy(dtype=float)).astype(int).tolist()
     point, low, high = (pred[k].astype(float).tolist() for k in ("point", "low", "high"))
@@ -276,7 +269,7 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
     params = {
         "model_version": model_version,
         "coin_id": coin_id,
-        "snapshot_ts": _stored_value(as_of, db.dialect_of(engine)),
+        "snapshot_ts": stored_time(as_of, db.dialect_of(engine)),
     }
     found = db.probe_row(engine.url, _STORED_ONE, params)
     if found is None:

@@ -70,6 +70,11 @@ def format_ts(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+def stored_time(ts: pd.Timestamp, dialect: str):
+    """A time as the store keeps and compares it: ISO text on SQLite, a datetime elsewhere."""
+    return format_ts(ts) if dialect == "sqlite" else ts.to_pydatetime()
+
+
 def load_snapshots(
     engine: Engine,
     *,

@@ -35,6 +35,7 @@ from liquidity_core.training.candidates import (
 from liquidity_core.training.data import GAP
 from liquidity_core.training.staging import (
     DRIFT_FILE,
+    HOLDOUT_PREDICTIONS,
     MODEL_FILE,
     load_stage_data,
     read_json,
@@ -90,6 +91,9 @@ class Rows:
         Holdout rows: features, targets, ``snapshot_ts``/``coin_id`` (index reset).
     band_edges : list of float
         Log-turnover terciles of all tuning targets (Low/Medium/High).
+    fitted_through : str
+        The newest snapshot time of the tuning rows (ISO 8601): the model's rows after it
+        are out of sample.
     """
 
     X_tune: pd.DataFrame
@@ -99,6 +103,7 @@ class Rows:
     y_hold: np.ndarray
     meta_hold: pd.DataFrame
     band_edges: list
+    fitted_through: str
 
 
 def split_rows(data: dict, *, max_search_rows: int, seed: int) -> Rows:
@@ -118,11 +123,12 @@ def split_rows(data: dict, *, max_search_rows: int, seed: int) -> Rows:
         y_hold=y[holdout],
         meta_hold=meta.iloc[holdout].reset_index(drop=True),
         band_edges=band_edges,
+        fitted_through=pd.Timestamp(meta["snapshot_ts"].iloc[tuning].max()).isoformat(),
     )
 
 
-def holdout_report(best, rows: Rows, calibration: dict) -> dict:
-    """The tuned model and the two baselines scored on the holdout rows.
+def holdout_report(pred: np.ndarray, rows: Rows, calibration: dict) -> dict:
+    """The tuned model's holdout forecasts ``pred`` and the two baselines, scored.
 
     Persistence forecasts today's log turnover, the recent mean its 7-snapshot mean (both
     filled with the tuning mean where missing). Returns the ``challenger.json`` entries
@@ -130,7 +136,6 @@ def holdout_report(best, rows: Rows, calibration: dict) -> dict:
     per-snapshot scores and the interval coverage.
     """
     X_hold, y_hold, meta_hold = rows.X_hold, rows.y_hold, rows.meta_hold
-    pred = best.predict(X_hold)
     hold_mcap = X_hold[intervals.BUCKET_FEATURE].to_numpy()
     low, high = intervals.bounds_for(pred, X_hold, calibration)
     covered = intervals.coverage(y_hold, low, high, hold_mcap, calibration["mcap_edges"])
@@ -221,7 +226,9 @@ def train_challenger(
     cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
     best, cv_scores = search_forest(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
     calibration = calibrate_intervals(best, rows.X_tune, rows.y_tune, rows.t_tune, cv)
-    report = holdout_report(best, rows, calibration)
+    pred = best.predict(rows.X_hold)
+    np.save(stage / HOLDOUT_PREDICTIONS, pred)  # compared with the champion's, row by row
+    report = holdout_report(pred, rows, calibration)
     # Other algorithms scored on the same folds, for the report (the forest is in
     # cv_scores / holdout_r2 / params).
     rivals = score_rivals(settings, grid, rows, cv) if candidates else {}
@@ -230,6 +237,8 @@ def train_challenger(
         for k, v in best.named_steps["model"].get_params().items()
         if isinstance(v, (int, float, str, bool, type(None)))
     }
+    # Its rows after this time are out of sample (the champion comparison relies on it).
+    params["fitted_through"] = rows.fitted_through
     challenger = {
         "version": new_version_id(),
         "algorithm": ALGORITHM,

@@ -29,6 +29,8 @@ log = logging.getLogger("liquidity_core.training.cycle")
 MODEL_FILE = "model.pkl"
 #: The drift reference of the fitted rows (:func:`liquidity_core.learn.psi.reference_of_rows`).
 DRIFT_FILE = "drift_reference.json"
+#: The challenger's forecasts of the holdout rows, in their staged order (numpy .npy).
+HOLDOUT_PREDICTIONS = "holdout_predictions.npy"
 
 
 def staging_dir(settings: Settings, run_id: str) -> Path:

@@ -92,7 +92,10 @@ def test_better_challenger_replaces_champion(settings, engine):
     assert first["promoted"] and second["promoted"], second["reason"]
     assert second["champion_version"] == first["version"]
     assert second["holdout_r2"] > second["champion_holdout_r2"]
-    assert second["reason"].startswith("promoted: holdout R²")
+    # The champion stored no forecasts here, so it is re-scored on the rows after the
+    # ones it was fitted on: the whole holdout of the new panel.
+    assert second["reason"].startswith("promoted: on "), second["reason"]
+    assert "re-score after its window" in second["reason"]
     statuses = {v["version"]: v["status"] for v in registry.list_versions(engine)}
     assert statuses == {first["version"]: "retired", second["version"]: "champion"}
     events = [(e["version"], e["event"]) for e in registry.list_events(engine)]

@@ -1,0 +1,69 @@
+"""The champion is judged only on holdout rows it never saw (stored forecasts first)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from support.panels import make_learnable_panel
+
+from liquidity_core.ingest import ingest_paths
+from liquidity_core.inputs.demo import write_demo_drops
+from liquidity_core.monitoring.forecasts import forecast_new_snapshots
+from liquidity_core.registry import champion as registry
+from liquidity_core.training.cycle import run_training_cycle
+
+FAST = {"grid": "fast", "candidates": False}
+
+
+def test_the_champion_is_judged_by_its_stored_forecasts(settings, engine, tmp_path):
+    drops = write_demo_drops(tmp_path / "d", coins=30, snapshots=30, seed=4)
+    ingest_paths(drops[:24], settings=settings)
+    first = run_training_cycle(settings, **FAST)
+    assert first["promoted"], first["reason"]
+    # The forecast step scores each snapshot as it lands, before its outcome exists.
+    for path in drops[24:]:
+        ingest_paths([path], settings=settings)
+        forecast_new_snapshots(settings)
+    eager = settings.with_overrides(promotion_margin=-100.0)
+    second = run_training_cycle(eager, **FAST)
+    assert "scored by the champion's stored forecasts" in second["reason"], second["reason"]
+    with engine.connect() as conn:
+        stored = pd.read_sql_query(
+            "SELECT coin_id, snapshot_ts, predicted_log_turnover FROM forecasts "
+            f"WHERE model_version = '{first['version']}'",
+            conn,
+        )
+    stored["snapshot_ts"] = pd.to_datetime(stored["snapshot_ts"], utc=True, format="ISO8601")
+    # The champion's R² comes from those stored numbers, not from a re-score.
+    assert len(stored) and second["champion_holdout_r2"] is not None
+
+
+def test_a_holdout_inside_the_champions_window_is_refused(settings, engine):
+    panel = make_learnable_panel(coins=30, snapshots=30)
+    first = run_training_cycle(settings, panel=panel, **FAST)
+    assert first["promoted"], first["reason"]
+    fitted_through = pd.Timestamp(
+        registry.get_version(engine, first["version"])["params"]["fitted_through"]
+    )
+    # A later run cut off well inside the champion's data (as `--until` does): every holdout row is one the
+    # champion was fitted on, and no stored forecast covers it.
+    times = sorted(panel["snapshot_ts"].unique())
+    until = times[len(times) // 2]
+    assert until < fitted_through
+    eager = settings.with_overrides(promotion_margin=-100.0)
+    second = run_training_cycle(eager, panel=panel[panel["snapshot_ts"] <= until], **FAST)
+    assert not second["promoted"]
+    assert "comparison with champion" in second["reason"] and "refused" in second["reason"]
+    assert second["champion_holdout_r2"] is None
+    assert registry.read_current_pointer(settings.model_dir)["version"] == first["version"]
+
+
+def test_a_champion_fitted_into_the_holdout_is_rescored_only_after_its_window(settings, engine):
+    panel = make_learnable_panel(coins=30, snapshots=30)
+    first = run_training_cycle(settings, panel=panel, **FAST)
+    # More holdout snapshots than the champion had: its tuning rows now sit in the holdout.
+    wider = settings.with_overrides(holdout_snapshots=settings.holdout_snapshots + 4)
+    second = run_training_cycle(wider, panel=panel, **FAST)
+    assert "re-score after its window" in second["reason"], second["reason"]
+    n = int(second["reason"].split("on ", 1)[1].split(" ", 1)[0])
+    assert 0 < n < second["n_holdout_rows"]  # only the rows after the champion's window
+    assert first["promoted"]
