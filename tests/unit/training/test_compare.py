@@ -44,8 +44,8 @@ def test_a_holdout_inside_the_champions_window_is_refused(settings, engine):
     fitted_through = pd.Timestamp(
         registry.get_version(engine, first["version"])["params"]["fitted_through"]
     )
-    # A later run cut off well inside the champion's data (as `--until` does): every holdout row is one the
-    # champion was fitted on, and no stored forecast covers it.
+    # A later run cut off well inside the champion's data (as `--until` does): every
+    # holdout row is one the champion was fitted on, and no stored forecast covers it.
     times = sorted(panel["snapshot_ts"].unique())
     until = times[len(times) // 2]
     assert until < fitted_through
