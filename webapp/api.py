@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -17,7 +19,7 @@ from flask import Blueprint, current_app, jsonify, request
 from liquidity_core import db
 
 from .errors import ApiError, public_text
-from .openapi import openapi_document
+from .openapi import openapi_document, schemas
 
 bp = Blueprint("api", __name__)
 
@@ -127,6 +129,7 @@ def read_rows() -> tuple[list[dict], bool]:
             )
             continue
         problems.extend({**where, **p} for p in value_problems(row))
+        problems.extend({**where, **p} for p in documented_problems(row))
     if problems:
         raise ApiError(422, "invalid_input", _summary(problems), problems[:200])
     return rows, single
@@ -147,6 +150,65 @@ def value_problems(row: dict) -> list[dict]:
             problem = _out_of_range(value)
             if problem:
                 problems.append({"field": key, "problem": problem})
+    return problems
+
+
+@lru_cache(maxsize=1)
+def _documented_fields() -> dict[str, tuple[str, Any]]:
+    """The InputRow properties of the OpenAPI document as ``{field: (kind, detail)}``.
+
+    ``kind`` is ``"number"`` (detail: the schema's text pattern and least value) or
+    ``"text"`` (detail: the most characters).
+    """
+    parts = schemas()
+    out: dict[str, tuple[str, Any]] = {}
+    for field, prop in parts["InputRow"]["properties"].items():
+        if "$ref" in prop:
+            rule = parts[prop["$ref"].rsplit("/", 1)[1]]
+            text = next(s for s in rule["oneOf"] if s["type"] == "string")
+            least = min(s.get("minimum", 0) for s in rule["oneOf"] if s["type"] == "number")
+            out[field] = ("number", (re.compile(text["pattern"]), least))
+        else:
+            out[field] = ("text", prop["maxLength"])
+    return out
+
+
+def documented_problems(row: dict) -> list[dict]:
+    """``{"field", "problem"}`` for the row's documented fields that break the document's
+    InputRow schema: numeric text not in plain decimal notation (an empty string
+    included), text that is not a string or is too long.
+
+    Missing fields, nulls in required fields and the signs and sizes of numbers are left
+    to :func:`value_problems` and ``liquidity_core``, which refuse them by name.
+    """
+    problems = []
+    for field, (kind, detail) in _documented_fields().items():
+        value = row.get(field)
+        if value is None or isinstance(value, bool | dict | list):
+            continue  # absent, null, or refused by value_problems
+        if kind == "text":
+            if not isinstance(value, str):
+                problem = f"is a JSON {_json_type(value)}; expected a string"
+            elif len(value) > detail:
+                problem = f"has {len(value)} characters; at most {detail}"
+            else:
+                continue
+        else:
+            pattern, least = detail
+            if isinstance(value, str):
+                if not value.strip():
+                    problem = "is an empty string; expected a number"
+                elif not pattern.search(value):  # as JSON Schema validators match
+                    shown = value if len(value) <= 40 else value[:40] + "..."
+                    problem = (
+                        f"{shown!r} is not a number in plain decimal notation (e.g. 1234.5) "
+                        f"between {least:g} and 1e18"
+                    )
+                else:
+                    continue
+            else:
+                continue  # signs and sizes of numbers: value_problems and liquidity_core
+        problems.append({"field": field, "problem": problem})
     return problems
 
 
@@ -259,7 +321,7 @@ def models():
 
 @bp.get("/api/v1/openapi.json")
 def openapi():
-    """The OpenAPI 3.1 description of this API."""
+    """The OpenAPI 3.0 description of this API."""
     return jsonify(openapi_document(current_app.config))
 
 
