@@ -85,7 +85,7 @@ def test_every_route_is_documented_and_every_operation_exists(app):
     routes, documented = _json_routes(app), _documented(doc)
     assert routes - documented == set(), "routes missing from the document"
     assert documented - routes == set(), "documented operations the app does not have"
-    assert ("/api/v1/predict", "POST") in routes
+    assert ("/api/v1/docs", "GET") in routes and ("/api/v1/predict", "POST") in routes
 
 
 def test_limits_and_keys_come_from_the_settings(app, settings, make_app):
@@ -200,3 +200,38 @@ def _schema_accepts(doc: dict, row: dict) -> bool:
     }
     root = {"$ref": "#/components/schemas/InputRow", "components": {"schemas": schemas}}
     return jsonschema_rs.validator_for(root).is_valid(row)
+
+
+# --- the docs page (Swagger UI) ---------------------------------------------------------------
+
+
+def test_docs_page_serves_swagger_ui_from_this_app(client):
+    resp = client.get("/api/v1/docs")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "connect-src 'self'" in csp and "unsafe" not in csp
+    page = resp.get_data(as_text=True)
+    assert 'data-url="/api/v1/openapi.json"' in page
+    assert "http://" not in page and "https://" not in page  # no CDN, nothing external
+    assert "<script>" not in page and "style=" not in page  # nothing inline
+    for asset, mimetype in (
+        ("/swagger-ui/swagger-ui-bundle.js", "text/javascript"),
+        ("/swagger-ui/swagger-ui.css", "text/css"),
+        ("/static/api-docs.js", "text/javascript"),
+    ):
+        assert f'src="{asset}"' in page or f'href="{asset}"' in page, asset
+        with client.get(asset) as got:  # a file response: closed here
+            assert got.status_code == 200 and got.mimetype == mimetype, asset
+            assert len(got.data) > 100
+    # Only the files the page uses; nothing else of the package, no path tricks.
+    for path in ("/swagger-ui/index.html", "/swagger-ui/../openapi.py", "/swagger-ui/"):
+        with client.get(path) as got:
+            assert got.status_code == 404, path
+
+
+def test_site_navigation_opens_the_docs_page(client):
+    page = client.get("/").get_data(as_text=True)
+    assert '<a href="/api/v1/docs">API</a>' in page
+    docs = client.get("/api/v1/docs").get_data(as_text=True)
+    assert '<a href="/api/v1/docs" aria-current="page">API</a>' in docs

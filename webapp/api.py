@@ -14,7 +14,15 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+)
 
 from liquidity_core import db
 
@@ -323,6 +331,34 @@ def models():
 def openapi():
     """The OpenAPI 3.0 description of this API."""
     return jsonify(openapi_document(current_app.config))
+
+
+#: Swagger UI's files the docs page loads (from the swagger-ui-bundle package).
+SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
+
+#: The docs page runs Swagger UI's script and fetches the document; nothing else.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@bp.get("/api/v1/docs")
+def docs():
+    """The OpenAPI document in Swagger UI (assets served from this app, no CDN)."""
+    response = current_app.make_response(render_template("docs.html"))
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response
+
+
+@bp.get("/swagger-ui/<path:filename>")
+def swagger_ui(filename: str):
+    """One of :data:`SWAGGER_UI_FILES`, from the installed swagger-ui-bundle package."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    if filename not in SWAGGER_UI_FILES:
+        abort(404)
+    return send_from_directory(str(swagger_ui_path), filename, max_age=3600)
 
 
 @bp.get("/healthz")
