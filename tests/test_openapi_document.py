@@ -117,6 +117,18 @@ def test_413_is_documented_where_the_server_sends_it(app):
     assert "413" in doc["paths"]["/api/v1/predict"]["post"]["responses"]
 
 
+def test_responses_are_spelled_out_in_place(app):
+    # Readers of the JSON (and the tests) find each response's description, headers and
+    # body schema under the operation itself, not behind a $ref.
+    doc = openapi_document(app.config)
+    for item in doc["paths"].values():
+        for operation in item.values():
+            for response in operation["responses"].values():
+                assert "$ref" not in response and response["description"]
+    limited = doc["paths"]["/api/v1/models"]["get"]["responses"]["429"]
+    assert "Retry-After" in limited["headers"]
+
+
 def test_example_row_is_the_documented_example_and_valid(app):
     doc = openapi_document(app.config)
     example = doc["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]["application/json"][
