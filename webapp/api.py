@@ -136,8 +136,10 @@ def read_rows() -> tuple[list[dict], bool]:
                 }
             )
             continue
-        problems.extend({**where, **p} for p in value_problems(row))
-        problems.extend({**where, **p} for p in documented_problems(row))
+        found = value_problems(row)
+        named = {p["field"] for p in found}  # one problem per field
+        found += [p for p in documented_problems(row) if p["field"] not in named]
+        problems.extend({**where, **p} for p in found)
     if problems:
         raise ApiError(422, "invalid_input", _summary(problems), problems[:200])
     return rows, single
