@@ -42,7 +42,7 @@ FUZZ_SEED ?= 16
 
 # schemathesis (every check and phase, seed fixed in the test): cases per API operation and
 # phase; `make test` runs the same file with 25.
-SCHEMATHESIS_MAX_EXAMPLES ?= 300
+SCHEMATHESIS_MAX_EXAMPLES ?= 1000
 
 fuzz: setup  ## fuzz ingest, the API, the form and the routes: FUZZ_BUDGET inputs each
 	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/test_fuzz_scale.py -s -q

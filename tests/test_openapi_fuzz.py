@@ -8,7 +8,7 @@ and every request it refuses gets a 4xx; and, against a server that requires API
 POSTs without a valid key are refused (``ignored_auth``). Nothing stored changes.
 
 The budget is ``SCHEMATHESIS_MAX_EXAMPLES`` generated cases per operation and phase
-(small by default; ``make fuzz`` raises it), the seed is fixed, so a run is repeatable.
+(25 by default; ``make fuzz`` runs 1,000), the seed is fixed, so a run is repeatable.
 """
 
 from __future__ import annotations
