@@ -40,8 +40,13 @@ bench: setup
 FUZZ_BUDGET ?= 10000
 FUZZ_SEED ?= 16
 
+# schemathesis (every check and phase, seed fixed in the test): cases per API operation and
+# phase; `make test` runs the same file with 25.
+SCHEMATHESIS_MAX_EXAMPLES ?= 1000
+
 fuzz: setup  ## fuzz ingest, the API, the form and the routes: FUZZ_BUDGET inputs each
 	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/integration/fuzz/test_fuzz_scale.py -s -q
+	SCHEMATHESIS_MAX_EXAMPLES=$(SCHEMATHESIS_MAX_EXAMPLES) $(BIN)/python -m pytest tests/integration/fuzz/test_openapi_fuzz.py -q
 
 lock:  ## compile pyproject.toml's dependencies into requirements.txt (runtime) and requirements-dev.txt (+ dev)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header -o requirements.txt

@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+)
 
 from liquidity_core.reporting.jsonable import jsonable
 from liquidity_core.store import db
 from webapp.errors import ApiError, public_text
-from webapp.openapi import openapi_document
+from webapp.openapi import openapi_document, schemas
 
 bp = Blueprint("api", __name__)
 
@@ -107,7 +117,10 @@ def read_rows() -> tuple[list[dict], bool]:
                 }
             )
             continue
-        problems.extend({**where, **p} for p in value_problems(row))
+        found = value_problems(row)
+        named = {p["field"] for p in found}  # one problem per field
+        found += [p for p in documented_problems(row) if p["field"] not in named]
+        problems.extend({**where, **p} for p in found)
     if problems:
         raise ApiError(422, "invalid_input", _summary(problems), problems[:200])
     return rows, single
@@ -128,6 +141,65 @@ def value_problems(row: dict) -> list[dict]:
             problem = _out_of_range(value)
             if problem:
                 problems.append({"field": key, "problem": problem})
+    return problems
+
+
+@lru_cache(maxsize=1)
+def _documented_fields() -> dict[str, tuple[str, Any]]:
+    """The InputRow properties of the OpenAPI document as ``{field: (kind, detail)}``.
+
+    ``kind`` is ``"number"`` (detail: the schema's text pattern and least value) or
+    ``"text"`` (detail: the most characters).
+    """
+    parts = schemas()
+    out: dict[str, tuple[str, Any]] = {}
+    for field, prop in parts["InputRow"]["properties"].items():
+        if "$ref" in prop:
+            rule = parts[prop["$ref"].rsplit("/", 1)[1]]
+            text = next(s for s in rule["oneOf"] if s["type"] == "string")
+            least = min(s.get("minimum", 0) for s in rule["oneOf"] if s["type"] == "number")
+            out[field] = ("number", (re.compile(text["pattern"]), least))
+        else:
+            out[field] = ("text", prop["maxLength"])
+    return out
+
+
+def documented_problems(row: dict) -> list[dict]:
+    """``{"field", "problem"}`` for the row's documented fields that break the document's
+    InputRow schema: numeric text not in plain decimal notation (an empty string
+    included), text that is not a string or is too long.
+
+    Missing fields, nulls in required fields and the signs and sizes of numbers are left
+    to :func:`value_problems` and ``liquidity_core``, which refuse them by name.
+    """
+    problems = []
+    for field, (kind, detail) in _documented_fields().items():
+        value = row.get(field)
+        if value is None or isinstance(value, bool | dict | list):
+            continue  # absent, null, or refused by value_problems
+        if kind == "text":
+            if not isinstance(value, str):
+                problem = f"is a JSON {_json_type(value)}; expected a string"
+            elif len(value) > detail:
+                problem = f"has {len(value)} characters; at most {detail}"
+            else:
+                continue
+        else:
+            pattern, least = detail
+            if isinstance(value, str):
+                if not value.strip():
+                    problem = "is an empty string; expected a number"
+                elif not pattern.search(value):  # as JSON Schema validators match
+                    shown = value if len(value) <= 40 else value[:40] + "..."
+                    problem = (
+                        f"{shown!r} is not a number in plain decimal notation (e.g. 1234.5) "
+                        f"between {least:g} and 1e18"
+                    )
+                else:
+                    continue
+            else:
+                continue  # signs and sizes of numbers: value_problems and liquidity_core
+        problems.append({"field": field, "problem": problem})
     return problems
 
 
@@ -240,8 +312,36 @@ def models():
 
 @bp.get("/api/v1/openapi.json")
 def openapi():
-    """The OpenAPI 3.1 description of this API."""
+    """The OpenAPI 3.0 description of this API."""
     return jsonify(openapi_document(current_app.config))
+
+
+#: Swagger UI's files the docs page loads (from the swagger-ui-bundle package).
+SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
+
+#: The docs page runs Swagger UI's script and fetches the document; nothing else.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@bp.get("/api/v1/docs")
+def docs():
+    """The OpenAPI document in Swagger UI (assets served from this app, no CDN)."""
+    response = current_app.make_response(render_template("docs.html"))
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response
+
+
+@bp.get("/swagger-ui/<path:filename>")
+def swagger_ui(filename: str):
+    """One of :data:`SWAGGER_UI_FILES`, from the installed swagger-ui-bundle package."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    if filename not in SWAGGER_UI_FILES:
+        abort(404)
+    return send_from_directory(str(swagger_ui_path), filename, max_age=3600)
 
 
 @bp.get("/healthz")

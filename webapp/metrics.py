@@ -171,7 +171,7 @@ class ServingCollector:
 
     @staticmethod
     def _data(settings):
-        from liquidity_core import db
+        from liquidity_core.store import db
         from liquidity_core.store.snapshots import DATA_VERSION
 
         up = GaugeMetricFamily(

@@ -52,6 +52,7 @@ def browser(tmp_path_factory):
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, to read
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(120)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -182,3 +183,52 @@ def _first_symbol(server) -> str:
     engine = db.get_engine(server.settings.database_url)
     with db.transaction(engine) as conn:
         return conn.execute(sa.text("SELECT MIN(symbol) FROM market_snapshots")).scalar_one()
+
+
+#: Records the page's Content-Security-Policy violations (installed through the DevTools
+#: protocol, which the page's policy does not govern, before any of the page's scripts).
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+def test_api_docs_render_the_operations_under_the_csp(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.url + "/")
+    browser.get_log("browser")  # drop the console messages of earlier pages
+    script = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": CSP_RECORDER}
+    )
+    try:
+        browser.find_element(By.LINK_TEXT, "API").click()  # the site's navigation
+        WebDriverWait(browser, 60).until(
+            ec.visibility_of_element_located((By.ID, "operations-default-predict"))
+        )
+        assert browser.current_url == server.url + "/api/v1/docs"
+        for operation in ("coinPrediction", "monitoring", "listModels", "healthz", "readyz"):
+            assert browser.find_elements(By.ID, f"operations-default-{operation}"), operation
+        # Swagger UI opens the predict operation with its request body schema.
+        browser.find_element(By.CSS_SELECTOR, "#operations-default-predict button").click()
+        WebDriverWait(browser, 30).until(
+            ec.visibility_of_element_located(
+                (By.CSS_SELECTOR, "#operations-default-predict .opblock-body")
+            )
+        )
+        browser.save_screenshot(str(ARTIFACTS / "browser_api_docs.png"))
+        violations = browser.execute_script("return window.__cspViolations")
+        console = browser.get_log("browser")
+    finally:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]}
+        )
+    assert violations == []
+    policy = [m for m in console if "Content Security Policy" in m["message"]]
+    assert policy == [], policy
+    errors = [m for m in console if m["level"] == "SEVERE" and "favicon.ico" not in m["message"]]
+    assert errors == [], errors
