@@ -11,16 +11,34 @@ from liquidity_core.settings import Settings
 
 
 def _db_args(p):
-    p.add_argument("action", choices=["upgrade"], help="upgrade: apply pending sql/ migrations")
+    p.add_argument(
+        "action",
+        choices=["upgrade", "current", "history"],
+        help="upgrade: apply pending revisions; current: the database's revision and whether "
+        "it is the newest; history: the revisions, newest first",
+    )
 
 
-@command("db", "database schema: `liquidity db upgrade`", arguments=_db_args)
+@command("db", "database schema: `liquidity db upgrade | current | history`", arguments=_db_args)
 def _db(args, settings: Settings):
-    from liquidity_core.store import db
+    from liquidity_core.store import db, migrate
 
-    applied = db.upgrade(db.get_engine(settings.database_url))
+    if args.action == "history":
+        revisions = migrate.history()
+        lines = [
+            f"{r['revision']}{' (head)' if r['is_head'] else ''}: "
+            + r["description"].split("\n")[0]
+            for r in revisions
+        ]
+        return {"revisions": revisions, "text": "\n".join(lines)}, 0
+    engine = db.get_engine(settings.database_url)
+    if args.action == "current":
+        state = db.current(engine)
+        where = "head" if state["is_head"] else f"head is {state['head']}"
+        return {**state, "text": f"{state['revision'] or 'no schema'} ({where})"}, 0
+    applied = db.upgrade(engine)
     text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
-    return {"applied": applied, "text": text}, 0
+    return {"applied": applied, "revision": migrate.head(), "text": text}, 0
 
 
 # --- ingest ------------------------------------------------------------------------------

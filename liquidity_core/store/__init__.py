@@ -1,3 +1,4 @@
-"""Storage: the tables (``schema``), engines and transactions (``db``), the stored
-snapshots read back as a panel (``snapshots``) and one coin through renames (``identity``).
+"""Storage: the tables (``schema``), engines and transactions (``db``), the schema's
+Alembic revisions (``migrate``, ``migrations/``), the stored snapshots read back as a panel
+(``snapshots``) and one coin through renames (``identity``).
 """

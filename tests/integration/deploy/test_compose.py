@@ -856,7 +856,7 @@ def test_init_script_makes_the_web_role_read_only(initialised_server):
             assert cur.fetchone() == ("on",)
         web.rollback()
         for statement in (
-            "INSERT INTO schema_migrations (version, applied_at) VALUES ('999_x', 'now')",
+            "INSERT INTO liquidity_alembic_version (version_num) VALUES ('999_x')",
             "DELETE FROM market_snapshots",
             "UPDATE model_versions SET status = 'champion'",
             "CREATE TABLE evil (x int)",
@@ -898,6 +898,8 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
     from distributed_support import BIN, create_database, drop_database, pg_url
+
+    from liquidity_core.store import migrate
 
     tag = secrets.token_hex(4)
     airflow_db, liquidity_db = f"init_airflow_{tag}", f"init_liquidity_{tag}"
@@ -965,8 +967,8 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
                 assert cur.fetchone()
         with psycopg2.connect(pg_url(liquidity_db, driver="postgresql")) as conn:
             with conn.cursor() as cur:
-                cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-                assert [r[0] for r in cur.fetchall()][:2] == ["001_ingest", "002_models"]
+                cur.execute("SELECT version_num FROM liquidity_alembic_version")
+                assert cur.fetchall() == [(migrate.head(),)]
 
         # A shared folder the user cannot write stops the stack with its name.
         (root / "ingest").chmod(0o550)

@@ -510,7 +510,7 @@ def test_the_web_app_reads_as_the_read_only_role_and_cannot_write(roles, tmp_pat
     for statement in (
         "DELETE FROM market_snapshots",
         "UPDATE model_versions SET status = 'x'",
-        "INSERT INTO schema_migrations VALUES ('999', 'x')",
+        "INSERT INTO liquidity_alembic_version VALUES ('999')",
         "CREATE TABLE evil (x int)",
     ):
         with pytest.raises(sa.exc.DBAPIError, match="permission denied|read-only"):

@@ -1,18 +1,18 @@
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core.errors import DatabaseUnavailable, LiquidityError
-from liquidity_core.store import db
+from liquidity_core.errors import DatabaseUnavailable
+from liquidity_core.store import db, migrate
 
 
-def test_upgrade_applies_every_migration_once(settings):
+def test_upgrade_applies_every_revision_once(settings):
     engine = db.get_engine(settings.database_url)
     first = db.upgrade(engine)
-    assert first == [v for v, _ in db.migration_files(db.dialect_of(engine))]
+    assert first == [h["revision"] for h in reversed(migrate.history())]
     assert db.upgrade(engine) == []
     with engine.connect() as conn:
-        recorded = conn.execute(sa.text("SELECT version FROM schema_migrations")).scalars()
-        assert sorted(recorded) == first
+        recorded = conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}"))
+        assert list(recorded.scalars()) == [first[-1]]
         tables = set(sa.inspect(conn).get_table_names())
     assert {"ingest_files", "market_snapshots", "rejected_rows", "model_versions"} <= tables
 
@@ -21,11 +21,6 @@ def test_unreachable_database_names_the_host():
     engine = db.get_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(DatabaseUnavailable, match="127.0.0.1:1"):
         db.upgrade(engine)
-
-
-def test_split_statements_ignores_comments():
-    text = "-- a comment; with a semicolon\nCREATE TABLE a (x INT);\n\nCREATE TABLE b (y INT);\n"
-    assert db.split_statements(text) == ["CREATE TABLE a (x INT)", "CREATE TABLE b (y INT)"]
 
 
 def test_missing_schema_is_a_named_error_not_raw_sql(database_url):
@@ -79,12 +74,3 @@ def test_snapshot_key_migration_keeps_the_rows_and_rekeys_time_first(settings):
     assert indexes == []  # the time index and the symbol index are gone with the old key
     assert foreign_keys == []  # a per-row ledger lookup on every ingested row (see 003)
     assert [tuple(r) for r in stored] == [("bitcoin", 8e11), ("bitcoin", 9e11), ("ethereum", 3e11)]
-
-
-def test_a_migration_without_a_file_for_the_dialect_is_refused(tmp_path, monkeypatch):
-    (tmp_path / "001_base.sql").write_text("CREATE TABLE a (x INT);\n")
-    (tmp_path / "002_rekey.postgresql.sql").write_text("ALTER TABLE a ADD COLUMN y INT;\n")
-    monkeypatch.setattr(db, "SQL_DIR", tmp_path)
-    assert [v for v, _ in db.migration_files("postgresql")] == ["001_base", "002_rekey"]
-    with pytest.raises(LiquidityError, match=r"\['002_rekey'\] have no file for dialect 'sqlite'"):
-        db.migration_files("sqlite")
