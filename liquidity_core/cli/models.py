@@ -43,6 +43,16 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _form_text(form: dict) -> str:
+    """``form: HAR base + 0.75 x forest change (CV R² 0.6906; base alone 0.6781, ...)``."""
+    weight, by_blend = form.get("blend_weight", 1.0), form.get("cv_r2_by_blend") or {}
+    chosen = by_blend.get(f"{weight:g}")
+    return (
+        f"form: HAR base + {weight:g} x forest change (CV R² {_fmt(chosen)}; "
+        f"base alone {_fmt(by_blend.get('0'))}, whole forest {_fmt(by_blend.get('1'))})"
+    )
+
+
 @command("train", "one full retraining cycle, as the nightly DAG runs it", arguments=_train_args)
 def _train(args, settings: Settings):
     from liquidity_core.training.cycle import run_training_cycle
@@ -59,6 +69,7 @@ def _train(args, settings: Settings):
         f", persistence {_fmt(result['persistence_r2'])}, skill {_fmt(result['holdout_skill'])}"
         f", beats persistence at {_fmt(result.get('snapshots_beating_persistence'))} of "
         "holdout snapshots\n"
+        f"  {_form_text(result.get('model_form') or {})}\n"
         f"  {result['reason']}"
     )
     if result["promoted"]:

@@ -19,12 +19,19 @@ published model is still ``Pipeline(StandardScaler, RandomForestRegressor)``, tu
 ``GridSearchCV`` and cloned like one) whose ``fit`` subtracts the anchor from ``y`` and
 whose ``predict`` adds it back. Serving, which walks the trees itself, adds
 :meth:`AnchoredPipeline.anchor_of` to each tree's output.
+
+How much of the forest to trust is a parameter too: the prediction is
+``anchor + blend * change``. ``blend=0`` is the HAR base alone, ``blend=1`` the forest on
+top of it. Training scores every weight of :data:`BLEND_WEIGHTS` on the same fitted fold
+models (:func:`blend_scoring`), so time-series CV chooses it with the forest's parameters
+at no extra fit, and never anything it ranks below the base alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
 #: The default anchor: the coin's current log turnover (persistence).
@@ -38,6 +45,8 @@ HAR_COLUMNS = (
     "log_turnover_mean_30",
     "log_turnover_mean_60",
 )
+#: Weights of the forest's change that time-series CV chooses among (0: the base alone).
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: Ridge penalties the base chooses among (on standardized columns).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
 
@@ -86,6 +95,9 @@ class AnchoredPipeline(Pipeline):
     base_columns : tuple of str or None, default=HAR_COLUMNS
         Columns of the linear base added to the anchor; None or empty: no base (the
         steps predict the plain change from the anchor).
+    blend : float, default=1.0
+        Weight of the steps' predicted change: ``predict`` is ``anchor_of(X) + blend *
+        change``. It does not change what ``fit`` learns.
     memory, verbose
         As :class:`~sklearn.pipeline.Pipeline`.
 
@@ -103,12 +115,18 @@ class AnchoredPipeline(Pipeline):
         *,
         anchor: str = DEFAULT_ANCHOR,
         base_columns=HAR_COLUMNS,
+        blend: float = 1.0,
         memory=None,
         verbose=False,
     ):
         self.anchor = anchor
         self.base_columns = base_columns
+        self.blend = blend
         super().__init__(steps, memory=memory, verbose=verbose)
+
+    def __setstate__(self, state):
+        state.setdefault("blend", 1.0)  # models pickled before the blend: the whole forest
+        super().__setstate__(state)
 
     def anchor_of(self, X) -> np.ndarray:
         """The anchor of each row of ``X``: the anchor column plus the linear base."""
@@ -145,7 +163,7 @@ class AnchoredPipeline(Pipeline):
         return super().fit(X, y - self.anchor_of(X), **params)
 
     def predict(self, X, **params):
-        return super().predict(X, **params) + self.anchor_of(X)
+        return self.anchor_of(X) + self.blend * super().predict(X, **params)
 
     def predict_change(self, X, **params):
         """The fitted steps' own output: the predicted change from the anchor."""
@@ -165,3 +183,50 @@ def har_challenger():
 
     select = ColumnTransformer([("har", "passthrough", [DEFAULT_ANCHOR, *HAR_COLUMNS])])
     return Pipeline([("select", select), *har_ridge().steps])
+
+
+def blend_scoring(weights=BLEND_WEIGHTS) -> dict:
+    """Scorers for ``GridSearchCV(scoring=...)``: the R² of ``anchor + w * change`` for
+    each weight, from the same fitted fold model (keys ``blend_0``, ``blend_25``...)."""
+    from sklearn.metrics import r2_score
+
+    def scorer(w: float):
+        def score(estimator, X, y):
+            return float(r2_score(y, estimator.anchor_of(X) + w * estimator.predict_change(X)))
+
+        return score
+
+    return {blend_key(w): scorer(w) for w in weights}
+
+
+def blend_key(w: float) -> str:
+    """The scoring key of a blend weight: ``blend_75`` for 0.75."""
+    return f"blend_{round(w * 100)}"
+
+
+def best_blend(cv_results: dict, weights=BLEND_WEIGHTS) -> tuple[int, float]:
+    """The (parameter index, weight) with the best mean CV R² over every blend weight."""
+    means = np.array([cv_results[f"mean_test_{blend_key(w)}"] for w in weights])
+    wi, pi = np.unravel_index(np.nanargmax(means), means.shape)
+    return int(pi), float(weights[wi])
+
+
+def pick_blend(cv_results: dict) -> int:
+    """``GridSearchCV(refit=...)``: the parameter index of :func:`best_blend`."""
+    return best_blend(cv_results)[0]
+
+
+class DropEmpty(TransformerMixin, BaseEstimator):
+    """A transformer that drops the columns with no finite value in its training rows.
+
+    HistGradientBoosting fails on such a column ("window shape cannot be larger than input
+    array shape"): ``target_weekday`` at a monthly cadence, ``change_1h`` in a daily history.
+    Fitted per fold, since a column can be empty in an early fold only.
+    """
+
+    def fit(self, X, y=None):
+        self.keep_ = np.flatnonzero(np.isfinite(np.asarray(X, dtype=float)).any(axis=0))
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=float)[:, self.keep_]

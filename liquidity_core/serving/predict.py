@@ -149,6 +149,7 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
         for i, tree in enumerate(forest.estimators_):
             per_tree[i] = tree.tree_.predict(transformed).reshape(len(transformed))
         if hasattr(pipeline, "anchor_of"):  # the trees predict the change from an anchor
+            per_tree *= pipeline.blend  # the share of the change that CV chose
             per_tree += lean.anchor_of(pipeline, values, names)
         point = per_tree.mean(axis=0)
         low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)

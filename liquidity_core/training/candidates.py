@@ -19,11 +19,13 @@ from liquidity_core.settings import Settings
 #: bench/retrain.py) follows a whole run.
 log = logging.getLogger("liquidity_core.training.cycle")
 
-#: Forest grids by name. "default" is sized for the nightly 1M-row budget (see bench/);
-#: "fast" is for tests and demos.
+#: Forest grids by name. "default" is sized for the nightly budget (see bench/): the
+#: number of trees is fixed, since CV's choice between 60 and 120 was noise on the dev
+#: panels while it doubled the cost; "fast" is for tests and demos. Every combination is
+#: also scored at each blend weight of the forest's change (BLEND_WEIGHTS), for free.
 GRIDS = {
     "default": {
-        "model__n_estimators": [60, 120],
+        "model__n_estimators": [120],
         "model__max_depth": [10, 16],
         "model__min_samples_leaf": [5, 25],
         "model__max_features": [0.5],
@@ -120,12 +122,13 @@ def _candidate_pipelines(settings: Settings, options: dict) -> dict:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
 
-    from liquidity_core.learn.estimators import har_challenger
+    from liquidity_core.learn.estimators import DropEmpty, har_challenger
 
     return {
         "HistGradientBoostingRegressor": (
             Pipeline(
                 [
+                    ("drop_empty", DropEmpty()),  # an all-NaN column breaks its binner
                     ("scale", StandardScaler()),
                     (
                         "model",
@@ -204,47 +207,72 @@ def grid_iter(grid: dict):
 
 
 def search_forest(settings: Settings, grid: str, X_tune, y_tune, t_tune, cv):
-    """Grid-search the forest (:data:`GRIDS` ``[grid]``) on the tuning rows' folds.
+    """Grid-search the forest (:data:`GRIDS` ``[grid]``) and the blend weight of its
+    change (:data:`~liquidity_core.learn.estimators.BLEND_WEIGHTS`) on the tuning rows'
+    folds. Each fitted fold model is scored at every weight, so the weight costs no fit.
 
     Each tree sees at most ``settings.max_train_rows_per_tree`` rows (``max_samples``).
 
     Returns
     -------
     best : AnchoredPipeline
-        The best pipeline, refitted on all tuning rows.
+        The best pipeline, refitted on all tuning rows, its ``blend`` set to the weight
+        CV chose.
     cv_scores : list of float
-        Its R² on each fold.
+        Its R² on each fold, at that weight.
+    form : dict
+        The blend weight chosen and the mean CV R² at each weight of the chosen forest
+        (``cv_r2_by_blend``; weight 0 is the HAR base alone).
     """
     from sklearn.model_selection import GridSearchCV
+
+    from liquidity_core.learn.estimators import (
+        BLEND_WEIGHTS,
+        best_blend,
+        blend_key,
+        blend_scoring,
+        pick_blend,
+    )
 
     started = time.perf_counter()
     cap = settings.max_train_rows_per_tree
     max_samples = cap if len(y_tune) > cap else None
+    scoring = blend_scoring()
+    scoring[blend_key(1.0)] = logging_r2("forest")  # the whole forest, logged per fold
     search = GridSearchCV(
         forest_pipeline(settings, max_samples=max_samples),
         GRIDS[grid],
         cv=cv,
-        scoring=logging_r2("forest"),
-        refit=True,
+        scoring=scoring,
+        refit=pick_blend,
         n_jobs=None,  # the forest parallelizes; one level only
         error_score="raise",
     )
     log.info(
-        "grid search: %d combinations x %d folds on %d tuning rows (max_samples=%s)",
+        "grid search: %d combinations x %d folds on %d tuning rows (max_samples=%s), "
+        "each scored at blend weights %s",
         len(list(grid_iter(GRIDS[grid]))),
         settings.cv_splits,
         len(y_tune),
         max_samples,
+        list(BLEND_WEIGHTS),
     )
     search.fit(X_tune, y_tune, groups=t_tune)
-    i = search.best_index_
+    i, weight = best_blend(search.cv_results_)
+    key = blend_key(weight)
+    best = search.best_estimator_.set_params(blend=weight)
     cv_scores = [
-        float(search.cv_results_[f"split{k}_test_score"][i]) for k in range(settings.cv_splits)
+        float(search.cv_results_[f"split{k}_test_{key}"][i]) for k in range(settings.cv_splits)
     ]
+    by_blend = {
+        f"{w:g}": float(search.cv_results_[f"mean_test_{blend_key(w)}"][i]) for w in BLEND_WEIGHTS
+    }
     log.info(
-        "best forest %s: cv r2 %.4f after %.1fs",
-        search.best_params_,
+        "best forest %s at blend %g: cv r2 %.4f (HAR base alone %.4f) after %.1fs",
+        search.cv_results_["params"][i],
+        weight,
         np.mean(cv_scores),
+        by_blend["0"],
         time.perf_counter() - started,
     )
-    return search.best_estimator_, cv_scores
+    return best, cv_scores, {"blend_weight": weight, "cv_r2_by_blend": by_blend}

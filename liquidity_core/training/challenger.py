@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from liquidity_core.errors import InputError
+from liquidity_core.features.build import MARKET_FEATURES
 from liquidity_core.learn import intervals, psi
 from liquidity_core.learn.metrics import fmt, holdout_scores, mse, r2
 from liquidity_core.learn.splits import PanelTimeSeriesSplit
@@ -109,6 +110,10 @@ class Rows:
 def split_rows(data: dict, *, max_search_rows: int, seed: int) -> Rows:
     """Cut the staged data (:func:`.staging.load_stage_data`) into :class:`Rows`."""
     X, y, meta = data["X"], data["y"].to_numpy(), data["meta"]
+    # The market-wide columns are one value for every coin at a snapshot: with a few dozen
+    # tuning snapshots the trees split on them as a time index, and the holdout falls
+    # outside what they learned. The coin's distance from the market stays a feature.
+    X = X.drop(columns=[c for c in MARKET_FEATURES if c in X.columns])
     tuning, holdout = data["tuning"], data["holdout"]
     band_edges = [float(v) for v in np.quantile(y[tuning], [1 / 3, 2 / 3])]
     if len(tuning) > max_search_rows:
@@ -224,7 +229,7 @@ def train_challenger(
         load_stage_data(stage), max_search_rows=max_search_rows, seed=settings.random_seed
     )
     cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
-    best, cv_scores = search_forest(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+    best, cv_scores, form = search_forest(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
     calibration = calibrate_intervals(best, rows.X_tune, rows.y_tune, rows.t_tune, cv)
     pred = best.predict(rows.X_hold)
     np.save(stage / HOLDOUT_PREDICTIONS, pred)  # compared with the champion's, row by row
@@ -239,6 +244,7 @@ def train_challenger(
     }
     # Its rows after this time are out of sample (the champion comparison relies on it).
     params["fitted_through"] = rows.fitted_through
+    params.update(form)  # the blend weight CV chose, and its CV R² at every weight
     challenger = {
         "version": new_version_id(),
         "algorithm": ALGORITHM,

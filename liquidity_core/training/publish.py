@@ -54,6 +54,13 @@ def _result(row: dict) -> dict:
     # version that was ever champion is ``champion`` or ``retired``; a rejected challenger
     # stays ``rejected`` (rollback only restores earlier champions).
     out["promoted"] = row.get("status") in ("champion", "retired")
+    params = row.get("params") or {}
+    # Which form CV chose: the HAR base plus this share of the forest's change, and by
+    # how much it beat the base alone and the whole forest in CV.
+    out["model_form"] = {
+        "blend_weight": params.get("blend_weight", 1.0),
+        "cv_r2_by_blend": params.get("cv_r2_by_blend"),
+    }
     out["candidates"] = {
         name: {k: v for k, v in c.items() if k in ("cv_r2_mean", "holdout_r2", "error")}
         for name, c in (row.get("candidates") or {}).items()

@@ -1,7 +1,7 @@
 """The production topology, run as plain processes: Airflow with the CeleryExecutor.
 
 What ``docker-compose.yml`` runs in containers runs here as processes (see
-``distributed_support``). ``deploy/postgres/init-databases.sh`` creates the roles and
+``support/distributed.py``). ``deploy/postgres/init-databases.sh`` creates the roles and
 databases on the local PostgreSQL (fresh names per run): the Airflow metadata DB owned by a
 non-superuser role, the liquidity DB owned by the tasks' role, a read-only web role. Broker
 and result backend use a dedicated database of the local Redis. A scheduler, a

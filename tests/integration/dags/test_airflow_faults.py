@@ -94,7 +94,7 @@ print("PUBLISHED " + json.dumps([first, second], default=str))
 
 
 def test_publish_task_retried_after_its_commit_records_once(tmp_path):
-    from webapp_support import database, ingest_demo, settings_for
+    from support.webapp import database, ingest_demo, settings_for
 
     with database("sqlite", tmp_path) as url:
         store = settings_for(tmp_path / "store", url)

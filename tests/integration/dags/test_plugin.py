@@ -93,7 +93,7 @@ def test_plugin_view_answers_with_history(store, airflow_home):
 
 
 def test_plugin_view_without_schema_is_503(tmp_path, airflow_home):
-    from webapp_support import settings_for
+    from support.webapp import settings_for
 
     empty = settings_for(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
     page, data = _through_airflow(

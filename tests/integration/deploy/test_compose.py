@@ -732,7 +732,7 @@ def test_image_paths_match_the_compose_mounts(compose):
 def test_the_distributed_test_configures_what_compose_configures(raw, tmp_path):
     """tests/e2e/test_distributed.py stands in for compose: it sets every Airflow option compose
     sets (with local values), so the two cannot drift apart unnoticed."""
-    from distributed_support import CeleryCluster
+    from support.distributed import CeleryCluster
 
     cluster = CeleryCluster(tmp_path, tmp_path / "dags")
     compose_keys = {k for k in env_of(raw["x-airflow-common"]) if k.startswith("AIRFLOW__")}
@@ -897,7 +897,7 @@ def test_airflow_init_migrates_both_databases_as_a_non_root_user():
     user on a folder it cannot write, it names the folder."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
-    from distributed_support import BIN, create_database, drop_database, pg_url
+    from support.distributed import BIN, create_database, drop_database, pg_url
 
     from liquidity_core.store import migrate
 

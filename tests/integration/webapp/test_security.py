@@ -488,7 +488,7 @@ def roles(tmp_path):
 
 
 def test_the_web_app_reads_as_the_read_only_role_and_cannot_write(roles, tmp_path, make_app):
-    from webapp_support import settings_for
+    from support.webapp import settings_for
 
     owner = trained_store(tmp_path / "owner", roles["owner"])  # migrations, ingest, training
     web = settings_for(tmp_path / "owner", roles["web"])  # same folders, the web role's URL

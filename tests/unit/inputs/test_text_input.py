@@ -37,7 +37,7 @@ def test_good_unicode_text_is_kept():
 
 
 def test_api_answers_422_naming_the_field(tmp_path):
-    from webapp_support import trained_store
+    from support.webapp import trained_store
 
     from webapp import create_app
 
