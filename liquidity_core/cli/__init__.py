@@ -8,6 +8,6 @@ rollback, predict), ``forecasting`` (forecast, monitor) and ``report``.
 
 # Importing the command groups registers their commands.
 from liquidity_core.cli import data, forecasting, models, report  # noqa: F401
-from liquidity_core.cli.commands import COMMANDS, build_parser, command, main
+from liquidity_core.cli.commands import COMMANDS, EXIT_CODES, ExitCode, build_parser, command, main
 
-__all__ = ["COMMANDS", "build_parser", "command", "main"]
+__all__ = ["COMMANDS", "EXIT_CODES", "ExitCode", "build_parser", "command", "main"]
