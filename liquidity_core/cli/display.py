@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
@@ -29,13 +29,12 @@ class TerminalSink(progress.Sink):
         self.console = console or Console(stderr=True)
         self._bars = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=12),
             TaskProgressColumn(),
-            TextColumn("{task.fields[rows]:>12,} rows"),
-            TextColumn("{task.fields[rate]:>10} rows/s"),
+            TextColumn("{task.fields[rows]:>9,} rows"),
+            TextColumn("{task.fields[rate]:>7} rows/s"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            TimeElapsedColumn(),
             console=self.console,
             transient=False,
         )
@@ -76,16 +75,19 @@ class TerminalSink(progress.Sink):
     def _end_stage(self) -> None:
         if self._stage is not None:
             name, since = self._stage
-            self.console.print(f"[green]done[/green] {name} in {time.monotonic() - since:.1f}s")
+            self.console.print(
+                f"[green]done[/green] {escape(name)} in {time.monotonic() - since:.1f}s",
+                highlight=False,
+            )
 
     def stage(self, name: str) -> None:
         self._end_stage()
         self._stage = (name, time.monotonic())
-        self.console.print(f"[bold]{name}[/bold]")
+        self.console.print(f"[bold]{escape(name)}[/bold]", highlight=False)
 
     def step(self, message: str) -> None:
         elapsed = "" if self._stage is None else f" [{time.monotonic() - self._stage[1]:.1f}s]"
-        self.console.print(f"  {message}{elapsed}", highlight=False)
+        self.console.print(f"  {escape(message)}{elapsed}", highlight=False)
 
     def close(self) -> None:
         self._stage = None  # the last stage's end is the command's result (or error)
