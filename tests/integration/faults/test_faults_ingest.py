@@ -172,7 +172,7 @@ def lost_mid_copy(request, big_file, tmp_path_factory):
     ``backend-terminated``: ``pg_terminate_backend`` on the session running the COPY
     (what clients see when the server restarts).
     """
-    from webapp_support import database, settings_for
+    from support.webapp import database, settings_for
 
     root = tmp_path_factory.mktemp(f"lost_{request.param}")
     src, n = big_file
