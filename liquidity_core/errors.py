@@ -2,6 +2,7 @@
 
 Every error a user can cause or meet derives from :class:`LiquidityError`, so the CLI,
 the DAG tasks and the web app can turn it into a one-line message without a traceback.
+The CLI maps each class to its exit code in one table (``liquidity_core.cli.commands``).
 """
 
 
@@ -35,3 +36,7 @@ class ModelError(LiquidityError):
 
 class NotEnoughData(LiquidityError):
     """There is too little data for the requested operation; the message gives the counts."""
+
+
+class MonitoringAlert(LiquidityError):
+    """The champion's realized accuracy or coverage crossed an alert threshold."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from liquidity_core.cli.commands import command
+from liquidity_core.cli.commands import ExitCode, command
 from liquidity_core.settings import Settings
 
 # --- db ----------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def _ingest(args, settings: Settings):
     ok = all(r.status in ("loaded", "duplicate") for r in results)
     lines = [r.summary_line() for r in results] or ["no CSV files found"]
     payload = {"files": [r.as_dict() for r in results], "ok": ok, "text": "\n".join(lines)}
-    return payload, 0 if ok and results else 1
+    return payload, ExitCode.OK if ok and results else ExitCode.FAILURE
 
 
 # --- demo-data ---------------------------------------------------------------------------

@@ -201,6 +201,8 @@ def _predict(args, settings: Settings):
     except InputError as exc:
         errors = getattr(exc, "errors", None)
         if errors:
-            raise InputError(f"{exc}; errors: {json.dumps(errors)}") from None
+            wrapped = InputError(f"{exc}; errors: {json.dumps(errors)}")
+            wrapped.errors = errors  # the JSON error object lists them as well
+            raise wrapped from None
         raise
     return {"predictions": results, "text": "\n".join(_line(r) for r in results)}, 0

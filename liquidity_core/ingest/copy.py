@@ -7,6 +7,7 @@ Every function here runs inside the caller's transaction (see :mod:`.pipeline`).
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import os
@@ -386,7 +387,9 @@ def _made_ahead(items, depth: int = AHEAD_CHUNKS):
         except BaseException as exc:  # handed to the reader, raised in its thread
             put(("error", exc))
 
-    maker = threading.Thread(target=make, name="copy-encode", daemon=True)
+    # The caller's context goes along, so the pieces' progress reaches its progress task.
+    context = contextvars.copy_context()
+    maker = threading.Thread(target=context.run, args=(make,), name="copy-encode", daemon=True)
     maker.start()
     try:
         while True:

@@ -35,6 +35,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from liquidity_core import progress
 from liquidity_core.errors import InputError, LiquidityError
 from liquidity_core.ingest.files import move_after
 from liquidity_core.ingest.ledger import (
@@ -212,7 +213,8 @@ def ingest_file(
     result = IngestResult(path=str(path), status="", sha256=sha)
 
     try:
-        _ingest_path(engine, path, size, base, result)
+        with progress.task(path.name, total=size):
+            _ingest_path(engine, path, size, base, result)
     except db.driver_errors() as exc:
         mapped = _storage_error(exc, engine, path)
         if mapped is None:
@@ -300,6 +302,7 @@ def _ingest_bytes(engine: Engine, data: bytes, base: dict, result: IngestResult)
     except FileRejected as exc:
         record_quarantined(engine, base, result, str(exc), file_format=None)
         return
+    progress.update(done=len(data), rows=parsed.rows_in_file)
     result.file_format = parsed.spec.name
     result.rows_in_file = parsed.rows_in_file
     result.extra_columns = parsed.extra_columns

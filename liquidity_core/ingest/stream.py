@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from liquidity_core import progress
 from liquidity_core.inputs.formats import FileRejected
 from liquidity_core.inputs.reader import ParsedFile, parse_csv
 from liquidity_core.store import db
@@ -162,7 +163,9 @@ def parsed_pieces(
     pandas.DataFrame
         The piece's good rows (``parse_csv``'s ``rows``, ``line`` the file's).
     """
+    read = 0
     for head, piece, before in pieces(path, piece_bytes=piece_bytes):
+        read += len(piece)
         if not piece.strip():
             continue
         if first is not None:
@@ -180,6 +183,7 @@ def parsed_pieces(
             totals.rejected.append(rejected)
         totals.rows_in_file += parsed.rows_in_file
         totals.good += len(rows)
+        progress.update(done=len(head) + read, rows=totals.rows_in_file)
         for c in parsed.extra_columns:
             if c not in totals.extra_columns:
                 totals.extra_columns.append(c)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from liquidity_core.errors import LiquidityError
+from liquidity_core.errors import MonitoringAlert
 from liquidity_core.features.build import log_turnover
 from liquidity_core.learn.metrics import mse, r2
 from liquidity_core.settings import Settings
@@ -53,10 +53,6 @@ _VERSIONS = sa.select(
     sa.func.count(sa.distinct(_f.c.snapshot_ts)).label("n_times"),
     sa.func.max(_f.c.snapshot_ts).label("newest"),
 ).group_by(_f.c.model_version)
-
-
-class MonitoringAlert(LiquidityError):
-    """The champion's realized accuracy or coverage crossed an alert threshold."""
 
 
 def outcomes(engine) -> pd.DataFrame:

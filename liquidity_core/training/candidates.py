@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from liquidity_core import progress
 from liquidity_core.learn.metrics import fmt, r2
 from liquidity_core.settings import Settings
 
@@ -84,6 +85,10 @@ def logging_r2(label: str):
             len(y),
             now - state["t"],
             short,
+        )
+        progress.step(
+            f"{label} fold {state['n']}: r2 {value:.4f} on {len(y):,} rows "
+            f"in {now - state['t']:.1f}s"
         )
         state["t"] = now
         return value

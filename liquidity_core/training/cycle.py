@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from liquidity_core import progress
 from liquidity_core.errors import ModelError
 from liquidity_core.settings import Settings
 from liquidity_core.training.candidates import GRIDS, MAX_SEARCH_ROWS, forest_pipeline  # noqa: F401 - re-exported
@@ -105,9 +106,13 @@ def run_training_cycle(
     run_id = run_id or f"manual__{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
     stage = staging_dir(settings, run_id)
     try:
+        progress.stage("training 1/4: prepare data")
         prepare_data(settings, run_id=run_id, until=until, panel=panel)
+        progress.stage("training 2/4: train challenger")
         train_challenger(settings, run_id=run_id, grid=grid, candidates=candidates)
+        progress.stage("training 3/4: compare with champion")
         compare_or_reject(settings, run_id=run_id, promote=promote)
+        progress.stage("training 4/4: publish")
         return publish_result(settings, run_id=run_id)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

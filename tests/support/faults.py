@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,6 +91,16 @@ def run_cli(settings, *args: str, timeout: float = 300, **kwargs) -> subprocess.
         cwd=str(REPO),
         **kwargs,
     )
+
+
+#: A plain progress line of ``liquidity`` on stderr when it is not a terminal
+#: (``liquidity_core.progress.LineSink``): ``liquidity ingest: [   5.0s] ...``.
+PROGRESS_LINE = re.compile(r"liquidity [\w-]+: \[\s*\d+\.\ds\] ")
+
+
+def message_lines(stderr: str) -> list[str]:
+    """The non-empty lines of ``stderr`` that are not progress lines."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not PROGRESS_LINE.match(ln)]
 
 
 def start_cli(settings, *args: str) -> subprocess.Popen:

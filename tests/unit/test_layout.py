@@ -93,6 +93,7 @@ COMMANDS = (
     "forecast",
     "monitor",
     "report",
+    "keys",
 )
 
 

@@ -34,6 +34,7 @@ from support.faults import (
     Proxy,
     kill9,
     liquidity_env,
+    message_lines,
     run_cli,
     start_cli,
     url_via,
@@ -269,7 +270,7 @@ def test_database_lost_mid_copy_leaves_the_file_and_nothing_loaded(lost_mid_copy
 
 def _one_line_error(returncode: int, stderr: str, host: str) -> str:
     assert returncode != 0
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    lines = message_lines(stderr)  # progress lines aside, when the load took a while
     assert "Traceback" not in stderr, f"a traceback instead of a message:\n{stderr[-2500:]}"
     assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr[-3000:]}"
     assert host in lines[0], lines[0]
@@ -348,7 +349,7 @@ def test_disk_full_under_the_sqlite_database_loads_nothing(settings, tiny_disk):
 def test_disk_full_under_the_sqlite_database_says_so_in_one_line(settings, tiny_disk):
     s, target, proc = _sqlite_db_disk_full(settings, tiny_disk)
     assert "Traceback" not in proc.stderr, proc.stderr[-2500:]
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = message_lines(proc.stderr)  # progress lines aside, when the load took a while
     assert len(lines) == 1 and "full" in lines[0].lower(), proc.stderr[-2500:]
 
 

@@ -5,7 +5,7 @@
   seconds the API answers again.
 - With Redis storage the limit is one budget shared by both workers.
 - With ``LIQUIDITY_API_KEYS``: a POST without a key is a 401, with an unknown key a 403,
-  with an issued key a 200; revoking it (``python -m webapp.apikeys revoke``) takes effect
+  with an issued key a 200; revoking it (``liquidity keys revoke``) takes effect
   without a restart; GETs stay open; no key ever reaches the server's log.
 """
 
@@ -22,9 +22,9 @@ import redis
 from support.rows import ROW
 from support.webapp import Gunicorn, database, http, table_counts, trained_store
 
+from liquidity_core.access import hash_key
 from liquidity_core.errors import ConfigError
 from webapp import DEFAULTS
-from webapp.apikeys import hash_key
 from webapp.openapi import openapi_document
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -98,7 +98,7 @@ def test_redis_storage_shares_one_budget_between_workers(store, tmp_path):
 
 def _apikeys(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "webapp.apikeys", *args],
+        [sys.executable, "-m", "liquidity_core.cli", "keys", *args],
         capture_output=True,
         text=True,
         timeout=60,

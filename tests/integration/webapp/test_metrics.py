@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.webapp import Gunicorn, database, http, trained_store
 
-from liquidity_core.store import db
 from liquidity_core.registry.champion import read_current_pointer
+from liquidity_core.store import db
 from webapp import create_app
 from webapp.apikeys import hash_key
 

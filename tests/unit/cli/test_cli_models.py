@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from liquidity_core.cli import main
+from liquidity_core.cli import ExitCode, main
 from liquidity_core.ingest import ingest_paths
 from liquidity_core.inputs.demo import write_demo_drops
 from liquidity_core.store import db
@@ -78,17 +78,22 @@ def test_train_models_predict_rollback(cli_env, tmp_path, capsys):
 
     rows.write_text(json.dumps({"price": "abc", "24h_volume": 1, "mkt_cap": 1}))
     code, out, err = run(capsys, "predict", "--input", str(rows))
-    assert code == 2 and out == ""
+    assert code == ExitCode.INPUT_REJECTED == 3 and out == ""
     assert "price" in err and "row 0" in err
 
     code, out, err = run(capsys, "rollback")
-    assert code == 2 and "no earlier champion" in err
+    assert code == ExitCode.INPUT_REJECTED == 3 and "no earlier champion" in err
 
 
 def test_train_on_the_two_real_samples_says_not_enough_data(cli_env, sample_files, capsys):
     ingest_paths(sample_files, settings=cli_env)
-    code, out, err = run(capsys, "train", "--json")
-    assert code == 2 and out == ""
+    code, out, err = run(capsys, "train")
+    assert code == ExitCode.FAILURE == 1 and out == ""
     assert "2 snapshots" in err and "needs at least" in err, err
+    # With --json the error is the JSON object on stdout, and stderr stays empty.
+    code, out, err = run(capsys, "train", "--json")
+    error = json.loads(out)
+    assert code == 1 and err == "" and error["exit_code"] == 1
+    assert error["error"] == "failure" and "2 snapshots" in error["message"]
     code, out, _ = run(capsys, "models", "--json")
     assert json.loads(out)["versions"] == []

@@ -355,7 +355,7 @@ def test_cli_exit_codes_lines_and_json(cli, sample_files, tmp_path):
     assert code == 1 and payload["ok"] is False
     assert [f["status"] for f in payload["files"]] == ["quarantined", "loaded"]
     code, out, err = cli(tmp_path / "missing.csv")
-    assert code == 2 and out == ""
+    assert code == 3 and out == ""  # input rejected
     assert err.strip() == f"liquidity ingest: error: no such file or folder: {tmp_path}/missing.csv"
     empty = tmp_path / "empty_dir"
     empty.mkdir()
@@ -381,7 +381,7 @@ def test_cli_with_an_unreachable_database_prints_one_line_and_leaves_the_file(
         text=True,
         timeout=120,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 4  # storage unavailable
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

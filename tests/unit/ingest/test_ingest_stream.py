@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core import ingest
+from liquidity_core import ingest, progress
 from liquidity_core.ingest import stream
 from liquidity_core.inputs.demo import generate_panel
 from liquidity_core.inputs.reader import parse_csv
@@ -163,3 +163,37 @@ def test_chunks_made_ahead_come_in_order_with_errors_in_place_and_stop_with_the_
     reader.close()  # the reader stops early (a failed COPY): the thread stops too
     assert not any(t.name == "copy-encode" for t in threading.enumerate())
     assert len(made) <= 5
+
+
+class _Recorder(progress.Sink):
+    def __init__(self):
+        self.updates: list[tuple[str, float, int]] = []
+        self.finished: list[progress.Task] = []
+
+    def task_updated(self, task):
+        self.updates.append((task.name, task.done, task.rows))
+
+    def task_finished(self, task):
+        self.finished.append(task)
+
+
+def test_a_file_in_pieces_reports_its_progress_piece_by_piece(
+    settings, engine, small_pieces, tmp_path
+):
+    """The pieces are parsed in the COPY's helper thread; their progress still reaches the
+    file's task: bytes and rows growing to the whole file."""
+    path = _messy_file(tmp_path / "messy.csv")
+    with progress.listen(_Recorder()) as seen:
+        (result,) = ingest.ingest_paths([path], settings=settings)
+    assert result.status == "loaded", result.error
+    assert len(seen.updates) >= 5 and {u[0] for u in seen.updates} == {"messy.csv"}
+    done = [u[1] for u in seen.updates]
+    # This file has a repeated row, so the direct COPY gives way to the staged one: two
+    # passes, each growing to the whole file.
+    passes = [i for i in range(1, len(done)) if done[i] < done[i - 1]]
+    assert len(passes) <= 1, done
+    for part in (done[: passes[0]], done[passes[0] :]) if passes else (done,):
+        assert part == sorted(part) and part[-1] == path.stat().st_size, done
+    assert seen.updates[-1][2] == result.rows_in_file
+    (task,) = seen.finished
+    assert task.total == path.stat().st_size and task.rows == result.rows_in_file

@@ -74,5 +74,5 @@ def test_cli_demo_data(tmp_path, capsys):
     assert main(["demo-data", "--out", str(tmp_path), "--coins", "4", "--snapshots", "3"]) == 0
     assert f"wrote 3 files to {tmp_path}" in capsys.readouterr().out
     assert len(list(tmp_path.glob("coin_gecko_*.csv"))) == 3
-    assert main(["demo-data", "--out", str(tmp_path), "--coins", "0"]) == 2
+    assert main(["demo-data", "--out", str(tmp_path), "--coins", "0"]) == 3  # input rejected
     assert "coins=0" in capsys.readouterr().err
