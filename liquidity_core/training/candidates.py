@@ -31,6 +31,13 @@ GRIDS = {
         "model__min_samples_leaf": [5, 25],
         "model__max_features": [0.5],
     },
+    # One forest: the skill gate in CI (bench/gate.py), minutes on 2 cores.
+    "gate": {
+        "model__n_estimators": [60],
+        "model__max_depth": [10],
+        "model__min_samples_leaf": [25],
+        "model__max_features": [0.5],
+    },
     "fast": {
         "model__n_estimators": [20],
         "model__max_depth": [6, 12],
@@ -42,6 +49,7 @@ GRIDS = {
 CANDIDATE_OPTIONS = {
     "default": {"hgb_max_iter": 100, "svr_rows": 4000},
     "fast": {"hgb_max_iter": 50, "svr_rows": 400},
+    "gate": {"hgb_max_iter": 50, "svr_rows": 400},
 }
 #: The grid search (and the candidates) fit on at most this many tuning rows, drawn at
 #: random with every snapshot time kept. Each tree sees at most max_train_rows_per_tree
