@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench fuzz lock clean
+.PHONY: setup run test lint bench gate fuzz lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH" >&2; exit 1; }
@@ -35,6 +35,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+gate: setup  ## the skill gate: each panel's skill within 0.02 of bench/skill_baseline.json
+	$(BIN)/python -m bench.gate
 
 # Generated inputs per target and the seed that picks them (the same seed, the same inputs).
 FUZZ_BUDGET ?= 10000

@@ -34,7 +34,14 @@ from pathlib import Path
 import pandas as pd
 
 from .common import Results, Scale, make_settings
-from .skill import DATA, available
+from .panels import DATA as SHARED_DATA
+
+DATA = SHARED_DATA / "daily_dev"
+
+
+def available() -> bool:
+    return DATA.is_dir() and any(DATA.glob("*.csv"))
+
 
 #: Newest daily snapshots replayed after training.
 REPLAY = 365
@@ -106,7 +113,7 @@ def run(scale: Scale, results: Results) -> None:
             times = [r[0] for r in conn.execute(SNAPSHOT_TIMES)]
         cutoff = times[-REPLAY - 1]
         trained = run_training_cycle(settings, until=cutoff, grid=grid, candidates=False)
-        forecasts.forecast_new_snapshots(settings)  # the promotion already scored them all
+        forecasts.forecast_new_snapshots(settings)  # the forecast step, as the DAG runs it
         report = monitoring.monitor(settings)
         (v,) = [x for x in report["versions"] if x["version"] == trained["version"]]
         share, windows, on_skill, on_cover = _alert_share(monitoring.outcomes(engine))
@@ -117,6 +124,7 @@ def run(scale: Scale, results: Results) -> None:
             again = run_training_cycle(settings, until=at, grid="fast", candidates=False)
             if again["promoted"]:
                 reigns.append((at, again["version"]))
+                forecasts.forecast_new_snapshots(settings)  # the new champion scores
         served = monitoring.scores(_served(monitoring.outcomes(engine), reigns))
         engine.dispose()
     context = (
