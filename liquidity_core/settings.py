@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 from liquidity_core.errors import ConfigError
 
 #: The repository root (the package is installed in editable mode from it).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,8 @@ class Settings:
     max_train_rows_per_tree : int
         ``max_samples`` cap for each forest tree (``LIQUIDITY_MAX_SAMPLES``).
     n_jobs : int
-        Parallel jobs for training (``LIQUIDITY_N_JOBS``).
+        Parallel jobs for training (``LIQUIDITY_N_JOBS``); default: the cores this
+        process may run on (a training worker's, under Celery).
     random_seed : int
         Seed for every random choice in training (``LIQUIDITY_SEED``).
     file_settle_seconds : float
@@ -71,7 +80,7 @@ class Settings:
     holdout_snapshots: int = 3
     promotion_margin: float = 0.0
     max_train_rows_per_tree: int = 20_000
-    n_jobs: int = 2
+    n_jobs: int = field(default_factory=lambda: worker_cores())
     random_seed: int = 42
     file_settle_seconds: float = 5.0
     alert_webhook: str = ""
@@ -132,7 +141,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     var_dir = Path(env.get("LIQUIDITY_VAR_DIR") or PROJECT_ROOT / "var").resolve()
     database_url = env.get("LIQUIDITY_DATABASE_URL") or f"sqlite:///{var_dir / 'liquidity.db'}"
     values: dict = {}
-    defaults = {f.name: f.default for f in fields(Settings)}
+    defaults = {
+        f.name: f.default if f.default_factory is MISSING else f.default_factory()
+        for f in fields(Settings)
+    }
     for name, (var, kind) in _ENV_NAMES.items():
         raw = env.get(var)
         if raw is None or raw == "":
