@@ -17,6 +17,20 @@ from liquidity_core.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Whether a challenger is published refitted on its holdout rows too (``LIQUIDITY_REFIT``).
+REFIT_DEFAULT = False
+
+
+def flag(raw: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case) as a bool."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def worker_cores() -> int:
     """The CPU cores this process may run on (its affinity, e.g. a container's cpuset)."""
     try:
@@ -52,6 +66,10 @@ class Settings:
         process may run on (a training worker's, under Celery).
     random_seed : int
         Seed for every random choice in training (``LIQUIDITY_SEED``).
+    refit : bool
+        Publish the challenger refitted on its holdout rows too, with the parameters
+        scored (``LIQUIDITY_REFIT``, ``1``/``0``); it is scored as fitted on the tuning
+        rows either way.
     file_settle_seconds : float
         A file modified more recently than this is still being written
         (``LIQUIDITY_FILE_SETTLE_SECONDS``).
@@ -82,6 +100,7 @@ class Settings:
     max_train_rows_per_tree: int = 20_000
     n_jobs: int = field(default_factory=lambda: worker_cores())
     random_seed: int = 42
+    refit: bool = REFIT_DEFAULT
     file_settle_seconds: float = 5.0
     alert_webhook: str = ""
     api_rate_limit: str = "600/minute"
@@ -112,6 +131,7 @@ _ENV_NAMES = {
     "max_train_rows_per_tree": ("LIQUIDITY_MAX_SAMPLES", int),
     "n_jobs": ("LIQUIDITY_N_JOBS", int),
     "random_seed": ("LIQUIDITY_SEED", int),
+    "refit": ("LIQUIDITY_REFIT", flag),
     "file_settle_seconds": ("LIQUIDITY_FILE_SETTLE_SECONDS", float),
     "alert_webhook": ("LIQUIDITY_ALERT_WEBHOOK", str),
     "api_rate_limit": ("LIQUIDITY_API_RATE_LIMIT", str),

@@ -242,9 +242,15 @@ def train_challenger(
         for k, v in best.named_steps["model"].get_params().items()
         if isinstance(v, (int, float, str, bool, type(None)))
     }
-    # Its rows after this time are out of sample (the champion comparison relies on it).
-    params["fitted_through"] = rows.fitted_through
     params.update(form)  # the blend weight CV chose, and its CV R² at every weight
+    published, params["fitted_through"] = best, rows.fitted_through
+    if settings.refit:
+        # Scored as fitted on the tuning rows; published refit on the holdout rows too, with
+        # the same parameters and blend, so it has seen the newest outcomes. Its interval
+        # calibration stays the out-of-fold one.
+        published, params["fitted_through"] = refit_on_all(best, rows)
+    params["refit"] = bool(settings.refit)
+    # Its rows after fitted_through are out of sample (the champion comparison relies on it).
     challenger = {
         "version": new_version_id(),
         "algorithm": ALGORITHM,
@@ -263,7 +269,7 @@ def train_challenger(
         "interval_calibration": calibration,
         "library_versions": library_versions(),
         "train_seconds": round(time.perf_counter() - started, 3),
-        **_stage_model(stage, best),
+        **_stage_model(stage, published),
     }
     write_json(stage / "challenger.json", challenger)
     # The drift reference: the rows the model was fitted on, here while they are at hand.
@@ -298,6 +304,17 @@ def score_rivals(settings: Settings, grid: str, rows: Rows, cv) -> dict:
             rows.y_hold,
             cv,
         )
+
+
+def refit_on_all(best, rows: Rows) -> tuple:
+    """``best`` (its parameters and blend) refitted on the tuning and holdout rows, and the
+    newest snapshot time it has then seen (ISO 8601)."""
+    from sklearn.base import clone
+
+    X = pd.concat([rows.X_tune, rows.X_hold])
+    y = np.concatenate([rows.y_tune, rows.y_hold])
+    through = pd.Timestamp(rows.meta_hold["snapshot_ts"].max()).isoformat()
+    return clone(best).fit(X, y), through
 
 
 def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:

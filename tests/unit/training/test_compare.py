@@ -67,3 +67,16 @@ def test_a_champion_fitted_into_the_holdout_is_rescored_only_after_its_window(se
     n = int(second["reason"].split("on ", 1)[1].split(" ", 1)[0])
     assert 0 < n < second["n_holdout_rows"]  # only the rows after the champion's window
     assert first["promoted"]
+
+
+def test_a_refit_champion_has_seen_its_holdout_and_is_judged_after_it(settings, engine):
+    panel = make_learnable_panel(coins=30, snapshots=30)
+    refit = settings.with_overrides(refit=True)
+    first = run_training_cycle(refit, panel=panel, **FAST)
+    row = registry.get_version(engine, first["version"])
+    assert row["params"]["refit"] is True
+    # Refitted on the holdout rows too: it has seen up to the holdout's newest snapshot.
+    assert pd.Timestamp(row["params"]["fitted_through"]) == pd.Timestamp(row["holdout_end"])
+    # The same panel again: every holdout row is one the champion was fitted on.
+    second = run_training_cycle(settings, panel=panel, **FAST)
+    assert not second["promoted"] and "refused" in second["reason"], second["reason"]
