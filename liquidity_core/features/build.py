@@ -18,6 +18,22 @@ import numpy as np
 import pandas as pd
 
 from liquidity_core.errors import InputError
+from liquidity_core.features.columns import (
+    ABS_WINDOW,
+    BASE_FEATURES,
+    DAILY_GAP_DAYS,
+    EWM_HALFLIVES,
+    HISTORY_ROWS,
+    LONG_WINDOW,
+    MARKET_CHANGE_LAG,
+    MARKET_FEATURES,
+    MEAN_WINDOWS,
+    PANEL_COLUMNS,
+    TURNOVER_FLOOR,
+    V1_FEATURES,
+    VOL_WINDOW,
+)
+from liquidity_core.features.time_axis import NAT_NS, time_codes, utc_ns, utc_times
 from liquidity_core.features.windows import (
     by_time_median,
     coin_time_key,
@@ -25,83 +41,6 @@ from liquidity_core.features.windows import (
     rank_within_time,
     window_sums,
 )
-from liquidity_core.store.schema import MEASURES
-
-#: Columns every panel must have (see ``snapshots.load_snapshots``).
-PANEL_COLUMNS = ("coin_id", "snapshot_ts", *MEASURES)
-
-#: Windows (in snapshot times of the panel, the current one included) of the mean log
-#: turnover. Every window is bounded by snapshot time: a coin missing from some snapshots
-#: has fewer rows in it (see :mod:`liquidity_core.features.windows`).
-MEAN_WINDOWS = (3, 7, 30)
-#: Window of the return volatility (standard deviation of log price changes).
-VOL_WINDOW = 7
-#: The coin's long-run mean log turnover: over the last this many snapshot times. A
-#: window rather than an expanding mean so that prediction, which reads a bounded history,
-#: computes it exactly as training did (at a monthly cadence it covers ~5 years).
-LONG_WINDOW = 60
-#: Half-lives (in snapshot times) of the exponentially weighted means of log turnover;
-#: the weights are cut at LONG_WINDOW snapshot times and renormalized.
-EWM_HALFLIVES = (2, 8, 24)
-#: Window (snapshots) of the mean absolute change of log turnover.
-ABS_WINDOW = 7
-#: Snapshot times over which the market's median log turnover change is taken.
-MARKET_CHANGE_LAG = 7
-#: The most history any feature looks at, in snapshot times (the current one included):
-#: predicting needs the newest this many snapshot times. A coin's previous row further
-#: back than that is not used (its change, return and gap are NaN).
-HISTORY_ROWS = max(*MEAN_WINDOWS, VOL_WINDOW + 1, LONG_WINDOW)
-#: A cadence is daily when the time since the coin's previous snapshot is at most this.
-DAILY_GAP_DAYS = 1.5
-
-#: Turnover below this is floored before the log, so a zero volume stays finite.
-TURNOVER_FLOOR = 1e-9
-
-#: The feature set of the first published models (kept for comparison, see bench/skill).
-V1_FEATURES = [
-    "log_price",
-    "change_1h",
-    "change_24h",
-    "change_7d",
-    "log_volume",
-    "log_market_cap",
-    "log_turnover",
-    "log_turnover_diff",
-    *[f"log_turnover_mean_{w}" for w in MEAN_WINDOWS],
-    "return_1",
-    f"volatility_{VOL_WINDOW}",
-    "mcap_rank",
-    "snapshots_seen",
-]
-
-#: Cross-sectional features: computed from every coin at the snapshot time (and the
-#: market's earlier snapshot times). Prediction fills them from the stored history.
-MARKET_FEATURES = [
-    "market_log_turnover",
-    "market_log_turnover_change",
-    "market_abs_return",
-    "market_log_market_cap",
-]
-
-BASE_FEATURES = [
-    *V1_FEATURES,
-    # memory
-    f"log_turnover_mean_{LONG_WINDOW}",
-    *[f"log_turnover_ewm_{h}" for h in EWM_HALFLIVES],
-    "log_turnover_dev_long",
-    # market-wide components and the coin against them
-    *MARKET_FEATURES,
-    "log_turnover_dev_market",
-    "log_mcap_rel",
-    # volatility proxies
-    "abs_log_turnover_diff",
-    f"abs_log_turnover_diff_mean_{ABS_WINDOW}",
-    "abs_return_1",
-    "abs_change_24h",
-    # cadence and calendar
-    "gap_days",
-    "target_weekday",
-]
 
 
 @dataclass(frozen=True)
@@ -225,10 +164,48 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
         raise InputError(f"panel lacks column(s) {missing}; it has {columns}")
     extras = sorted(c for c in columns if c.startswith("x_"))
     keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in columns], *extras]
+    order = _coin_order(panel, keep, rows, times)
+    logs = _log_series(order)
+    feats = _row_features(order, logs)
+    feats.update(_window_features(order, logs))
+    feats.update(_market_features(order, logs, feats))
+    for c in extras:
+        feats[c] = pd.to_numeric(order.col[c][order.sel], errors="coerce").astype(float)
+    y, has_next = _target(order, logs.lt)
+    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
+    return _feature_set(order, feats, names, y, has_next)
+
+
+@dataclass(frozen=True)
+class _CoinOrder:
+    """The panel as plain arrays in coin-then-time order (for the per-coin windows).
+
+    ``col`` holds every kept column but ``snapshot_ts``; ``t`` is each row's code on the
+    time axis ``times_ns`` (UTC nanoseconds, given back in ``unit``); ``by_coin`` the
+    position of each row in the panel; ``key`` the coin-time key of the windows;
+    ``new_coin`` marks a coin's first row and ``prev_gone`` a row whose coin has no
+    previous row within the history. The rows to compute are ``at`` (for the windows)
+    and ``sel`` (for the per-row arrays: a view when every row is wanted).
+    """
+
+    col: dict[str, np.ndarray]
+    t: np.ndarray
+    times_ns: np.ndarray
+    unit: str
+    by_coin: np.ndarray
+    key: np.ndarray
+    new_coin: np.ndarray
+    prev_gone: np.ndarray
+    at: np.ndarray
+    sel: np.ndarray | slice
+
+
+def _coin_order(panel, keep: list[str], rows, times) -> _CoinOrder:
+    """The panel's ``keep`` columns in coin-then-time order, checked for repeated rows."""
     # Plain arrays from here on: a request-sized panel of a few dozen rows is dominated
     # by per-call pandas overhead, so the frames are built once, at the end.
-    ts_ns, unit = _utc_ns(panel["snapshot_ts"])
-    t_code, times_ns = _time_codes(ts_ns, times)
+    ts_ns, unit = utc_ns(panel["snapshot_ts"])
+    t_code, times_ns = time_codes(ts_ns, times)
     # Work in coin-then-time order for the per-coin windows.
     coin_code, _ = pd.factorize(np.asarray(panel["coin_id"]), sort=True)
     by_coin = np.lexsort((t_code, coin_code))
@@ -247,8 +224,6 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
     key = coin_time_key(coin_code[by_coin], t)
     # The coin's previous row, where it is within the history (HISTORY_ROWS snapshot times).
     prev_gone = new_coin | (t - np.roll(t, 1) >= HISTORY_ROWS)
-    # The rows to compute (in coin-then-time order): `at` for the windows, `sel` for the
-    # per-row arrays (a view when every row is wanted).
     if rows is None:
         at, sel = np.arange(n), slice(None)
     else:
@@ -256,99 +231,138 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
         if rows.shape != (n,):
             raise InputError(f"rows has {rows.size} flags for a panel of {n} rows")
         at = sel = np.flatnonzero(rows[by_coin])
+    return _CoinOrder(col, t, times_ns, unit, by_coin, key, new_coin, prev_gone, at, sel)
 
+
+@dataclass(frozen=True)
+class _LogSeries:
+    """Every row's log turnover, log price, log market cap and log return (coin order),
+    the log turnover of the coin's previous row (NaN beyond the history) and the absolute
+    change from it."""
+
+    lt: np.ndarray
+    prev_lt: np.ndarray
+    abs_diff: np.ndarray
+    log_price: np.ndarray
+    ret: np.ndarray
+    log_mcap: np.ndarray
+
+
+def _log_series(order: _CoinOrder) -> _LogSeries:
+    col, prev_gone = order.col, order.prev_gone
     lt = log_turnover(col["volume_24h"], col["market_cap"])
     log_price = _safe_log(col["price"])
     prev_lt = np.where(prev_gone, np.nan, np.roll(lt, 1))
     prev_lp = np.where(prev_gone, np.nan, np.roll(log_price, 1))
     ret = log_price - prev_lp
-    log_mcap = _safe_log(col["market_cap"])
-    change_24h = col["change_24h"].astype(float)[sel]
+    abs_diff = np.abs(lt - prev_lt)
+    return _LogSeries(lt, prev_lt, abs_diff, log_price, ret, _safe_log(col["market_cap"]))
 
+
+def _row_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
+    """The features of each selected row from the row itself, its coin's previous row
+    and the other coins at its snapshot time."""
+    col, sel, t = order.col, order.sel, order.t
+    change_24h = col["change_24h"].astype(float)[sel]
     feats = {
-        "log_price": log_price[sel],
+        "log_price": logs.log_price[sel],
         "change_1h": col["change_1h"].astype(float)[sel],
         "change_24h": change_24h,
         "change_7d": col["change_7d"].astype(float)[sel],
         "log_volume": _safe_log(col["volume_24h"])[sel],
-        "log_market_cap": log_mcap[sel],
-        "log_turnover": lt[sel],
-        "log_turnover_diff": (lt - prev_lt)[sel],
+        "log_market_cap": logs.log_mcap[sel],
+        "log_turnover": logs.lt[sel],
+        "log_turnover_diff": (logs.lt - logs.prev_lt)[sel],
+        "return_1": logs.ret[sel],
+        # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
+        "mcap_rank": rank_within_time(col["market_cap"].astype(float), t)[sel],
+        # Volatility proxies.
+        "abs_log_turnover_diff": logs.abs_diff[sel],
+        "abs_return_1": np.abs(logs.ret[sel]),
+        "abs_change_24h": np.abs(change_24h),
     }
-    for w in MEAN_WINDOWS:
-        s, _s2, cnt = window_sums(lt, key, w, at)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            feats[f"log_turnover_mean_{w}"] = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
-    feats["return_1"] = ret[sel]
-    s, s2, cnt = window_sums(ret, key, VOL_WINDOW, at)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = (s2 - s * s / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
-    feats[f"volatility_{VOL_WINDOW}"] = np.where(cnt >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
-    # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
-    feats["mcap_rank"] = rank_within_time(col["market_cap"].astype(float), t)[sel]
-    # The coin's rows within the history: what prediction, which reads only the newest
-    # HISTORY_ROWS snapshot times, can count too.
-    feats["snapshots_seen"] = window_sums(np.ones(n), key, HISTORY_ROWS, at)[2]
-
-    # Memory: a long window and exponentially weighted means, and today against them.
-    s, _s2, cnt = window_sums(lt, key, LONG_WINDOW, at)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        long_mean = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
-    feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
-    ewms = ewm_windows(lt, key, EWM_HALFLIVES, LONG_WINDOW, at)
-    for h, values in zip(EWM_HALFLIVES, ewms, strict=True):
-        feats[f"log_turnover_ewm_{h}"] = values
-    feats["log_turnover_dev_long"] = feats["log_turnover"] - long_mean
-    # Market-wide components at the snapshot, and the coin against them.
-    market = market_series(t, len(times_ns), lt, ret, log_mcap)
-    for name in MARKET_FEATURES:
-        feats[name] = market[name][t[sel]]
-    feats["log_turnover_dev_market"] = feats["log_turnover"] - feats["market_log_turnover"]
-    feats["log_mcap_rel"] = feats["log_market_cap"] - feats["market_log_market_cap"]
-    # Volatility proxies.
-    abs_diff = np.abs(lt - prev_lt)
-    feats["abs_log_turnover_diff"] = abs_diff[sel]
-    s, _s2, cnt = window_sums(abs_diff, key, ABS_WINDOW, at)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        feats[f"abs_log_turnover_diff_mean_{ABS_WINDOW}"] = np.where(
-            cnt > 0, s / np.maximum(cnt, 1), np.nan
-        )
-    feats["abs_return_1"] = np.abs(ret[sel])
-    feats["abs_change_24h"] = np.abs(change_24h)
     # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
     # cadence) the weekday of the target, assumed one such gap ahead.
-    row_ns = times_ns[t]
-    gap = np.where(prev_gone, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
+    row_ns = order.times_ns[t]
+    gap = np.where(order.prev_gone, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
     feats["gap_days"] = gap
     daily = np.isfinite(gap) & (gap <= DAILY_GAP_DAYS)
     target_ns = row_ns[sel] + np.where(daily, gap, 0.0) * 86_400e9
     weekday = ((target_ns // 86_400e9).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
     feats["target_weekday"] = np.where(daily, weekday, np.nan).astype(float)
-    for c in extras:
-        feats[c] = pd.to_numeric(col[c][sel], errors="coerce").astype(float)
+    return feats
 
-    # Target: the same coin's log turnover at the next distinct panel time.
-    next_same_coin = np.zeros(n, dtype=bool)
-    next_same_coin[:-1] = ~new_coin[1:]
+
+def _window_mean(values: np.ndarray, order: _CoinOrder, window: int) -> np.ndarray:
+    """The mean of ``values`` over the coin's rows within ``window`` snapshot times."""
+    s, _s2, cnt = window_sums(values, order.key, window, order.at)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
+
+
+def _window_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
+    """The features of each selected row over its coin's earlier rows (history windows)."""
+    key, at = order.key, order.at
+    feats = {f"log_turnover_mean_{w}": _window_mean(logs.lt, order, w) for w in MEAN_WINDOWS}
+    s, s2, cnt = window_sums(logs.ret, key, VOL_WINDOW, at)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s * s / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
+    feats[f"volatility_{VOL_WINDOW}"] = np.where(cnt >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    # The coin's rows within the history: what prediction, which reads only the newest
+    # HISTORY_ROWS snapshot times, can count too.
+    feats["snapshots_seen"] = window_sums(np.ones(len(order.t)), key, HISTORY_ROWS, at)[2]
+    # Memory: a long window and exponentially weighted means, and today against them.
+    long_mean = _window_mean(logs.lt, order, LONG_WINDOW)
+    feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
+    ewms = ewm_windows(logs.lt, key, EWM_HALFLIVES, LONG_WINDOW, at)
+    for h, values in zip(EWM_HALFLIVES, ewms, strict=True):
+        feats[f"log_turnover_ewm_{h}"] = values
+    feats["log_turnover_dev_long"] = logs.lt[order.sel] - long_mean
+    abs_mean = _window_mean(logs.abs_diff, order, ABS_WINDOW)
+    feats[f"abs_log_turnover_diff_mean_{ABS_WINDOW}"] = abs_mean
+    return feats
+
+
+def _market_features(order: _CoinOrder, logs: _LogSeries, feats) -> dict[str, np.ndarray]:
+    """Market-wide components at each selected row's snapshot, and the coin against them
+    (``feats`` holds the row's own ``log_turnover`` and ``log_market_cap``)."""
+    market = market_series(order.t, len(order.times_ns), logs.lt, logs.ret, logs.log_mcap)
+    t_sel = order.t[order.sel]
+    out = {name: market[name][t_sel] for name in MARKET_FEATURES}
+    out["log_turnover_dev_market"] = feats["log_turnover"] - out["market_log_turnover"]
+    out["log_mcap_rel"] = feats["log_market_cap"] - out["market_log_market_cap"]
+    return out
+
+
+def _target(order: _CoinOrder, lt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each selected row's target, the same coin's log turnover at the next distinct panel
+    time, and whether the coin has a row there."""
+    t, sel = order.t, order.sel
+    next_same_coin = np.zeros(len(t), dtype=bool)
+    next_same_coin[:-1] = ~order.new_coin[1:]
     next_t = np.roll(t, -1)
     has_next = (next_same_coin & (next_t == t + 1))[sel]
-    y = np.where(has_next, np.roll(lt, -1)[sel], np.nan)
+    return np.where(has_next, np.roll(lt, -1)[sel], np.nan), has_next
 
-    # Back to time-then-coin order, the order of load_snapshots.
-    t_sel = t[sel]
-    order = np.argsort(t_sel, kind="stable")
-    t_out = t_sel[order]
-    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
-    block = np.empty((len(names), len(order)))  # one float block, one column per row
+
+def _feature_set(order: _CoinOrder, feats, names: list[str], y, has_next) -> FeatureSet:
+    """The ``names`` columns of ``feats``, the target and the meta, back in time-then-coin
+    order (the order of load_snapshots)."""
+    sel, times_ns, unit = order.sel, order.times_ns, order.unit
+    t_sel = order.t[sel]
+    rank = np.argsort(t_sel, kind="stable")
+    t_out = t_sel[rank]
+    block = np.empty((len(names), len(rank)))  # one float block, one column per row
     for i, c in enumerate(names):
-        block[i] = feats[c][order]
+        block[i] = feats[c][rank]
     X = pd.DataFrame(block.T, columns=names, copy=False)
 
     # The meta frame is built on first use, from these arrays only (not the whole panel).
-    ids = coin[sel][order]
-    symbol = col["symbol"][sel][order] if "symbol" in col else None
-    name = col["coin_name"][sel][order] if "coin_name" in col else None
-    next_ns = np.where(has_next[order], times_ns[np.minimum(t_out + 1, len(times_ns) - 1)], _NAT)
+    col = order.col
+    ids = col["coin_id"][sel][rank]
+    symbol = col["symbol"][sel][rank] if "symbol" in col else None
+    name = col["coin_name"][sel][rank] if "coin_name" in col else None
+    next_ns = np.where(has_next[rank], times_ns[np.minimum(t_out + 1, len(times_ns) - 1)], NAT_NS)
 
     def make_meta() -> pd.DataFrame:
         return pd.DataFrame(
@@ -356,42 +370,11 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
                 "coin_id": ids,
                 "symbol": symbol,
                 "coin_name": name,
-                "snapshot_ts": _times(times_ns[t_out], unit),
+                "snapshot_ts": utc_times(times_ns[t_out], unit),
                 "t": t_out,
-                "target_ts": _times(next_ns, unit),
+                "target_ts": utc_times(next_ns, unit),
             }
         )
 
-    y = pd.Series(y[order], name="target_log_turnover")
-    return FeatureSet(X, y, rows=by_coin[sel][order], make_meta=make_meta)
-
-
-_NAT = np.iinfo(np.int64).min
-
-
-def _time_codes(ts_ns: np.ndarray, times) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's code on the time axis (0 = oldest), and the axis as UTC nanoseconds."""
-    if times is None:
-        return pd.factorize(ts_ns, sort=True)
-    axis = np.unique(_utc_ns(np.asarray(times, dtype="datetime64[ns]"))[0])
-    t_code = np.searchsorted(axis, ts_ns)
-    off = (t_code >= len(axis)) | (axis[np.minimum(t_code, len(axis) - 1)] != ts_ns)
-    if len(ts_ns) and off.any():
-        when = pd.Timestamp(int(ts_ns[np.flatnonzero(off)[0]]), tz="UTC")
-        raise InputError(f"snapshot_ts {when} of a panel row is not on the given time axis")
-    return t_code, axis
-
-
-def _utc_ns(stamps) -> tuple[np.ndarray, str]:
-    """Snapshot times as int64 UTC nanoseconds, and the time unit to give them back in."""
-    if isinstance(stamps, np.ndarray) and stamps.dtype.kind == "M":
-        return stamps.astype("datetime64[ns]").view(np.int64), "ns"
-    if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
-        stamps = pd.to_datetime(stamps, utc=True)
-    index = pd.DatetimeIndex(stamps)
-    return index.as_unit("ns").asi8, index.unit
-
-
-def _times(ns: np.ndarray, unit: str) -> pd.DatetimeIndex:
-    """UTC times (``unit``) from int64 nanoseconds (NaT where ``_NAT``)."""
-    return pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC").as_unit(unit)
+    y = pd.Series(y[rank], name="target_log_turnover")
+    return FeatureSet(X, y, rows=order.by_coin[sel][rank], make_meta=make_meta)

@@ -215,12 +215,9 @@ def copy_file(conn: Connection, path: Path, file_id: int, first: ParsedFile, *, 
 
     Runs inside the file's transaction; ``first`` is :func:`first_piece`.
     """
-    from liquidity_core.ingest.copy import (
-        ANY_STORED_BETWEEN,
-        binary_stream_of,
-        copied_directly,
-        copy_stream,
-    )
+    from liquidity_core.ingest.binary_copy import binary_stream_of
+    from liquidity_core.ingest.copy import ANY_STORED_BETWEEN, copied_directly
+    from liquidity_core.ingest.copy_io import copy_stream
 
     conn.exec_driver_sql(db.query("ingest_stage_settings", "postgresql").text)
     rows = first.rows

@@ -101,23 +101,7 @@ def parse_csv(data: bytes) -> ParsedFile:
         that is not CSV; the message names the problem and what was expected.
     """
     text = decode_csv_bytes(data)
-    if not text or text.isspace():
-        raise FileRejected(
-            f"empty file: no header and no rows; expected one of: {expected_formats_text()}"
-        )
-    first = _LINE_BREAK.split(text, maxsplit=1)[0]
-    try:
-        # newline="": the csv module sees \r, \n and \r\n line ends as they are.
-        source = io.StringIO(text if first.count('"') % 2 else first, newline="")
-        header = [h.strip() for h in next(csv.reader(source))]
-    except (csv.Error, StopIteration) as exc:
-        raise FileRejected(f"cannot read the header as CSV: {exc}") from None
-    seen: dict[str, str] = {}
-    for h in header:
-        norm = normalize_header(h)
-        if norm and norm in seen:
-            raise FileRejected(f"duplicate column {h!r} (also {seen[norm]!r}) in the header")
-        seen[norm] = h
+    header = _read_header(text)
     spec = detect_format(header)
     names = [h if h else f"_unnamed_{i}" for i, h in enumerate(header)]
     text_cols = [h for h in names if spec.fields.get(normalize_header(h)) in IDENTITY_FIELDS]
@@ -138,8 +122,45 @@ def parse_csv(data: bytes) -> ParsedFile:
     good = np.ones(len(frame), dtype=bool)
     good[probs["position"].to_numpy()] = False
     reasons = _reasons(probs, len(frame))
+    _reject_repeated_keys(frame, good, reasons)
+    rejected = _rejected_lines(text, lines, good, reasons, skipped, len(names))
+    rows = frame.loc[good].reset_index(drop=True)
+    return ParsedFile(
+        spec=spec,
+        rows=rows,
+        rejected=rejected,
+        rows_in_file=rows_in_file,
+        extra_columns=checked.extra_columns,
+        ignored_columns=checked.ignored_columns,
+    )
 
-    # A (coin, time) twice in one file: the first good occurrence wins.
+
+def _read_header(text: str) -> list[str]:
+    """The header's column names, stripped; rejects an empty file, a header that is not
+    CSV and a column named twice (up to :func:`.formats.normalize_header`)."""
+    if not text or text.isspace():
+        raise FileRejected(
+            f"empty file: no header and no rows; expected one of: {expected_formats_text()}"
+        )
+    first = _LINE_BREAK.split(text, maxsplit=1)[0]
+    try:
+        # newline="": the csv module sees \r, \n and \r\n line ends as they are.
+        source = io.StringIO(text if first.count('"') % 2 else first, newline="")
+        header = [h.strip() for h in next(csv.reader(source))]
+    except (csv.Error, StopIteration) as exc:
+        raise FileRejected(f"cannot read the header as CSV: {exc}") from None
+    seen: dict[str, str] = {}
+    for h in header:
+        norm = normalize_header(h)
+        if norm and norm in seen:
+            raise FileRejected(f"duplicate column {h!r} (also {seen[norm]!r}) in the header")
+        seen[norm] = h
+    return header
+
+
+def _reject_repeated_keys(frame: pd.DataFrame, good: np.ndarray, reasons: np.ndarray) -> None:
+    """A (coin, time) twice in one file: the first good occurrence wins; the later ones
+    are marked bad in ``good`` and get their reason in ``reasons`` (both in place)."""
     keyed = frame.loc[good, ["coin_id", "snapshot_ts", "line"]]
     dup = keyed.duplicated(["coin_id", "snapshot_ts"], keep="first").to_numpy()
     if dup.any():
@@ -150,6 +171,12 @@ def parse_csv(data: bytes) -> ParsedFile:
         ]
         good[dup_pos] = False
 
+
+def _rejected_lines(
+    text: str, lines: np.ndarray, good: np.ndarray, reasons: np.ndarray, skipped, n_fields: int
+) -> pd.DataFrame:
+    """``line``, ``reason`` and ``raw_line`` of the rows not ``good`` and of the lines
+    skipped for too many fields, in line order."""
     bad_pos = np.flatnonzero(~good)
     rejected = pd.DataFrame(
         {
@@ -172,21 +199,13 @@ def parse_csv(data: bytes) -> ParsedFile:
     if len(rejected):
         # Name a short line as such: its missing fields are the real problem.
         counts = np.array([_field_count(r) for r in raw_lines])
-        short = (counts < len(names)) & ~rejected["reason"].str.startswith("has ").to_numpy(bool)
+        short = (counts < n_fields) & ~rejected["reason"].str.startswith("has ").to_numpy(bool)
         if short.any():
             rejected.loc[short, "reason"] = [
-                f"has {c} fields, expected {len(names)}; {r}"
+                f"has {c} fields, expected {n_fields}; {r}"
                 for c, r in zip(counts[short], rejected.loc[short, "reason"], strict=True)
             ]
-    rows = frame.loc[good].reset_index(drop=True)
-    return ParsedFile(
-        spec=spec,
-        rows=rows,
-        rejected=rejected,
-        rows_in_file=rows_in_file,
-        extra_columns=checked.extra_columns,
-        ignored_columns=checked.ignored_columns,
-    )
+    return rejected
 
 
 def _read_rows(text: str, body: bytes, names: list[str], text_cols: list[str]):

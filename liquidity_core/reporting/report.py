@@ -22,121 +22,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liquidity_core.reporting.data_section import data_section
 from liquidity_core.reporting.html import figure as _figure
 from liquidity_core.reporting.html import svg as _svg
 from liquidity_core.reporting.html import table as _table
 from liquidity_core.reporting.totals import EDA_ROWS, stored_totals
 from liquidity_core.settings import Settings
 from liquidity_core.store import db
-from liquidity_core.store.schema import MEASURES
 
 log = logging.getLogger(__name__)
-
-NUMERIC = list(MEASURES)
-
-
-def data_section(
-    panel: pd.DataFrame, totals: dict | None = None, coin_history: pd.DataFrame | None = None
-) -> tuple[str, list[str]]:
-    """HTML for the EDA part and the ids of the plots it holds.
-
-    ``panel`` gives the medians, distributions and correlations. ``totals``
-    (:func:`stored_totals`) gives exact counts, missing values and ranges over every stored
-    row when ``panel`` is only the newest snapshots; ``coin_history`` holds the whole
-    history of the coins plotted over time (default: their rows in ``panel``).
-    """
-    plots: list[str] = []
-    if panel.empty:
-        return "<p>No market data has been ingested yet.</p>", plots
-    turnover = panel["volume_24h"] / panel["market_cap"].where(panel["market_cap"] > 0)
-    numeric = panel[[c for c in panel.columns if c in NUMERIC or c.startswith("x_")]].copy()
-    numeric["turnover"] = turnover
-    summary = pd.DataFrame(
-        {
-            "column": numeric.columns,
-            "missing": [int(numeric[c].isna().sum()) for c in numeric.columns],
-            "missing %": [100 * numeric[c].isna().mean() for c in numeric.columns],
-            "min": [numeric[c].min() for c in numeric.columns],
-            "median": [numeric[c].median() for c in numeric.columns],
-            "max": [numeric[c].max() for c in numeric.columns],
-        }
-    )
-    t = totals or {
-        "n_rows": len(panel),
-        "n_coins": panel["coin_id"].nunique(),
-        "n_snapshots": panel["snapshot_ts"].nunique(),
-        "first": panel["snapshot_ts"].min(),
-        "last": panel["snapshot_ts"].max(),
-    }
-    parts = [
-        f"<p>{t['n_rows']:,} rows, {t['n_coins']:,} coins, {t['n_snapshots']:,} snapshots "
-        f"from {t['first']:%Y-%m-%d %H:%M} to {t['last']:%Y-%m-%d %H:%M} UTC.</p>",
-    ]
-    if totals is not None and len(panel) < totals["n_rows"]:
-        for i, col in enumerate(summary["column"]):
-            if col in totals["columns"]:
-                present, low, high = totals["columns"][col]
-                missing = totals["n_rows"] - present
-                summary.loc[i, ["missing", "missing %", "min", "max"]] = [
-                    missing,
-                    100 * missing / totals["n_rows"],
-                    low,
-                    high,
-                ]
-        parts.append(
-            f"<p>Counts, missing values and ranges cover every row; medians, distributions "
-            f"and correlations the newest {panel['snapshot_ts'].nunique():,} snapshots "
-            f"({len(panel):,} rows).</p>"
-        )
-    parts += ["<h3>Missing values and ranges</h3>", _table(summary)]
-
-    fig, axes = _figure(10, 3.2)
-    fig.clf()
-    for i, (name, values) in enumerate(
-        [
-            ("24h volume", panel["volume_24h"]),
-            ("market cap", panel["market_cap"]),
-            ("turnover", turnover),
-        ]
-    ):
-        ax = fig.add_subplot(1, 3, i + 1)
-        positive = values[(values > 0) & np.isfinite(values)]
-        ax.hist(np.log10(positive), bins=40, color="#3b6ea5")
-        ax.set_title(f"log10 {name}")
-    parts += ["<h3 id='distributions'>Distributions</h3>", _svg(fig)]
-    plots.append("distributions")
-
-    corr = (
-        numeric.assign(
-            log_volume=np.log10(panel["volume_24h"].where(panel["volume_24h"] > 0)),
-            log_market_cap=np.log10(panel["market_cap"].where(panel["market_cap"] > 0)),
-            log_turnover=np.log10(turnover.where(turnover > 0)),
-        )
-        .drop(columns=["volume_24h", "market_cap", "turnover"])
-        .corr()
-    )
-    fig, ax = _figure(6, 5)
-    im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(len(corr)), corr.columns, rotation=60, ha="right")
-    ax.set_yticks(range(len(corr)), corr.columns)
-    fig.colorbar(im, ax=ax)
-    parts += ["<h3 id='correlations'>Correlations</h3>", _svg(fig)]
-    plots.append("correlations")
-
-    latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
-    largest = latest.nlargest(8, "market_cap")["coin_id"]
-    fig, ax = _figure(9, 3.8)
-    history = panel if coin_history is None else coin_history
-    for coin in largest:
-        rows = history[history["coin_id"] == coin].sort_values("snapshot_ts")
-        ax.plot(rows["snapshot_ts"], rows["volume_24h"] / rows["market_cap"], label=coin)
-    ax.set_yscale("log")
-    ax.set_ylabel("turnover (volume / market cap)")
-    ax.legend(fontsize=7, ncol=4)
-    parts += ["<h3 id='turnover-over-time'>Turnover over time, largest coins</h3>", _svg(fig)]
-    plots.append("turnover-over-time")
-    return "\n".join(parts), plots
-
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -321,30 +215,15 @@ def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[
     parts.append(
         f"<p>Champion: <b>{html.escape(model.version)}</b> ({len(actual):,} holdout rows).</p>"
     )
-
-    fig, ax = _figure(5, 5)
-    ax.scatter(actual, pred, s=6, alpha=0.4)
-    lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel("actual log turnover (next snapshot)")
-    ax.set_ylabel("predicted log turnover")
     parts += [
         "<h3 id='predicted-vs-actual'>Predicted against actual, champion holdout</h3>",
-        _svg(fig),
+        _predicted_vs_actual_plot(actual, pred),
     ]
     plots.append("predicted-vs-actual")
-
-    residual = pred - actual
-    buckets = pd.qcut(np.log10(market_cap), q=min(5, max(1, len(actual) // 20)), duplicates="drop")
-    groups = pd.Series(residual).groupby(np.asarray(buckets), observed=True)
-    fig, ax = _figure(8, 3.6)
-    labels = [f"{iv.left:.1f}–{iv.right:.1f}" for iv in groups.groups]
-    ax.boxplot([g.to_numpy() for _, g in groups], showfliers=False)
-    ax.set_xticks(range(1, len(labels) + 1), labels)
-    ax.axhline(0, color="k", lw=1)
-    ax.set_xlabel("log10 market cap bucket")
-    ax.set_ylabel("residual (predicted − actual)")
-    parts += ["<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>", _svg(fig)]
+    parts += [
+        "<h3 id='residuals-by-market-cap'>Residuals by market-cap bucket</h3>",
+        _residuals_by_market_cap_plot(actual, pred, market_cap),
+    ]
     plots.append("residuals-by-market-cap")
 
     by_snapshot = model.metadata.get("holdout_skill_by_snapshot")
@@ -355,15 +234,55 @@ def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[
         ]
         plots.append("skill-by-snapshot")
 
+    parts += ["<h3 id='feature-importances'>Feature importances</h3>", _importances_plot(model)]
+    plots.append("feature-importances")
+    parts += [
+        "<h3 id='candidates'>How the other candidates compared</h3>",
+        _candidates_table(history),
+    ]
+    plots.append("candidates")
+    return "\n".join(parts), plots
+
+
+def _predicted_vs_actual_plot(actual: np.ndarray, pred: np.ndarray) -> str:
+    """The champion's holdout predictions against the actual values, the diagonal dashed."""
+    fig, ax = _figure(5, 5)
+    ax.scatter(actual, pred, s=6, alpha=0.4)
+    lo, hi = float(np.nanmin(actual)), float(np.nanmax(actual))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("actual log turnover (next snapshot)")
+    ax.set_ylabel("predicted log turnover")
+    return _svg(fig)
+
+
+def _residuals_by_market_cap_plot(actual: np.ndarray, pred: np.ndarray, market_cap) -> str:
+    """Box plots of the holdout residuals in up to five market-cap quantile buckets."""
+    residual = pred - actual
+    buckets = pd.qcut(np.log10(market_cap), q=min(5, max(1, len(actual) // 20)), duplicates="drop")
+    groups = pd.Series(residual).groupby(np.asarray(buckets), observed=True)
+    fig, ax = _figure(8, 3.6)
+    labels = [f"{iv.left:.1f}–{iv.right:.1f}" for iv in groups.groups]
+    ax.boxplot([g.to_numpy() for _, g in groups], showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.axhline(0, color="k", lw=1)
+    ax.set_xlabel("log10 market cap bucket")
+    ax.set_ylabel("residual (predicted − actual)")
+    return _svg(fig)
+
+
+def _importances_plot(model) -> str:
+    """The champion's impurity feature importances, smallest at the bottom."""
     forest = model.pipeline[-1]
     importances = pd.Series(forest.feature_importances_, index=model.feature_names)
     importances = importances.sort_values()
     fig, ax = _figure(7, max(2.5, 0.25 * len(importances)))
     ax.barh(importances.index, importances.to_numpy(), color="#3b6ea5")
     ax.set_xlabel("impurity importance")
-    parts += ["<h3 id='feature-importances'>Feature importances</h3>", _svg(fig)]
-    plots.append("feature-importances")
+    return _svg(fig)
 
+
+def _candidates_table(history: pd.DataFrame) -> str:
+    """The champion's cross-validation and holdout R² beside those of the other candidates."""
     champion_row = history[history["status"] == "champion"].iloc[-1]
     candidates = champion_row.get("candidates") or {}
     table = pd.DataFrame(
@@ -383,6 +302,4 @@ def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[
             for name, c in candidates.items()
         ]
     )
-    parts += ["<h3 id='candidates'>How the other candidates compared</h3>", _table(table)]
-    plots.append("candidates")
-    return "\n".join(parts), plots
+    return _table(table)

@@ -136,47 +136,12 @@ def prepare_data(
     started = time.perf_counter()
     registry.reconcile_pointer(settings)
     remove_stale_staging(settings)
-    if panel is None:
-        engine = db.get_engine(settings.database_url)
-        db.require_schema(engine)
-
-        def chunks():
-            return stored_chunks(engine, until=until, chunk_rows=chunk_rows)
-
-    else:
-
-        def chunks():
-            return frame_chunks(panel, chunk_rows=chunk_rows)
-
+    chunks = _chunk_source(settings, until=until, panel=panel, chunk_rows=chunk_rows)
     seen = scan(chunks())
     tuning_t, holdout_t = _split_times(seen, settings)
     n_tuning = int(seen.targets_at[tuning_t].sum())
-    picked = None
-    if n_tuning > max_tuning_rows:
-        rng = np.random.default_rng(settings.random_seed)
-        picked = np.sort(rng.choice(n_tuning, size=max_tuning_rows, replace=False))
-        log.info("staging %d of %d tuning rows (random)", max_tuning_rows, n_tuning)
-    parts, counted = [], 0
-    for fs in windowed_features(chunks()):
-        t = fs.meta["t"].to_numpy()
-        has = np.isfinite(fs.y.to_numpy())
-        tune = has & np.isin(t, tuning_t)
-        hold = has & np.isin(t, holdout_t)
-        if picked is not None:
-            ordinal = counted + np.cumsum(tune) - 1
-            counted += int(tune.sum())
-            at = np.minimum(np.searchsorted(picked, ordinal), len(picked) - 1)
-            tune &= picked[at] == ordinal
-        keep = tune | hold
-        parts.append((fs.X[keep], fs.y[keep], fs.meta[keep], tune[keep], hold[keep]))
-    X = pd.concat([p[0] for p in parts], ignore_index=True)
-    extras = sorted(c for c in X.columns if c.startswith("x_"))
-    X = X[[*[c for c in X.columns if not c.startswith("x_")], *extras]]
-    y = pd.concat([p[1] for p in parts], ignore_index=True)
-    meta = pd.concat([p[2] for p in parts], ignore_index=True)
-    tuning = np.flatnonzero(np.concatenate([p[3] for p in parts]))
-    holdout = np.flatnonzero(np.concatenate([p[4] for p in parts]))
-    del parts
+    picked = _tuning_sample(n_tuning, max_tuning_rows, settings.random_seed)
+    X, y, meta, tuning, holdout = _kept_rows(chunks, tuning_t, holdout_t, picked)
     stage = staging_dir(settings, run_id)
     stage.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -207,6 +172,62 @@ def prepare_data(
         time.perf_counter() - started,
     )
     return summary
+
+
+def _chunk_source(settings: Settings, *, until, panel, chunk_rows: int):
+    """A function that reads the panel afresh, in time-ordered chunks each call: from
+    ``panel`` when given, else from the database (its schema checked first)."""
+    if panel is None:
+        engine = db.get_engine(settings.database_url)
+        db.require_schema(engine)
+
+        def chunks():
+            return stored_chunks(engine, until=until, chunk_rows=chunk_rows)
+
+    else:
+
+        def chunks():
+            return frame_chunks(panel, chunk_rows=chunk_rows)
+
+    return chunks
+
+
+def _tuning_sample(n_tuning: int, max_tuning_rows: int, seed) -> np.ndarray | None:
+    """The ordinals (sorted) of the tuning rows to stage, drawn at random with ``seed``;
+    None when every tuning row is staged."""
+    if n_tuning <= max_tuning_rows:
+        return None
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(n_tuning, size=max_tuning_rows, replace=False))
+    log.info("staging %d of %d tuning rows (random)", max_tuning_rows, n_tuning)
+    return picked
+
+
+def _kept_rows(chunks, tuning_t, holdout_t, picked: np.ndarray | None):
+    """The rows with a target at the tuning times (only the ``picked`` ordinals, when
+    given) and at the holdout times: ``X`` (extras last, sorted), ``y``, ``meta`` and the
+    positions of the tuning and of the holdout rows in them."""
+    parts, counted = [], 0
+    for fs in windowed_features(chunks()):
+        t = fs.meta["t"].to_numpy()
+        has = np.isfinite(fs.y.to_numpy())
+        tune = has & np.isin(t, tuning_t)
+        hold = has & np.isin(t, holdout_t)
+        if picked is not None:
+            ordinal = counted + np.cumsum(tune) - 1
+            counted += int(tune.sum())
+            at = np.minimum(np.searchsorted(picked, ordinal), len(picked) - 1)
+            tune &= picked[at] == ordinal
+        keep = tune | hold
+        parts.append((fs.X[keep], fs.y[keep], fs.meta[keep], tune[keep], hold[keep]))
+    X = pd.concat([p[0] for p in parts], ignore_index=True)
+    extras = sorted(c for c in X.columns if c.startswith("x_"))
+    X = X[[*[c for c in X.columns if not c.startswith("x_")], *extras]]
+    y = pd.concat([p[1] for p in parts], ignore_index=True)
+    meta = pd.concat([p[2] for p in parts], ignore_index=True)
+    tuning = np.flatnonzero(np.concatenate([p[3] for p in parts]))
+    holdout = np.flatnonzero(np.concatenate([p[4] for p in parts]))
+    return X, y, meta, tuning, holdout
 
 
 def _split_times(seen, settings: Settings) -> tuple[np.ndarray, np.ndarray]:

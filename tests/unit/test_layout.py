@@ -1,5 +1,6 @@
 """The runtime package's shape: an import graph without cycles, a docstring on every module,
-and a module form of the command line that lists every command."""
+a module form of the command line that lists every command, and no module or function
+over its size limit."""
 
 import ast
 import subprocess
@@ -142,3 +143,31 @@ def _private_imports() -> list[str]:
 def test_no_private_name_is_imported_across_modules():
     """What two modules share is public in the lower one."""
     assert _private_imports() == []
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 100
+
+
+def test_no_runtime_module_is_over_400_lines():
+    """A module over the limit is split along its sections, into modules of the same package."""
+    offenders = []
+    for path in _modules().values():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES:
+            offenders.append(f"{path.relative_to(REPO)}: {lines} lines")
+    assert offenders == [], f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(offenders)
+
+
+def test_no_function_is_over_100_lines():
+    """Each function, nested ones counted on their own, from its def line to its last line."""
+    offenders = []
+    for path in _modules().values():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    where = f"{path.relative_to(REPO)}:{node.lineno}"
+                    offenders.append(f"{where} {node.name}: {lines} lines")
+    assert offenders == [], f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(offenders)

@@ -137,9 +137,9 @@ def test_bad_bytes_in_a_later_piece_quarantine_the_file_and_store_nothing(
 def test_chunks_made_ahead_come_in_order_with_errors_in_place_and_stop_with_the_reader():
     import threading
 
-    from liquidity_core.ingest.copy import _made_ahead
+    from liquidity_core.ingest.copy_io import made_ahead
 
-    assert list(_made_ahead(iter(range(50)), depth=3)) == list(range(50))
+    assert list(made_ahead(iter(range(50)), depth=3)) == list(range(50))
 
     def failing():
         yield from (1, 2)
@@ -147,7 +147,7 @@ def test_chunks_made_ahead_come_in_order_with_errors_in_place_and_stop_with_the_
 
     got = []
     with pytest.raises(ValueError, match="piece 3"):
-        for item in _made_ahead(failing()):
+        for item in made_ahead(failing()):
             got.append(item)
     assert got == [1, 2]
 
@@ -158,7 +158,7 @@ def test_chunks_made_ahead_come_in_order_with_errors_in_place_and_stop_with_the_
             made.append(i)
             yield i
 
-    reader = _made_ahead(endless(), depth=2)
+    reader = made_ahead(endless(), depth=2)
     assert next(reader) == 0
     reader.close()  # the reader stops early (a failed COPY): the thread stops too
     assert not any(t.name == "copy-encode" for t in threading.enumerate())

@@ -5,7 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from liquidity_core.ingest import copy
+from liquidity_core.ingest import binary_copy, copy
 from liquidity_core.store import db, migrate, schema
 
 TABLES = [t for t in schema.metadata.sorted_tables]
@@ -66,10 +66,10 @@ def _copy_columns(name: str) -> list[str]:
 
 def test_every_copy_column_list_matches_its_table():
     snapshots = [c.name for c in schema.market_snapshots.columns]
-    staged = [c for c in copy.BINARY_COLUMNS if c != "source_file_id"]
-    # The binary COPY writes the columns in the order copy.BINARY_COLUMNS encodes them.
-    assert _copy_columns("ingest_copy_direct") == list(copy.BINARY_COLUMNS)
-    assert sorted(copy.BINARY_COLUMNS) == sorted(snapshots)
+    staged = [c for c in binary_copy.BINARY_COLUMNS if c != "source_file_id"]
+    # The binary COPY writes the columns in the order binary_copy.BINARY_COLUMNS encodes them.
+    assert _copy_columns("ingest_copy_direct") == list(binary_copy.BINARY_COLUMNS)
+    assert sorted(binary_copy.BINARY_COLUMNS) == sorted(snapshots)
     assert _copy_columns("ingest_stage_copy") == staged
     assert _copy_columns("ingest_stage_create") == [c for c in snapshots if c != "source_file_id"]
     assert _copy_columns("ingest_stage_upsert") == snapshots
