@@ -153,7 +153,7 @@ def run(scale: Scale, results: Results) -> None:
         with pg_schema("bench_huge") as (url, schema):
             _copy_reference(path, schema, n, label, results)
             root = Path(f"/tmp/liquidity-bench-huge-run-{os.getpid()}")
-            settings = make_settings(root, url)
+            settings = make_settings(root, url, LIQUIDITY_REFIT=None)  # the product's default
             env = env_of(settings)
             ing = _checked(
                 "liquidity ingest",

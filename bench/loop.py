@@ -104,7 +104,10 @@ def run(scale: Scale, results: Results) -> None:
     with tempfile.TemporaryDirectory(prefix="liquidity-bench-loop-") as tmp:
         root = Path(tmp)
         settings = make_settings(
-            root, f"sqlite:///{root / 'liquidity.db'}", LIQUIDITY_HOLDOUT_SNAPSHOTS=60
+            root,
+            f"sqlite:///{root / 'liquidity.db'}",
+            LIQUIDITY_HOLDOUT_SNAPSHOTS=60,
+            LIQUIDITY_REFIT=None,  # the product's default, as a user runs it
         )
         engine = db.get_engine(settings.database_url)
         db.upgrade(engine)

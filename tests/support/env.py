@@ -12,8 +12,11 @@ def liquidity_env(root: Path, database_url: str, **overrides) -> dict[str, str]:
 
     Files settle at once (``LIQUIDITY_FILE_SETTLE_SECONDS=0``) and the API is not
     rate-limited (``LIQUIDITY_API_RATE_LIMIT=off``: the load tests and the benchmarks send
-    thousands of requests from one address; tests of the limit set one); ``overrides`` are extra or
-    replaced variables, given by their full name (``LIQUIDITY_N_JOBS=1``). A value of
+    thousands of requests from one address; tests of the limit set one). Models are
+    published as scored, not refitted on their holdout (``LIQUIDITY_REFIT=0``): tests
+    retrain on the same synthetic snapshot times, which a refitted champion has seen, so
+    every later comparison would be refused; the refit has tests of its own. ``overrides``
+    are extra or replaced variables, given by their full name (``LIQUIDITY_N_JOBS=1``). A value of
     ``None`` drops the variable.
     """
     env = {
@@ -23,6 +26,7 @@ def liquidity_env(root: Path, database_url: str, **overrides) -> dict[str, str]:
         "LIQUIDITY_MODEL_DIR": str(root / "models"),
         "LIQUIDITY_FILE_SETTLE_SECONDS": "0",
         "LIQUIDITY_API_RATE_LIMIT": "off",
+        "LIQUIDITY_REFIT": "0",
     }
     for key, value in overrides.items():
         if value is None:
