@@ -46,6 +46,18 @@ def _trained(value) -> str:
     return "" if value is None else str(value)[:19].replace("T", " ")
 
 
+def _form(params) -> str:
+    """The model form CV chose: ``base + 0.75 x forest`` (and the CV R² it won by)."""
+    params = params if isinstance(params, dict) else {}
+    weight = params.get("blend_weight")
+    if weight is None:
+        return "forest"
+    by_blend = params.get("cv_r2_by_blend") or {}
+    chosen, base = by_blend.get(f"{weight:g}"), by_blend.get("0")
+    gain = f" (CV R² +{chosen - base:.3f} over the base)" if None not in (chosen, base) else ""
+    return f"HAR base + {weight:g} × forest{gain}" if weight else "HAR base alone"
+
+
 @cache
 def _template():
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -58,6 +70,7 @@ def _template():
     )
     env.filters["r2"] = _r2
     env.filters["trained"] = _trained
+    env.filters["form"] = _form
     return env.get_template("model_history.html")
 
 
