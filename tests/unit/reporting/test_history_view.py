@@ -80,6 +80,7 @@ def test_rows_in_order_escaped_and_formatted():
         "R² (challenger)",
         "R² (champion)",
         "R² (persistence)",
+        "Form",
         "Status",
         "Decision",
     ]
@@ -90,10 +91,11 @@ def test_rows_in_order_escaped_and_formatted():
             "0.612",
             "0.500",
             "–",
+            "forest",
             "champion",
             "beats champion & persistence",
         ],
-        ["v1", "2024-01-02 02:00:00", "–", "–", "0.400", "rejected", "no better"],
+        ["v1", "2024-01-02 02:00:00", "–", "–", "0.400", "forest", "rejected", "no better"],
     ]
     assert 'class="status-champion"' in html and 'class="badge badge-champion"' in html
 
@@ -101,10 +103,16 @@ def test_rows_in_order_escaped_and_formatted():
 def test_extra_columns_only_when_asked_and_present():
     page = _cells(render_history_table(ROWS, table_id=None, extra=True))
     assert page.ids == []
-    assert page.head[5:] == ["Skill", "Status", "Decision"]  # no row has a recent mean R²
+    assert page.head[5:] == ["Skill", "Form", "Status", "Decision"]  # no recent mean R²
     assert [r[5] for r in page.rows] == ["0.250", "–"]
 
 
 def test_no_rows_says_so():
     page = _cells(render_history_table([]))
     assert page.rows == [["No model has been trained yet: run liquidity train."]]
+
+
+def test_the_form_cv_chose_is_shown_with_its_gain_over_the_base():
+    row = dict(ROWS[1], params={"blend_weight": 0.75, "cv_r2_by_blend": {"0": 0.60, "0.75": 0.65}})
+    page = _cells(render_history_table([row]))
+    assert "HAR base + 0.75 × forest (CV R² +0.050 over the base)" in page.rows[0]
