@@ -37,7 +37,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from liquidity_core.dag_args import retry_policy
 
 CHAMPION_MODEL = Asset("liquidity://champion_model")
-#: Celery queue of the memory- and CPU-heavy tasks (README "Scaling").
+#: Celery queue of the memory- and CPU-heavy tasks (docs/operations.md, "Scaling").
 TRAINING_QUEUE = "training"
 MARKET_SNAPSHOTS = Asset("liquidity://market_snapshots")
 RETRAIN_REQUESTED = Asset("liquidity://retrain_requested")

@@ -35,7 +35,7 @@ applied unscaled, as they were measured.
 
 This is a few lines of NumPy rather than a library (MAPIE): the calibration has to be
 stored in ``model_versions`` beside the model, applied on the lean request path without
-wrapping the published pipeline, and split by tercile; see README "Forecast intervals".
+wrapping the published pipeline, and split by tercile; see docs/model.md, "Forecast intervals".
 """
 
 from __future__ import annotations
