@@ -125,7 +125,8 @@ def test_task_edges(parsed, dag_id):
 
 
 def test_heavy_retrain_tasks_run_on_the_training_queue(parsed):
-    """Training has its own Celery queue (docs/operations.md, "Scaling"); the light tasks stay default."""
+    """Training has its own Celery queue (docs/operations.md, "Scaling"); light tasks stay
+    on the default queue."""
     queues = parsed["dags"]["liquidity_retrain"]["queues"]
     heavy = ["check_data", "train_challenger", "compare_with_champion", "publish_and_record"]
     assert {t: queues[t] for t in heavy} == dict.fromkeys(heavy, "training")
