@@ -3,7 +3,8 @@
 A table of every model version's realized numbers on its stored forecasts
 (:func:`liquidity_core.monitoring.accuracy.monitor`), the alert if one fires, a plot of the
 realized skill and coverage per target snapshot, and the feature drift (PSI) of the newest
-measured snapshot with values over 0.25 flagged.
+measured snapshot, each feature flagged above its threshold
+(:func:`liquidity_core.monitoring.drift.latest_drift`).
 :func:`liquidity_core.reporting.report.model_section` inserts it after the model history.
 """
 
@@ -19,7 +20,6 @@ from liquidity_core.settings import Settings
 def accuracy_section(settings: Settings) -> tuple[str, list[str]]:
     """HTML of the section and the ids of the plots it holds."""
     from liquidity_core.monitoring.accuracy import monitor
-    from liquidity_core.monitoring.drift import FLAG_PSI
     from liquidity_core.reporting.html import figure as _figure
     from liquidity_core.reporting.html import svg as _svg
     from liquidity_core.reporting.html import table as _table
@@ -67,7 +67,13 @@ def accuracy_section(settings: Settings) -> tuple[str, list[str]]:
     else:
         parts.append(
             f"<p>PSI against the training window of {html.escape(drift['model_version'])} at "
-            f"{html.escape(drift['snapshot_ts'][:19])}; flagged above {FLAG_PSI}.</p>"
+            f"{html.escape(drift['snapshot_ts'][:19])}; flagged above the threshold "
+            + (
+                "of each feature (from the PSI at the training window's own snapshots)."
+                if drift.get("calibrated")
+                else "0.25 (a reference without per-feature thresholds)."
+            )
+            + "</p>"
         )
         frame = pd.DataFrame(drift["features"])
         frame["flagged"] = frame["flagged"].map({True: "DRIFT", False: ""})

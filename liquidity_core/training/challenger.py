@@ -273,7 +273,9 @@ def train_challenger(
     }
     write_json(stage / "challenger.json", challenger)
     # The drift reference: the rows the model was fitted on, here while they are at hand.
-    write_json(stage / DRIFT_FILE, psi.reference_of_rows(rows.X_tune, rows.X_tune.columns))
+    write_json(
+        stage / DRIFT_FILE, psi.reference_of_rows(rows.X_tune, rows.X_tune.columns, rows.t_tune)
+    )
     log.info(
         "challenger %s: holdout r2 %s (persistence %s, skill %s), %.1f MB, %.1fs",
         challenger["version"],

@@ -57,6 +57,10 @@ def test_monitoring_api_is_the_monitor_report(store, client):
 def test_pages_show_the_loop(store, client):
     page = client.get("/models").get_data(as_text=True)
     assert 'id="realized-svg"' in page and "Realized skill" in page and 'id="drift' in page
+    # Each feature's drift threshold is shown beside its PSI.
+    drift = monitor(store)["drift"]
+    assert drift["calibrated"] and '<th class="num">Threshold</th>' in page
+    assert all(f"{f['threshold']:.3f}" in page for f in drift["features"])
     coin = client.get(f"/coins/{_symbol(store)}").get_data(as_text=True)
     assert 'id="coin-forecast-svg"' in coin and coin.count('class="forecast"') == 4
     assert "stored forecast" in coin
