@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from liquidity_core.errors import InputError, ModelError
 from liquidity_core.reporting.charts import r2_history_svg
+from liquidity_core.reporting.drift_chart import drift_svg
 from liquidity_core.reporting.forecast_charts import coin_forecast_svg, realized_svg
 from webapp.api import app_engine, app_settings, model_holder, predict_rows, value_problems
 from webapp.errors import ApiError, public_text
@@ -115,6 +116,7 @@ def models():
         table=render_history_table(with_realized(versions, report)),
         chart=r2_history_svg(versions),
         realized=realized_svg(report),
+        drift_chart=drift_svg(report.get("drift")),
         monitoring=report,
     )
 

@@ -61,6 +61,10 @@ def test_pages_show_the_loop(store, client):
     drift = monitor(store)["drift"]
     assert drift["calibrated"] and '<th class="num">Threshold</th>' in page
     assert all(f"{f['threshold']:.3f}" in page for f in drift["features"])
+    # ... and charted: a bar per feature, each with its threshold marked.
+    assert 'id="drift-chart"' in page and 'id="drift-svg"' in page
+    assert page.count('class="psi-bar') == len(drift["features"])
+    assert page.count('class="threshold"') == len(drift["features"])
     coin = client.get(f"/coins/{_symbol(store)}").get_data(as_text=True)
     assert 'id="coin-forecast-svg"' in coin and coin.count('class="forecast"') == 4
     assert "stored forecast" in coin
