@@ -132,7 +132,14 @@ def _correlations_plot(panel: pd.DataFrame, numeric: pd.DataFrame, turnover: pd.
 
 
 def _turnover_over_time_plot(panel: pd.DataFrame, coin_history: pd.DataFrame | None) -> str:
-    """Turnover over time of the eight largest coins at the newest snapshot."""
+    return _svg(turnover_over_time_figure(panel, coin_history)[0])
+
+
+def turnover_over_time_figure(panel: pd.DataFrame, coin_history: pd.DataFrame | None = None):
+    """Turnover over time of the eight largest coins at the newest snapshot: the open
+    ``(fig, ax)``, its dates as many as fit, labelled concisely and never overprinted."""
+    from liquidity_core.reporting.model_plots import date_axis
+
     latest = panel[panel["snapshot_ts"] == panel["snapshot_ts"].max()]
     largest = latest.nlargest(8, "market_cap")["coin_id"]
     fig, ax = _figure(9, 3.8)
@@ -141,6 +148,8 @@ def _turnover_over_time_plot(panel: pd.DataFrame, coin_history: pd.DataFrame | N
         rows = history[history["coin_id"] == coin].sort_values("snapshot_ts")
         ax.plot(rows["snapshot_ts"], rows["volume_24h"] / rows["market_cap"], label=coin)
     ax.set_yscale("log")
+    date_axis(ax)
     ax.set_ylabel("turnover (volume / market cap)")
     ax.legend(fontsize=7, ncol=4)
-    return _svg(fig)
+    fig.tight_layout()
+    return fig, ax

@@ -26,6 +26,7 @@ from liquidity_core.reporting.data_section import data_section
 from liquidity_core.reporting.html import figure as _figure
 from liquidity_core.reporting.html import svg as _svg
 from liquidity_core.reporting.html import table as _table
+from liquidity_core.reporting.model_plots import candidate_rows, candidates_figure, history_figure
 from liquidity_core.reporting.totals import EDA_ROWS, stored_totals
 from liquidity_core.settings import Settings
 from liquidity_core.store import db
@@ -113,30 +114,6 @@ def build_report(settings: Settings, *, out_dir: Path | None = None) -> Path:
     return target
 
 
-def _history_plot(history: pd.DataFrame) -> str:
-    fig, ax = _figure(9, 3.6)
-    x = pd.to_datetime(history["created_at"], utc=True)
-    ax.plot(x, history["holdout_r2"], "o-", label="challenger holdout R²")
-    ax.plot(x, history["persistence_r2"], "s--", label="persistence R²", alpha=0.7)
-    if "holdout_skill" in history:
-        ax.plot(x, history["holdout_skill"], "^:", label="skill vs persistence", alpha=0.7)
-    champ = history["status"] == "champion"
-    ax.scatter(
-        x[champ],
-        history.loc[champ, "holdout_r2"],
-        s=160,
-        facecolors="none",
-        edgecolors="#c0392b",
-        linewidths=2,
-        label="current champion",
-        zorder=5,
-    )
-    ax.set_ylabel("holdout R² / skill")
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    return _svg(fig)
-
-
 def _skill_by_snapshot_plot(by_snapshot: dict, metadata: dict) -> str:
     """Skill against persistence and R² at each holdout snapshot of a version."""
     frame = pd.DataFrame.from_dict(by_snapshot, orient="index")
@@ -192,7 +169,7 @@ def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[
     history = pd.DataFrame(versions).sort_values("created_at")
     parts = [
         "<h3 id='model-history'>Holdout R² and skill over versions</h3>",
-        _history_plot(history),
+        _svg(history_figure(history)[0]),
         render_history_table(
             sorted(versions, key=lambda v: str(v["created_at"]), reverse=True),
             table_id=None,
@@ -238,7 +215,7 @@ def model_section(settings: Settings, engine, times: pd.DatetimeIndex) -> tuple[
     plots.append("feature-importances")
     parts += [
         "<h3 id='candidates'>How the other candidates compared</h3>",
-        _candidates_table(history),
+        *_candidates(history),
     ]
     plots.append("candidates")
     return "\n".join(parts), plots
@@ -281,25 +258,17 @@ def _importances_plot(model) -> str:
     return _svg(fig)
 
 
-def _candidates_table(history: pd.DataFrame) -> str:
-    """The champion's cross-validation and holdout R² beside those of the other candidates."""
-    champion_row = history[history["status"] == "champion"].iloc[-1]
-    candidates = champion_row.get("candidates") or {}
+def _candidates(history: pd.DataFrame) -> list[str]:
+    """The champion's cross-validation and holdout R² beside those of the other candidates:
+    a chart (a failed candidate labelled, with no bars) and the same numbers as a table."""
+    rows = candidate_rows(history[history["status"] == "champion"].iloc[-1])
     table = pd.DataFrame(
-        [
-            {
-                "candidate": "random forest (published)",
-                "cv R² mean": champion_row["cv_r2_mean"],
-                "holdout R²": champion_row["holdout_r2"],
-            }
-        ]
-        + [
-            {
-                "candidate": name,
-                "cv R² mean": c.get("cv_r2_mean"),
-                "holdout R²": c.get("holdout_r2"),
-            }
-            for name, c in candidates.items()
-        ]
+        {
+            "candidate": r["candidate"],
+            "cv R² mean": np.nan if r["cv_r2_mean"] is None else r["cv_r2_mean"],
+            "holdout R²": np.nan if r["holdout_r2"] is None else r["holdout_r2"],
+            "status": "failed" if r["error"] else "",
+        }
+        for r in rows
     )
-    return _table(table)
+    return [_svg(candidates_figure(rows)[0]), _table(table)]
