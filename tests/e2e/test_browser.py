@@ -149,6 +149,37 @@ def test_models_page_shows_realized_accuracy_and_drift(server, browser):
     browser.save_screenshot(str(ARTIFACTS / "browser_models_realized.png"))
 
 
+def test_models_page_charts_drift_under_the_csp(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/")
+    browser.get_log("browser")  # drop the console messages of earlier pages
+    script = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": CSP_RECORDER}
+    )
+    try:
+        browser.get(server.url + "/models")
+        chart = browser.find_element(By.CSS_SELECTOR, "#drift-chart svg")
+        assert chart.size["width"] > 300 and chart.size["height"] > 60
+        rows = browser.find_elements(By.CSS_SELECTOR, "#drift-table tbody tr")
+        bars = browser.find_elements(By.CSS_SELECTOR, "#drift-chart rect.psi-bar")
+        marks = browser.find_elements(By.CSS_SELECTOR, "#drift-chart line.threshold")
+        assert rows and len(bars) == len(marks) == len(rows)
+        widths = [bar.size["width"] for bar in bars]  # a PSI near 0 is a bar of no width
+        assert widths == sorted(widths, reverse=True) and widths[0] > 0
+        browser.execute_script("arguments[0].scrollIntoView()", chart)
+        browser.save_screenshot(str(ARTIFACTS / "browser_models_drift.png"))
+        violations = browser.execute_script("return window.__cspViolations")
+        console = browser.get_log("browser")
+    finally:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]}
+        )
+    assert violations == []
+    policy = [m for m in console if "Content Security Policy" in m["message"]]
+    assert policy == [], policy
+
+
 def test_coin_page_charts_past_forecasts(server, browser):
     from selenium.webdriver.common.by import By
 

@@ -68,7 +68,11 @@ def test_report_holds_every_plot_and_no_network(settings, engine, tmp_path):
     assert set(DATA_PLOTS + MODEL_PLOTS) <= page.ids
     assert page.svgs >= 7, "plots are embedded as inline SVG"
     assert page.external == [], "the report loads nothing from the network"
-    assert result["version"] in path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    assert result["version"] in text
+    # The candidates are charted (matplotlib SVG) before their table.
+    candidates = text[text.index("id='candidates'") :]
+    assert candidates.index("<svg") < candidates.index("<table")
 
     chromium = shutil.which("chromium")
     if chromium is None:
