@@ -101,7 +101,8 @@ def candidates_figure(rows: list[dict]):
         if r["error"]:
             message = str(r["error"]).splitlines()[0] if str(r["error"]).strip() else ""
             label = "failed" + (f": {message[:60]}" if message else "")
-            ax.text(lo + 0.02 * span, i, label, va="center", color="#c0392b", fontsize=9)
+            x = lo + 0.02 * span
+            ax.text(x, i, label, va="center", color="#c0392b", fontsize=9)
             continue
         for offset, key, colour in (
             (-height / 2, "cv_r2_mean", "#3b6ea5"),

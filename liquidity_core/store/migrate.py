@@ -93,7 +93,9 @@ def _recorded(conn: Connection) -> str | None:
     """The revision our version table records, read without Alembic (None: no table)."""
     if not sa.inspect(conn).has_table(VERSION_TABLE):
         return None
-    return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    return conn.execute(
+        sa.select(sa.column("version_num")).select_from(sa.table(VERSION_TABLE))
+    ).scalar()
 
 
 def legacy_revision(conn: Connection) -> str | None:
@@ -108,7 +110,9 @@ def legacy_revision(conn: Connection) -> str | None:
     inspector = sa.inspect(conn)
     if inspector.has_table(VERSION_TABLE) or not inspector.has_table(LEGACY_TABLE):
         return None
-    last = conn.execute(sa.text(f"SELECT MAX(version) FROM {LEGACY_TABLE}")).scalar()
+    last = conn.execute(
+        sa.select(sa.func.max(sa.column("version"))).select_from(sa.table(LEGACY_TABLE))
+    ).scalar()
     if last is None:
         return None
     if last not in {s.revision for s in scripts().walk_revisions()}:

@@ -20,7 +20,7 @@ import math
 
 import schemathesis
 
-from liquidity_core.ingest.formats import normalize_header
+from liquidity_core.inputs.formats import normalize_header
 from webapp.api import MAGNITUDE_RANGE
 from webapp.openapi import schemas
 

@@ -501,7 +501,9 @@ def test_generate_env_fills_every_secret_and_keeps_set_values(tmp_path):
 
 # --- the Compose Specification, and what each service is given ----------------------------
 
-COMPOSE_SPEC = Path(__file__).resolve().parent / "support" / "compose_spec" / "compose-spec.json"
+COMPOSE_SPEC = (
+    Path(__file__).resolve().parents[2] / "support" / "compose_spec" / "compose-spec.json"
+)
 
 
 def _compose_spec_errors(document: dict) -> list[str]:

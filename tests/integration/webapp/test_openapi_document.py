@@ -167,7 +167,7 @@ def test_schema_and_server_refuse_the_same_values(field, value):
 @pytest.mark.parametrize(("field", "value"), [("price", -1.0), ("mkt_cap", -5), ("1h", -1.5)])
 def test_schema_and_core_refuse_the_same_numbers(field, value):
     """Signs of numbers are refused by liquidity_core's row checks, by name."""
-    from liquidity_core.ingest.records import normalize_records
+    from liquidity_core.inputs.records import normalize_records
 
     doc = openapi_document(DEFAULTS)
     row = {**ROW, field: value}
