@@ -21,6 +21,9 @@ def test_the_quantiles_are_the_split_conformal_order_statistics():
 def test_few_residuals_give_their_extremes():
     cal = intervals.fit([3.0, -2.0, 1.0], [0.0, 1.0, 2.0])
     assert cal["overall"] == [-2.0, 3.0]
+    # Ten residuals: the upper bound is the ceil(11 * 0.9) = 10th, the largest.
+    cal = intervals.fit(np.arange(1.0, 11.0), np.zeros(10))
+    assert cal["overall"] == [1.0, 10.0]
 
 
 def test_no_residuals_give_no_interval():
