@@ -136,3 +136,81 @@ def test_the_har_challenger_forecasts_the_level():
     model = har_challenger().fit(X.assign(noise=0.0), y)
     X_new, y_new = har_panel(seed=1)
     assert r2_score(y_new, model.predict(X_new.assign(noise=0.0))) > 0.99
+
+
+def test_its_pipeline_settings_are_kept_and_it_fits_quietly(capsys):
+    pipe = zero_change(memory=None, base_columns=None)
+    assert pipe.verbose is False and pipe.memory is None
+    pipe.fit(frame([1.0, 2.0]), [1.0, 2.0])
+    assert capsys.readouterr().out == ""
+    loud = zero_change(verbose=True, memory="cache", base_columns=None)
+    assert loud.verbose is True and loud.memory == "cache"
+    assert clone(loud).get_params()["memory"] == "cache"
+
+
+def test_fit_predict_and_score_pass_their_parameters_to_the_steps():
+    X = frame([0.0, 0.0, 0.0])
+    y = np.array([1.0, 2.0, 6.0])
+    pipe = AnchoredPipeline([("model", DummyRegressor())], base_columns=None)
+    pipe.fit(X, y, model__sample_weight=[0.0, 0.0, 1.0])
+    np.testing.assert_allclose(pipe.predict(X), [6.0, 6.0, 6.0])
+    weights = np.array([1.0, 0.0, 0.0])
+    assert pipe.score(X, y, sample_weight=weights) == pytest.approx(
+        r2_score(y, pipe.predict(X), sample_weight=weights)
+    )
+    assert pipe.score(X, y, sample_weight=weights) != pytest.approx(pipe.score(X, y))
+
+
+class Shifted(DummyRegressor):
+    """A regressor whose predict takes a parameter."""
+
+    def predict(self, X, shift=0.0):
+        return super().predict(X) + shift
+
+
+def test_predict_parameters_reach_the_steps():
+    pipe = AnchoredPipeline([("model", Shifted())], base_columns=None)
+    pipe.fit(frame([1.0, 2.0]), [1.0, 2.0])
+    np.testing.assert_allclose(pipe.predict(frame([5.0]), shift=1.0), [6.0])
+    np.testing.assert_allclose(pipe.predict_change(frame([5.0]), shift=1.0), [1.0])
+
+
+def test_a_model_pickled_before_the_base_and_the_fill_existed_still_predicts():
+    pipe = zero_change(base_columns=None).fit(frame([1.0, 2.0]), [5.0, 7.0])
+    del pipe.base_, pipe.anchor_fill_
+    got = pipe.anchor_of(pd.DataFrame({"log_turnover": [3.0, np.nan]}))
+    np.testing.assert_allclose(got, [3.0, 0.0])
+
+
+def test_values_arriving_as_objects_with_gaps_are_numbers_and_missing():
+    X = pd.DataFrame({"log_turnover": pd.array([1.0, None], dtype=object)})
+    pipe = zero_change(base_columns=None).fit(frame([0.0, 0.0]), [3.0, 5.0])
+    np.testing.assert_allclose(pipe.predict(X), [1.0, 4.0])
+    from liquidity_core.learn.estimators import har_matrix
+
+    design = har_matrix(
+        {"log_turnover_mean_7": np.array([2.0, None], dtype=object)},
+        np.array([1.0, 1.0]),
+        ("log_turnover_mean_7",),
+    )
+    assert design[0, 1] == 1.0 and np.isnan(design[1, 1])
+
+
+def test_a_missing_mean_counts_as_the_median_distance():
+    X, y = har_panel(n=101)
+    pipe = zero_change().fit(X, y)
+    row = X.iloc[[0]].copy()
+    row["log_turnover_mean_30"] = np.nan
+    median = float(np.median(X["log_turnover_mean_30"] - X["log_turnover"]))
+    filled = X.iloc[[0]].copy()
+    filled["log_turnover_mean_30"] = filled["log_turnover"] + median
+    np.testing.assert_allclose(pipe.predict(row), pipe.predict(filled))
+
+
+def test_the_har_challenger_reads_only_the_har_columns():
+    X, y = har_panel()
+    rng = np.random.default_rng(5)
+    model = har_challenger().fit(X.assign(noise=rng.normal(0, 1, len(X))), y)
+    a = model.predict(X.assign(noise=0.0))
+    b = model.predict(X.assign(noise=100.0))
+    np.testing.assert_array_equal(a, b)
