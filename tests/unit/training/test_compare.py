@@ -196,3 +196,49 @@ def test_the_first_model_only_has_to_beat_persistence(settings, r2, p_r2, promot
     assert decision["reason"].startswith(says), decision["reason"]
     assert decision["champion_version"] is None and decision["champion_holdout_r2"] is None
     assert decision_file(settings, "first") == decision
+
+
+def test_the_reason_gives_every_score_and_the_log_says_the_decision(champion, caplog):
+    import logging
+
+    from liquidity_core.learn.metrics import fmt
+
+    caplog.set_level(logging.INFO, logger="liquidity_core.training.cycle")
+    settings = replace(champion["settings"], promotion_margin=0.01)
+    r2 = champion["c_r2"] + 0.2
+    stage_challenger(settings, "next", r2=r2, p_r2=r2 - 0.3)
+    decision = compare_with_champion(settings, run_id="next")
+    assert decision["reason"] == (
+        f"promoted: holdout R² {fmt(r2)} beats champion {champion['version']} "
+        f"({fmt(champion['c_r2'])}) by more than margin 0.01; "
+        f"beats persistence {fmt(r2 - 0.3)}"
+    )
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith("cycle")]
+    assert f"decision for challenger-next: {decision['reason']}" in messages
+
+
+def test_the_same_data_note_keeps_the_verdict(champion):
+    settings = champion["settings"]
+    r2 = champion["c_r2"] + 0.2
+    stage_challenger(settings, "next", r2=r2, p_r2=r2 - 0.2, fingerprint=champion["fingerprint"])
+    decision = compare_with_champion(settings, run_id="next")
+    assert decision["reason"].startswith(f"promoted: holdout R² {r2:.4f} beats champion")
+
+
+def test_the_champion_is_rescored_by_its_version_whatever_the_pointer_says(champion):
+    settings = champion["settings"]
+    (settings.model_dir / "current.json").unlink()
+    r2 = champion["c_r2"] + 0.2
+    stage_challenger(settings, "next", r2=r2, p_r2=r2 - 0.2)
+    decision = compare_with_champion(settings, run_id="next")
+    assert decision["champion_holdout_r2"] == pytest.approx(champion["c_r2"])
+
+
+def test_the_champion_scores_on_its_own_features_in_its_own_order(champion):
+    settings = champion["settings"]
+    data = load_stage_data(staging_dir(settings, "next"))
+    X = data["X"].iloc[data["holdout"]]
+    y = data["y"].to_numpy()[data["holdout"]]
+    loaded = registry.load_verified_model(settings, champion["version"])
+    shuffled = X[list(reversed(X.columns))].assign(unrelated=1.0)
+    assert score_model_on(loaded, shuffled, y) == pytest.approx(champion["c_r2"])
