@@ -135,7 +135,41 @@ def test_coverage_counts_the_bounds_as_inside():
     assert cov["overall"] == 0.5
     assert cov["by_tercile"] == [0.5, 0.5, None]
     assert cov["mean_width"] == 1.0
+    assert intervals.coverage([1.0], [0.5], [3.0], [0.0], [])["mean_width"] == 2.5
     none = intervals.coverage([], [], [], [], [1.0, 2.0])
     assert none == {"overall": None, "by_tercile": [None, None, None], "mean_width": None}
     flat = intervals.coverage([0.5, 3.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [])
     assert flat["overall"] == 0.5 and flat["by_tercile"] == [None, None, None]
+
+
+def test_six_residuals_at_half_coverage():
+    cal = intervals.fit(np.arange(1.0, 7.0), np.zeros(6), nominal=0.5)
+    assert cal["overall"] == [1.0, 6.0]  # the floor(7 / 4) = 1st and ceil(21 / 4) = 6th
+
+
+def test_the_method_says_what_was_done():
+    cal = intervals.fit(np.ones(5), np.zeros(5))
+    assert cal["method"] == "split-conformal, newest CV folds, by market-cap tercile"
+    scaled = intervals.fit(np.ones(5), np.zeros(5), scale=np.ones(5))
+    assert scaled["method"] == (
+        "split-conformal, newest CV folds, by market-cap tercile, residuals scaled by "
+        + intervals.SCALE_FEATURE
+    )
+
+
+def test_missing_values_as_none_are_missing():
+    # Values read back from JSON (a stored calibration, a request) carry None for NaN.
+    cal = intervals.fit(
+        [1.0, None, 2.0, 3.0], [0.0, 1.0, None, 2.0], scale=[1.0, 1.0, None, 1.0], nominal=0.5
+    )
+    assert cal["n_calibration"] == 3
+    assert cal["scale_fill"] == 1.0
+    assert intervals.bucket_of([1.5, None], [1.0, 2.0]).tolist() == [1, -1]
+    stored = {"mcap_edges": [1.0, 2.0], "by_tercile": [[None, None]] * 3, "overall": [-1.0, 1.0]}
+    low, high = intervals.bounds([0.0, 0.0], [0.5, None], stored)
+    assert np.isnan(low[0]) and low[1] == -1.0 and high[1] == 1.0
+    scaled = dict(stored, scale_feature="s", scale_floor=0.5, scale_fill=2.0)
+    low, high = intervals.bounds([0.0], [None], scaled, scale=[None])
+    assert low.tolist() == [-2.0] and high.tolist() == [2.0]
+    cov = intervals.coverage([0.5, None], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [])
+    assert cov["overall"] == 0.5
