@@ -141,3 +141,31 @@ def test_a_chain_resolves_every_name_to_the_oldest():
 def test_canonical_names_the_coin_of_a_slug():
     assert identity.canonical("new", {"new": "old"}) == "old"
     assert identity.canonical("other", {"new": "old"}) == "other"
+
+
+def test_refresh_rebuilds_the_aliases_from_the_stored_rows(settings, engine, tmp_path):
+    import sqlalchemy as sa
+
+    from liquidity_core.ingest import ingest_paths
+
+    header = "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date"
+    paths = []
+    for d in range(1, 7):
+        name = "Old Coin" if d <= 3 else "New Coin"
+        path = tmp_path / f"drop_{d}.csv"
+        path.write_text(
+            f"{header}\n{name},X,1.0,0.01,0.02,0.03,1000000,{1e9 * 1.01**d},2024-01-0{d}\n"
+            f"Other,Y,1.0,0.01,0.02,0.03,1000000,5e9,2024-01-0{d}\n"
+        )
+        paths.append(path)
+    assert all(r.status == "loaded" for r in ingest_paths(paths, settings=settings))
+    assert identity.aliases(engine) == {"new-coin": "old-coin"}
+    with engine.begin() as conn:
+        conn.execute(identity.coin_aliases.delete())
+    assert identity.aliases(engine) == {}
+    assert identity.refresh(engine) == {"aliases": 1, "added": 1, "removed": 0}
+    with engine.connect() as conn:
+        assert identity.aliases(conn) == {"new-coin": "old-coin"}
+        count = conn.execute(sa.select(sa.func.count()).select_from(identity.coin_aliases))
+        assert count.scalar_one() == 1
+    assert identity.refresh(engine) == {"aliases": 1, "added": 0, "removed": 0}
