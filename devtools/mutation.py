@@ -60,6 +60,7 @@ MODULES = {
         "--deselect=tests/unit/store/test_identity.py::test_coin_page_shows_both_names",
     ],
     "liquidity_core/ingest/ledger.py": [
+        "tests/unit/ingest/test_ledger.py",
         "tests/unit/ingest/test_ingest.py",
         # the command line's exit codes and output, not the ledger
         "--deselect=tests/unit/ingest/test_ingest.py::test_cli_exit_codes_lines_and_json",
