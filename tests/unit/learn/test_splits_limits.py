@@ -13,7 +13,7 @@ def splits(n_times, n_splits, gap):
 
 
 @pytest.mark.parametrize("n_splits", [2, 3, 4, 5])
-@pytest.mark.parametrize("gap", [0, 1, 2, 3])
+@pytest.mark.parametrize("gap", [0, 1, 2, 3, 4])
 def test_min_times_is_exactly_the_fewest_times_that_split(n_splits, gap):
     need = min_times_for(n_splits, gap)
     assert len(splits(need, n_splits, gap)) == n_splits
