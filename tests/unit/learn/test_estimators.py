@@ -127,7 +127,7 @@ def test_a_search_can_clone_it_with_its_settings():
 
 def test_it_needs_named_columns():
     pipe = zero_change(base_columns=None)
-    with pytest.raises(TypeError, match="DataFrame"):
+    with pytest.raises(TypeError, match="^AnchoredPipeline needs a DataFrame with named feature"):
         pipe.fit(np.zeros((3, 1)), [0.0, 1.0, 2.0])
 
 
