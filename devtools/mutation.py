@@ -7,9 +7,9 @@ module's mutants run only the tests relevant to it (and of those, mutmut runs on
 tests that call the mutated function). Each module gets ``MUTATION_BUDGET`` seconds
 (default 600); mutants not reached in time are reported as not run.
 
-The report (``var/mutation/report.md``, also printed) lists per module the killed,
-surviving and equivalent mutants and the kill rate (killed / non-equivalent mutants run),
-and the diff of every survivor. Equivalent mutants are listed, each with the reason, in
+The report (``var/mutation/report.md``) lists per module the killed, surviving and
+equivalent mutants and the kill rate (killed / non-equivalent mutants run), and the diff
+of every survivor; a module not run this time keeps the figures of its last run. Equivalent mutants are listed, each with the reason, in
 ``devtools/mutation_equivalent.toml``. The exit status is 1 when a module's kill rate is
 below ``MUTATION_MIN_RATE`` (default 0.85).
 """
@@ -217,6 +217,13 @@ def main(argv: list[str]) -> int:
             f"kill rate {rate} ({outcome}, {time.monotonic() - started:.0f}s)",
             flush=True,
         )
+    # Modules not run this time keep their figures from their last run, if any.
+    for module in MODULES:
+        work = WORK / Path(module).stem
+        if module not in modules and (work / "mutants").exists():
+            works[module], outcomes[module] = work, "figures from an earlier run"
+            rows.append(summarize(module, results(work, module), equivalent))
+    rows.sort(key=lambda r: list(MODULES).index(r["module"]))
     text = report(rows, outcomes, works, equivalent)
     (WORK / "report.md").write_text(text)
     print(f"\nreport: {WORK / 'report.md'}")
