@@ -62,6 +62,7 @@ MODULES = {
     "liquidity_core/ingest/ledger.py": [
         "tests/unit/ingest/test_ledger.py",
         "tests/unit/ingest/test_ingest.py",
+        "tests/unit/ingest/test_ingest_stream.py",
         # the command line's exit codes and output, not the ledger
         "--deselect=tests/unit/ingest/test_ingest.py::test_cli_exit_codes_lines_and_json",
         "--deselect=tests/unit/ingest/test_ingest.py::test_cli_with_an_unreachable_database",
