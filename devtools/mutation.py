@@ -9,7 +9,8 @@ tests that call the mutated function). Each module gets ``MUTATION_BUDGET`` seco
 
 The report (``var/mutation/report.md``) lists per module the killed, surviving and
 equivalent mutants and the kill rate (killed / non-equivalent mutants run), and the diff
-of every survivor; a module not run this time keeps the figures of its last run. Equivalent mutants are listed, each with the reason, in
+of every survivor; a module not run this time keeps the figures of its last run.
+Equivalent mutants are listed, each with the reason, in
 ``devtools/mutation_equivalent.toml``. The exit status is 1 when a module's kill rate is
 below ``MUTATION_MIN_RATE`` (default 0.85).
 """
