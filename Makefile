@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench gate fuzz lock clean
+.PHONY: setup run test lint bench gate fuzz mutation lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH" >&2; exit 1; }
@@ -50,6 +50,14 @@ SCHEMATHESIS_MAX_EXAMPLES ?= 1000
 fuzz: setup  ## fuzz ingest, the API, the form and the routes: FUZZ_BUDGET inputs each
 	FUZZ_BUDGET=$(FUZZ_BUDGET) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/integration/fuzz/test_fuzz_scale.py -s -q
 	SCHEMATHESIS_MAX_EXAMPLES=$(SCHEMATHESIS_MAX_EXAMPLES) $(BIN)/python -m pytest tests/integration/fuzz/test_openapi_fuzz.py -q
+
+# Seconds of mutmut per module of the decision core; MUTATION_MODULES narrows the run
+# (e.g. "splits compare").
+MUTATION_BUDGET ?= 600
+MUTATION_MODULES ?=
+
+mutation: setup  ## mutation testing of the decision core (mutmut); report in var/mutation/report.md
+	MUTATION_BUDGET=$(MUTATION_BUDGET) $(BIN)/python -m devtools.mutation $(MUTATION_MODULES)
 
 lock:  ## compile pyproject.toml's dependencies into requirements.txt (runtime) and requirements-dev.txt (+ dev)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header -o requirements.txt

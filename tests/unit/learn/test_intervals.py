@@ -76,7 +76,7 @@ def test_a_thin_tercile_falls_back_to_all_residuals():
 def test_training_records_the_calibration_and_the_holdout_coverage(settings, engine, tmp_path):
     """A trained version stores its calibration, fitted before the holdout, and the
     coverage its interval reached on the holdout; the served interval is that one."""
-    from test_predict import train_on_demo
+    from support.training import train_on_demo
 
     from liquidity_core.registry.champion import load_verified_model
     from liquidity_core.serving.predict import predict_for_symbol

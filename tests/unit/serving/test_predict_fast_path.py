@@ -88,7 +88,7 @@ def test_fast_path_matches_sklearn_on_random_rows_with_nans(train_nan_share):
 
 def test_fast_path_matches_sklearn_for_the_trained_champion(settings, engine, tmp_path):
     """The real thing: a champion trained on the demo panel, on random feature rows."""
-    from test_predict import train_on_demo
+    from support.training import train_on_demo
 
     train_on_demo(settings, tmp_path)
     model = load_verified_model(settings)
