@@ -26,11 +26,17 @@ REPLAY = {"daily_dev": 365, "monthly_dev": 12}
 HOLDOUT = {"daily_dev": 60, "monthly_dev": 6}
 
 
+def _panels(scale: Scale) -> list:
+    """The panels replayed: at the tiny scale (the smoke test) only the small monthly one."""
+    names = ("monthly_dev",) if scale.name == "tiny" else tuple(REPLAY)
+    return [p for p in PANELS if p.name in names]
+
+
 def figure_names(scale: Scale) -> list[str]:
     return [
         f"refit_realized_{what}_{p.name}_{mode}"
-        for p in PANELS
-        if p.name in REPLAY and p.available()
+        for p in _panels(scale)
+        if p.available()
         for what in ("skill", "coverage")
         for mode in ("off", "on")
     ]
@@ -70,9 +76,7 @@ def replay(panel, *, refit: bool, grid: str) -> dict:
 def run(scale: Scale, results: Results) -> None:
     logging.getLogger("liquidity_core").setLevel(logging.WARNING)
     grid = "gate" if scale.name in ("tiny", "small") else "default"
-    for panel in PANELS:
-        if panel.name not in REPLAY:
-            continue
+    for panel in _panels(scale):
         if not panel.available():
             results.note("refit", f"{panel.name}: {panel.source} is absent, not measured")
             continue

@@ -42,7 +42,10 @@ MODULES = {
     ],
     "liquidity_core/learn/estimators.py": ["tests/unit/learn/test_estimators.py"],
     "liquidity_core/features/windows.py": ["tests/unit/features/test_windows.py"],
-    "liquidity_core/training/compare.py": ["tests/unit/training/test_compare.py"],
+    "liquidity_core/training/compare.py": [
+        "tests/unit/training/test_decision.py",
+        "tests/unit/training/test_compare.py",
+    ],
     "liquidity_core/learn/intervals.py": [
         "tests/unit/learn/test_interval_bounds.py",
         "tests/unit/learn/test_intervals.py",
