@@ -48,7 +48,8 @@ log = logging.getLogger("liquidity_core.training.cycle")
 
 
 def compare_with_champion(settings: Settings, *, run_id: str, promote: bool = True) -> dict:
-    """Stage 3: score the champion on the challenger's holdout and decide.
+    """Stage 3: judge the champion on holdout rows it never saw (:func:`judge_champion`)
+    and decide.
 
     The challenger is promoted when its R² beats the champion's on the same unseen rows
     by more than ``settings.promotion_margin`` and its holdout R² beats persistence's;
@@ -66,7 +67,7 @@ def compare_with_champion(settings: Settings, *, run_id: str, promote: bool = Tr
     ModelError
         When the champion's artifact fails verification or scoring. ``decision.json``
         then says the challenger is not promoted and why; recording it is the publish
-        stage's job (:func:`.train.compare_or_reject` runs it before failing).
+        stage's job (:func:`.cycle.compare_or_reject` runs it before failing).
     """
     stage = staging_dir(settings, run_id)
     challenger = read_json(stage / "challenger.json")
