@@ -129,8 +129,9 @@ def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
 def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
     """Point forecast and interval (log turnover) for feature rows ``X``.
 
-    The interval is the model's calibrated one (:mod:`.intervals`) when its version has a
-    calibration, else (versions trained before it) the trees' 10th-90th percentile.
+    The interval is the model's calibrated one (:mod:`liquidity_core.learn.intervals`)
+    when its version has a calibration, else (versions trained before it) the trees'
+    10th-90th percentile.
     """
     pipeline = model.pipeline
     names = model.feature_names
@@ -138,8 +139,8 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
     forest = pipeline.steps[-1][1]
     if hasattr(forest, "estimators_"):
         # The input is checked once here (the model's columns, as float64), and the steps
-        # before the forest are applied with NumPy (:mod:`.lean`): scikit-learn's own
-        # checks, once per step, were most of a one-row request.
+        # before the forest are applied with NumPy (serving.numpy_path): scikit-learn's
+        # own checks, once per step, were most of a one-row request.
         values = Xm.to_numpy(dtype=float)
         transformed = lean.transform(pipeline, values, names)
         transformed = np.ascontiguousarray(transformed, dtype=np.float32)

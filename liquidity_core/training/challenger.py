@@ -320,7 +320,8 @@ def refit_on_all(best, rows: Rows) -> tuple:
 
 
 def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
-    """Interval calibration (:mod:`.intervals`) on the newest CV folds, out of sample.
+    """Interval calibration (:mod:`liquidity_core.learn.intervals`) on the newest CV
+    folds, out of sample.
 
     For the last fold (and earlier ones, newest first, until the calibration holds
     :data:`.intervals.MIN_CALIBRATION_ROWS` rows) the tuned model is refitted on the

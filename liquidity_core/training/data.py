@@ -104,10 +104,10 @@ def prepare_data(
     """Stage 1: read the panel, check it, and stage the features the next stages use.
 
     Memory is bounded by the work, not by the data: the panel is read twice in
-    time-ordered chunks (:mod:`.panel_stream`), once for the snapshot times, targets and
-    fingerprint, once for the features over a sliding window, and only the rows the next
-    stages use are kept: at most ``max_tuning_rows`` tuning rows, drawn at random (seeded)
-    from all of them, and every holdout row.
+    time-ordered chunks (:mod:`liquidity_core.features.panel_stream`), once for the
+    snapshot times, targets and fingerprint, once for the features over a sliding window,
+    and only the rows the next stages use are kept: at most ``max_tuning_rows`` tuning
+    rows, drawn at random (seeded) from all of them, and every holdout row.
 
     Parameters
     ----------

@@ -69,7 +69,8 @@ def _result(row: dict) -> dict:
 
 
 #: ``model_versions`` columns filled in by the decision, the run and
-#: :func:`.registry.publish` (the artifact and the status), not by ``challenger.json``.
+#: :func:`liquidity_core.registry.champion.publish` (the artifact and the status), not by
+#: ``challenger.json``.
 _NOT_STAGED = (
     "created_at",
     "champion_version",

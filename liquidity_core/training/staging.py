@@ -1,6 +1,6 @@
 """The hand-over between training stages: staging folders and their files.
 
-The stages of :mod:`.train` pass large objects to each other as files in
+The stages of :mod:`.cycle` pass large objects to each other as files in
 ``MODEL_DIR/staging/<run id>/`` (``data.pkl``, ``data.json``, ``challenger.json``,
 ``decision.json``, ``model.pkl``), never in memory or XCom. This module names those
 folders, reads and writes their files, and removes what runs that died left behind.
