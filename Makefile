@@ -29,9 +29,10 @@ test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/integration/fuzz/test_openapi_fuzz.py
 	$(BIN)/python -m pytest tests/integration/fuzz/test_openapi_fuzz.py
 
-lint: setup
+lint: setup  ## ruff, and the layers of pyproject.toml's import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/python -m bench
