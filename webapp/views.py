@@ -1,7 +1,8 @@
 """HTML pages: the prediction form, a coin's history, the model history, the report.
 
-Each view calls one ``liquidity_core`` function and renders its result; errors from
-``liquidity_core`` are shown on the page next to the field they name.
+Each page view calls one ``liquidity_core`` function and renders its result (the form
+checks its fields first, as the JSON API does); errors from ``liquidity_core`` are shown
+on the page next to the field they name.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from liquidity_core.errors import InputError, ModelError
-from liquidity_core.reporting.charts import r2_history_svg
-from liquidity_core.reporting.drift_chart import drift_svg
-from liquidity_core.reporting.forecast_charts import coin_forecast_svg, realized_svg
-from webapp.api import app_engine, app_settings, model_holder, predict_rows, value_problems
+from webapp.api import app_settings, model_holder, predict_rows, value_problems
 from webapp.errors import ApiError, public_text
 
 bp = Blueprint("views", __name__)
@@ -90,35 +88,18 @@ def coin_lookup():
 @bp.get("/coins/<symbol>")
 def coin(symbol: str):
     """A coin's stored snapshots, its predicted next turnover and its past forecasts."""
-    from liquidity_core.monitoring.forecasts import coin_forecasts, forecast_for_symbol
-    from liquidity_core.store.snapshots import load_snapshots
+    from liquidity_core.reporting.coin_page import coin_page
 
-    prediction = forecast_for_symbol(symbol, settings=app_settings(), model=model_holder().get())
-    history = load_snapshots(app_engine(), coin_ids=[prediction["coin_id"]])
-    rows = history.sort_values("snapshot_ts", ascending=False).head(200).to_dict("records")
-    chart = coin_forecast_svg(history, coin_forecasts(app_settings(), prediction["coin_id"]))
-    return render_template(
-        "coin.html", symbol=symbol, prediction=prediction, history=rows, chart=chart
-    )
+    page = coin_page(symbol, settings=app_settings(), model=model_holder().get())
+    return render_template("coin.html", symbol=symbol, **page)
 
 
 @bp.get("/models")
 def models():
     """The model history table, the holdout R² chart, realized accuracy and drift."""
-    from liquidity_core.monitoring.accuracy import monitor, with_realized
-    from liquidity_core.registry.champion import list_versions
-    from liquidity_core.reporting.model_history import render_history_table
+    from liquidity_core.reporting.models_page import models_page
 
-    versions = list_versions(app_engine())
-    report = monitor(app_settings())
-    return render_template(
-        "models.html",
-        table=render_history_table(with_realized(versions, report)),
-        chart=r2_history_svg(versions),
-        realized=realized_svg(report),
-        drift_chart=drift_svg(report.get("drift")),
-        monitoring=report,
-    )
+    return render_template("models.html", **models_page(app_settings()))
 
 
 @bp.get("/report")
