@@ -33,7 +33,7 @@ from liquidity_core.features.columns import (
     V1_FEATURES,
     VOL_WINDOW,
 )
-from liquidity_core.features.time_axis import NAT_NS, time_codes, utc_ns, utc_times
+from liquidity_core.features.time_axis import NAT_NS, ns_and_unit, time_codes, utc_times
 from liquidity_core.features.windows import (
     by_time_median,
     coin_time_key,
@@ -204,7 +204,7 @@ def _coin_order(panel, keep: list[str], rows, times) -> _CoinOrder:
     """The panel's ``keep`` columns in coin-then-time order, checked for repeated rows."""
     # Plain arrays from here on: a request-sized panel of a few dozen rows is dominated
     # by per-call pandas overhead, so the frames are built once, at the end.
-    ts_ns, unit = utc_ns(panel["snapshot_ts"])
+    ts_ns, unit = ns_and_unit(panel["snapshot_ts"])
     t_code, times_ns = time_codes(ts_ns, times)
     # Work in coin-then-time order for the per-coin windows.
     coin_code, _ = pd.factorize(np.asarray(panel["coin_id"]), sort=True)

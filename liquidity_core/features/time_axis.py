@@ -19,7 +19,7 @@ def time_codes(ts_ns: np.ndarray, times) -> tuple[np.ndarray, np.ndarray]:
     """Each row's code on the time axis (0 = oldest), and the axis as UTC nanoseconds."""
     if times is None:
         return pd.factorize(ts_ns, sort=True)
-    axis = np.unique(utc_ns(np.asarray(times, dtype="datetime64[ns]"))[0])
+    axis = np.unique(ns_and_unit(np.asarray(times, dtype="datetime64[ns]"))[0])
     t_code = np.searchsorted(axis, ts_ns)
     off = (t_code >= len(axis)) | (axis[np.minimum(t_code, len(axis) - 1)] != ts_ns)
     if len(ts_ns) and off.any():
@@ -28,7 +28,7 @@ def time_codes(ts_ns: np.ndarray, times) -> tuple[np.ndarray, np.ndarray]:
     return t_code, axis
 
 
-def utc_ns(stamps) -> tuple[np.ndarray, str]:
+def ns_and_unit(stamps) -> tuple[np.ndarray, str]:
     """Snapshot times as int64 UTC nanoseconds, and the time unit to give them back in."""
     if isinstance(stamps, np.ndarray) and stamps.dtype.kind == "M":
         return stamps.astype("datetime64[ns]").view(np.int64), "ns"

@@ -21,6 +21,7 @@ import pandas as pd
 
 from liquidity_core.errors import InputError, NotFound
 from liquidity_core.features.build import PANEL_COLUMNS, build_features
+from liquidity_core.features.time_axis import NAT_NS
 from liquidity_core.learn import intervals
 from liquidity_core.registry.champion import LoadedModel, load_verified_model
 from liquidity_core.serving import numpy_path as lean
@@ -33,7 +34,6 @@ LEVELS = ("Low", "Medium", "High")
 #: Percentiles of the trees' predictions that bound the interval of a model trained before
 #: calibrated intervals (migration 006); later models carry their calibration.
 INTERVAL_PERCENTILES = (10.0, 90.0)
-_NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 
 def level_for(log_turnover: float, band_edges) -> str:
@@ -88,7 +88,7 @@ def features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nda
         if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
             stamps = pd.to_datetime(stamps, utc=True)
         given = utc_ns(stamps)
-        until = np.where(given == _NAT, until, given)
+        until = np.where(given == NAT_NS, until, given)
     row_of_past, positions = recent.rows_before(matched, until)
     seen = np.bincount(row_of_past, minlength=n)
     # The panel build_features sees: the stored rows, then the input rows, by column.
