@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,33 @@ def _files(panel: Panel, root: Path) -> list[Path]:
     return write_demo_drops(root / "drops", coins=60, snapshots=80, seed=7)
 
 
+@contextmanager
+def panel_store(panel: Panel, **env):
+    """A fresh SQLite store in a temporary folder holding ``panel`` (ingested through the
+    real path), its holdout set, with ``env`` as extra ``LIQUIDITY_*`` variables: yields
+    ``(settings, engine)``."""
+    from liquidity_core.ingest import ingest_paths
+    from liquidity_core.store import db
+
+    with tempfile.TemporaryDirectory(prefix=f"liquidity-{panel.name}-") as tmp:
+        root = Path(tmp)
+        settings = make_settings(
+            root,
+            f"sqlite:///{root / 'liquidity.db'}",
+            LIQUIDITY_HOLDOUT_SNAPSHOTS=panel.holdout_snapshots,
+            **env,
+        )
+        engine = db.get_engine(settings.database_url)
+        db.upgrade(engine)
+        outcomes = ingest_paths(_files(panel, root), settings=settings)
+        if not any(o.rows_loaded for o in outcomes):
+            raise RuntimeError(f"{panel.name}: nothing loaded: {[o.as_dict() for o in outcomes]}")
+        try:
+            yield settings, engine
+        finally:
+            engine.dispose()
+
+
 def measure(panel: Panel, grid: str) -> dict:
     """Skill, coverage and the chosen form of the trainer's challenger on ``panel``.
 
@@ -68,30 +96,16 @@ def measure(panel: Panel, grid: str) -> dict:
         The forest grid (``liquidity_core.training.candidates.GRIDS`` key): ``default``
         as the nightly runs, ``gate`` for the CI gate.
     """
-    from liquidity_core.ingest import ingest_paths
-    from liquidity_core.store import db
     from liquidity_core.training.cycle import prepare_data, train_challenger
     from liquidity_core.training.staging import read_json, staging_dir
 
     logging.getLogger("liquidity_core").setLevel(logging.WARNING)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"liquidity-skill-{panel.name}-") as tmp:
-        root = Path(tmp)
-        settings = make_settings(
-            root,
-            f"sqlite:///{root / 'liquidity.db'}",
-            LIQUIDITY_HOLDOUT_SNAPSHOTS=panel.holdout_snapshots,
-        )
-        engine = db.get_engine(settings.database_url)
-        db.upgrade(engine)
-        outcomes = ingest_paths(_files(panel, root), settings=settings)
-        if not any(o.rows_loaded for o in outcomes):
-            raise RuntimeError(f"{panel.name}: nothing loaded: {[o.as_dict() for o in outcomes]}")
+    with panel_store(panel) as (settings, _engine):
         run_id = f"skill-{panel.name}"
         data = prepare_data(settings, run_id=run_id)
         train_challenger(settings, run_id=run_id, grid=grid, candidates=False)
         challenger = read_json(staging_dir(settings, run_id) / "challenger.json")
-        engine.dispose()
     params = challenger["params"]
     return {
         "skill": challenger["holdout_skill"],

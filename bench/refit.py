@@ -14,11 +14,10 @@ on the tuning and holdout rows with the same parameters). Figures:
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
+from dataclasses import replace
 
-from .common import Results, Scale, make_settings
-from .panels import PANELS
+from .common import Results, Scale
+from .panels import PANELS, panel_store
 
 #: Snapshots replayed after the cut-off, per panel.
 REPLAY = {"daily_dev": 365, "monthly_dev": 12}
@@ -44,23 +43,14 @@ def figure_names(scale: Scale) -> list[str]:
 
 def replay(panel, *, refit: bool, grid: str) -> dict:
     """Realized skill and coverage of the model trained up to the cut-off."""
-    from liquidity_core.ingest import ingest_paths
     from liquidity_core.monitoring import accuracy, forecasts
     from liquidity_core.store import db
     from liquidity_core.store.snapshots import SNAPSHOT_TIMES
     from liquidity_core.training.cycle import run_training_cycle
 
-    with tempfile.TemporaryDirectory(prefix=f"liquidity-refit-{panel.name}-") as tmp:
-        root = Path(tmp)
-        settings = make_settings(
-            root,
-            f"sqlite:///{root / 'liquidity.db'}",
-            LIQUIDITY_HOLDOUT_SNAPSHOTS=HOLDOUT[panel.name],
-            LIQUIDITY_REFIT=int(refit),
-        )
-        engine = db.get_engine(settings.database_url)
-        db.upgrade(engine)
-        ingest_paths(sorted(panel.source.glob("*.csv")), settings=settings)
+    # The training run before the cut-off holds out HOLDOUT snapshots, not the panel's own.
+    held = replace(panel, holdout_snapshots=HOLDOUT[panel.name])
+    with panel_store(held, LIQUIDITY_REFIT=int(refit)) as (settings, engine):
         with db.transaction(engine) as conn:
             times = [r[0] for r in conn.execute(SNAPSHOT_TIMES)]
         cutoff = times[-REPLAY[panel.name] - 1]
@@ -69,7 +59,6 @@ def replay(panel, *, refit: bool, grid: str) -> dict:
         (v,) = [
             x for x in accuracy.monitor(settings)["versions"] if x["version"] == trained["version"]
         ]
-        engine.dispose()
     return {"skill": v["skill"], "coverage": v["coverage"], "rows": v["rows"], "cutoff": cutoff}
 
 
