@@ -59,6 +59,13 @@ class RecentHistory:
             self._caps[newest] = self.caps_at(newest)
         # The market-wide features at each stored snapshot time, from every stored coin.
         self.market_times = np.unique(self.columns["snapshot_ts"])
+        times = self.market_times
+        #: The next snapshot's time (see :meth:`next_time`), once per data version.
+        self._next = (
+            int(times[-1]) + (int(np.median(np.diff(times))) if len(times) > 1 else DAY_NS)
+            if len(times)
+            else None
+        )
         self.market: dict[str, np.ndarray] = {}
         if len(panel):
             fs = build_features(panel)
@@ -69,11 +76,7 @@ class RecentHistory:
         """The time (UTC ns) of the next snapshot: the newest stored time plus the panel's
         cadence (the median step between the stored times; a day when there is one time;
         now when nothing is stored). Rows given without a time are taken as this one."""
-        times = self.market_times
-        if not len(times):
-            return time.time_ns()
-        step = int(np.median(np.diff(times))) if len(times) > 1 else DAY_NS
-        return int(times[-1]) + step
+        return time.time_ns() if self._next is None else self._next
 
     def with_market(self, X, ts_ns: np.ndarray):
         """``X`` (a DataFrame or a dict of column arrays, updated in place) with the
