@@ -23,7 +23,7 @@ whose ``predict`` adds it back. Serving, which walks the trees itself, adds
 How much of the forest to trust is a parameter too: the prediction is
 ``anchor + blend * change``. ``blend=0`` is the HAR base alone, ``blend=1`` the forest on
 top of it. Training scores every weight of :data:`BLEND_WEIGHTS` on the same fitted fold
-models (:func:`blend_scoring`), so time-series CV chooses it with the forest's parameters
+models (:func:`blend_scores`), so time-series CV chooses it with the forest's parameters
 at no extra fit, and never anything it ranks below the base alone.
 """
 
@@ -185,18 +185,12 @@ def har_challenger():
     return Pipeline([("select", select), *har_ridge().steps])
 
 
-def blend_scoring(weights=BLEND_WEIGHTS) -> dict:
-    """Scorers for ``GridSearchCV(scoring=...)``: the R² of ``anchor + w * change`` for
-    each weight, from the same fitted fold model (keys ``blend_0``, ``blend_25``...)."""
+def blend_scores(y, anchor: np.ndarray, change: np.ndarray, weights=BLEND_WEIGHTS) -> dict:
+    """The R² of ``anchor + w * change`` for each weight (keys ``blend_0``, ``blend_25``...):
+    what a fold model scores at every blend weight, from one prediction of its change."""
     from sklearn.metrics import r2_score
 
-    def scorer(w: float):
-        def score(estimator, X, y):
-            return float(r2_score(y, estimator.anchor_of(X) + w * estimator.predict_change(X)))
-
-        return score
-
-    return {blend_key(w): scorer(w) for w in weights}
+    return {blend_key(w): float(r2_score(y, anchor + w * change)) for w in weights}
 
 
 def blend_key(w: float) -> str:
@@ -209,11 +203,6 @@ def best_blend(cv_results: dict, weights=BLEND_WEIGHTS) -> tuple[int, float]:
     means = np.array([cv_results[f"mean_test_{blend_key(w)}"] for w in weights])
     wi, pi = np.unravel_index(np.nanargmax(means), means.shape)
     return int(pi), float(weights[wi])
-
-
-def pick_blend(cv_results: dict) -> int:
-    """``GridSearchCV(refit=...)``: the parameter index of :func:`best_blend`."""
-    return best_blend(cv_results)[0]
 
 
 class DropEmpty(TransformerMixin, BaseEstimator):

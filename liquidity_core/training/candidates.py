@@ -45,11 +45,19 @@ GRIDS = {
         "model__max_features": [0.5, 1.0],
     },
 }
-#: Other candidates scored on the same folds for the report (never published).
+#: Trees of each fold forest in the search, by grid; the chosen combination is then fitted
+#: with the grid's own ``n_estimators`` (which must then be one value). A forest's CV
+#: ranking settles long before its last trees: ``BENCH_ONLY=search make bench`` compares
+#: this search's choice with the full-size one's on the dev panels. Grids not listed
+#: search with their own trees.
+SEARCH_TREES = {"default": 40}
+#: Other candidates scored on the same folds for the report (never published). Each is
+#: fitted on a random subset of at most its ``*_rows`` tuning rows: the gradient boosting
+#: on as many as a few of the forest's trees see together, the SVR (quadratic) on fewer.
 CANDIDATE_OPTIONS = {
-    "default": {"hgb_max_iter": 100, "svr_rows": 4000},
-    "fast": {"hgb_max_iter": 50, "svr_rows": 400},
-    "gate": {"hgb_max_iter": 50, "svr_rows": 400},
+    "default": {"hgb_max_iter": 100, "hgb_rows": 60_000, "svr_rows": 4000},
+    "fast": {"hgb_max_iter": 50, "hgb_rows": 60_000, "svr_rows": 400},
+    "gate": {"hgb_max_iter": 50, "hgb_rows": 60_000, "svr_rows": 400},
 }
 #: The grid search (and the candidates) fit on at most this many tuning rows, drawn at
 #: random with every snapshot time kept. Each tree sees at most max_train_rows_per_tree
@@ -61,47 +69,46 @@ def logging_r2(label: str):
     """An r2 scorer that logs each fold's score and time as it is computed."""
     from sklearn.metrics import r2_score
 
-    state = {"t": time.perf_counter(), "n": 0}
+    log_fold = fold_logger(label)
 
     def score(estimator, X, y):
         value = float(r2_score(y, estimator.predict(X)))
+        log_fold(estimator, value, len(y))
+        return value
+
+    return score
+
+
+#: The parameters of a fold model that its log line shows.
+LOGGED_PARAMS = ("n_estimators", "max_depth", "min_samples_leaf", "max_features", "max_iter", "C")
+
+
+def fold_logger(label: str):
+    """``log_fold(estimator, r2, rows)``: logs a fold's score, its parameters and the time
+    since the previous fold, and reports it as a progress step."""
+    state = {"t": time.perf_counter(), "n": 0}
+
+    def log_fold(estimator, value: float, rows: int) -> None:
         state["n"] += 1
         now = time.perf_counter()
-        params = getattr(estimator, "named_steps", {}).get("model")
-        short = (
-            {
-                k: v
-                for k, v in params.get_params().items()
-                if k
-                in (
-                    "n_estimators",
-                    "max_depth",
-                    "min_samples_leaf",
-                    "max_features",
-                    "max_iter",
-                    "C",
-                )
-            }
-            if params is not None
-            else {}
-        )
+        model = getattr(estimator, "named_steps", {}).get("model")
+        params = model.get_params() if model is not None else {}
+        short = {k: v for k, v in params.items() if k in LOGGED_PARAMS}
         log.info(
             "%s fold score #%d: r2=%.4f on %d rows (%.1fs since previous) %s",
             label,
             state["n"],
             value,
-            len(y),
+            rows,
             now - state["t"],
             short,
         )
         progress.step(
-            f"{label} fold {state['n']}: r2 {value:.4f} on {len(y):,} rows "
-            f"in {now - state['t']:.1f}s"
+            f"{label} fold {state['n']}: r2 {value:.4f} on {rows:,} rows in {now - state['t']:.1f}s"
         )
         state["t"] = now
-        return value
 
-    return score
+    return log_fold
 
 
 def forest_pipeline(settings: Settings, *, max_samples):
@@ -153,7 +160,7 @@ def _candidate_pipelines(settings: Settings, options: dict) -> dict:
                     ),
                 ]
             ),
-            None,
+            options["hgb_rows"],
         ),
         "SVR": (
             Pipeline(
@@ -222,58 +229,36 @@ def grid_iter(grid: dict):
 def search_forest(settings: Settings, grid: str, X_tune, y_tune, t_tune, cv):
     """Grid-search the forest (:data:`GRIDS` ``[grid]``) and the blend weight of its
     change (:data:`~liquidity_core.learn.estimators.BLEND_WEIGHTS`) on the tuning rows'
-    folds. Each fitted fold model is scored at every weight, so the weight costs no fit.
+    folds. Each fold model predicts its validation rows once and is scored at every
+    weight from that prediction, so the weight costs no fit and no extra prediction.
 
+    The fold forests have :data:`SEARCH_TREES` trees where the grid names one; the chosen
+    combination is then fitted on all tuning rows with the grid's own ``n_estimators``.
     Each tree sees at most ``settings.max_train_rows_per_tree`` rows (``max_samples``).
 
     Returns
     -------
     best : AnchoredPipeline
-        The best pipeline, refitted on all tuning rows, its ``blend`` set to the weight
-        CV chose.
+        The best pipeline, fitted on all tuning rows, its ``blend`` set to the weight CV
+        chose.
     cv_scores : list of float
         Its R² on each fold, at that weight.
     form : dict
-        The blend weight chosen and the mean CV R² at each weight of the chosen forest
-        (``cv_r2_by_blend``; weight 0 is the HAR base alone).
+        The blend weight chosen, the mean CV R² at each weight of the chosen forest
+        (``cv_r2_by_blend``; weight 0 is the HAR base alone) and the trees of the fold
+        forests (``search_trees``).
     """
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.base import clone
 
-    from liquidity_core.learn.estimators import (
-        BLEND_WEIGHTS,
-        best_blend,
-        blend_key,
-        blend_scoring,
-        pick_blend,
-    )
+    from liquidity_core.learn.estimators import BLEND_WEIGHTS, best_blend, blend_key
 
     started = time.perf_counter()
-    cap = settings.max_train_rows_per_tree
-    max_samples = cap if len(y_tune) > cap else None
-    scoring = blend_scoring()
-    scoring[blend_key(1.0)] = logging_r2("forest")  # the whole forest, logged per fold
-    search = GridSearchCV(
-        forest_pipeline(settings, max_samples=max_samples),
-        GRIDS[grid],
-        cv=cv,
-        scoring=scoring,
-        refit=pick_blend,
-        n_jobs=None,  # the forest parallelizes; one level only
-        error_score="raise",
-    )
-    log.info(
-        "grid search: %d combinations x %d folds on %d tuning rows (max_samples=%s), "
-        "each scored at blend weights %s",
-        len(list(grid_iter(GRIDS[grid]))),
-        settings.cv_splits,
-        len(y_tune),
-        max_samples,
-        list(BLEND_WEIGHTS),
-    )
-    search.fit(X_tune, y_tune, groups=t_tune)
+    search = run_search(settings, search_grid(grid), X_tune, y_tune, t_tune, cv)
     i, weight = best_blend(search.cv_results_)
     key = blend_key(weight)
-    best = search.best_estimator_.set_params(blend=weight)
+    chosen = dict(search.cv_results_["params"][i])
+    chosen["model__n_estimators"] = final_trees(grid, chosen)
+    best = clone(search.estimator).set_params(**chosen, blend=weight).fit(X_tune, y_tune)
     cv_scores = [
         float(search.cv_results_[f"split{k}_test_{key}"][i]) for k in range(settings.cv_splits)
     ]
@@ -282,10 +267,70 @@ def search_forest(settings: Settings, grid: str, X_tune, y_tune, t_tune, cv):
     }
     log.info(
         "best forest %s at blend %g: cv r2 %.4f (HAR base alone %.4f) after %.1fs",
-        search.cv_results_["params"][i],
+        chosen,
         weight,
         np.mean(cv_scores),
         by_blend["0"],
         time.perf_counter() - started,
     )
-    return best, cv_scores, {"blend_weight": weight, "cv_r2_by_blend": by_blend}
+    form = {"blend_weight": weight, "cv_r2_by_blend": by_blend}
+    form["search_trees"] = int(search.cv_results_["params"][i]["model__n_estimators"])
+    return best, cv_scores, form
+
+
+def run_search(settings: Settings, param_grid: dict, X_tune, y_tune, t_tune, cv):
+    """The fitted ``GridSearchCV`` (not refitted) of the forest pipeline over
+    ``param_grid`` on the tuning rows' folds, each fold model scored at every blend
+    weight from one prediction of its change (``mean_test_blend_<w>`` in its results)."""
+    from sklearn.model_selection import GridSearchCV
+
+    from liquidity_core.learn.estimators import BLEND_WEIGHTS, blend_key, blend_scores
+
+    cap = settings.max_train_rows_per_tree
+    max_samples = cap if len(y_tune) > cap else None
+    log_fold = fold_logger("forest")
+
+    def scoring(estimator, X, y) -> dict:
+        scores = blend_scores(y, estimator.anchor_of(X), estimator.predict_change(X))
+        log_fold(estimator, scores[blend_key(1.0)], len(y))  # the whole forest
+        return scores
+
+    search = GridSearchCV(
+        forest_pipeline(settings, max_samples=max_samples),
+        param_grid,
+        cv=cv,
+        scoring=scoring,
+        refit=False,  # the caller fits the chosen combination
+        n_jobs=None,  # the forest parallelizes; one level only
+        error_score="raise",
+    )
+    log.info(
+        "grid search: %d combinations x %d folds on %d tuning rows (max_samples=%s), "
+        "each scored at blend weights %s",
+        len(list(grid_iter(param_grid))),
+        settings.cv_splits,
+        len(y_tune),
+        max_samples,
+        list(BLEND_WEIGHTS),
+    )
+    return search.fit(X_tune, y_tune, groups=t_tune)
+
+
+def search_grid(grid: str) -> dict:
+    """The grid the folds are fitted with: :data:`GRIDS` ``[grid]`` with its number of
+    trees cut to :data:`SEARCH_TREES` ``[grid]`` where that is set."""
+    param_grid = dict(GRIDS[grid])
+    trees = SEARCH_TREES.get(grid)
+    if trees is not None:
+        param_grid["model__n_estimators"] = [trees]
+    return param_grid
+
+
+def final_trees(grid: str, chosen: dict) -> int:
+    """The number of trees of the published forest: the grid's own (one value when the
+    search grows fewer), else the one the search chose."""
+    own = GRIDS[grid]["model__n_estimators"]
+    if SEARCH_TREES.get(grid) is not None:
+        (trees,) = own
+        return int(trees)
+    return int(chosen["model__n_estimators"])
