@@ -10,11 +10,11 @@ and writes every figure to ``bench/results.json`` (``BENCH_RESULTS`` overrides t
 Environment:
 
 - ``BENCH_SCALE``: ``full`` (default, the sizes of the issue: a 1,000,000-row ingest,
-  retraining at 250k/500k/1M rows, 30 s of load), ``small`` (a few minutes), ``tiny``
+  retraining at 300k/1M rows, 30 s of load), ``small`` (a few minutes), ``tiny``
   (seconds; the smoke test) or ``huge`` (only :mod:`bench.huge`: ``liquidity ingest``,
   ``train`` and ``report`` as processes on 1M/10M/50M-row panels; an hour or more, not
   in CI; ``BENCH_HUGE_SIZES=1m,10m`` picks sizes).
-- ``BENCH_ONLY``: comma-separated areas among ``ingest,serving,skill,refit,loop,retrain``.
+- ``BENCH_ONLY``: comma-separated areas among ``ingest,serving,skill,search,refit,loop,retrain``.
 - ``BENCH_NAIVE``: ``measured`` or ``estimated``: how the naive retrain figure is had
   (default: measured at ``tiny`` scale, estimated from timed trees above it).
 - ``BENCH_DATABASE_URL``: the PostgreSQL server to use (a schema of its own is created
@@ -26,7 +26,7 @@ with ``run(scale, out)``; :mod:`bench.common` has the shared pieces.
 """
 
 #: In the order they run: the longest last.
-AREAS = ("ingest", "serving", "skill", "refit", "loop", "retrain")
+AREAS = ("ingest", "serving", "skill", "search", "refit", "loop", "retrain")
 
 
 def expected_figures(scale_name: str, areas=AREAS) -> list[str]:
