@@ -50,6 +50,8 @@ class Scale:
         Also time a real ``dag.test()`` of the ingest DAG (when it exists).
     huge_sizes : tuple of (coins, snapshots)
         Panels of :mod:`bench.huge` (``BENCH_SCALE=huge`` only).
+    fixed_rate_seconds : float
+        Length of the fixed-rate ``hey`` run of the serving benchmark.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Scale:
     repeats_batch: int
     dag_test: bool
     huge_sizes: tuple = ()
+    fixed_rate_seconds: float = 20.0
 
     @property
     def ingest_rows(self) -> int:
@@ -121,6 +124,7 @@ SCALES = {
         repeats_1=5,
         repeats_batch=2,
         dag_test=False,
+        fixed_rate_seconds=3.0,
     ),
 }
 #: ``huge``: only :mod:`bench.huge`, as processes, at 1M, 10M and 50M rows (not in CI).

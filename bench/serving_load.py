@@ -10,6 +10,13 @@ Every phase keeps 8 connections busy (closed loop) on the 2 gunicorn workers of
   0 errors), rows taken in turn from the newest snapshot of the store.
 - ``http_coin_*``: ``GET /api/v1/coins/<symbol>/prediction`` over the stored symbols
   (goal: p99 < 20 ms).
+- ``http_load_worker_cpu`` / ``http_coin_worker_cpu``: the workers' CPU per request of the
+  two ``wrk`` runs above (goals: <= 2 ms for a one-row predict, <= 0.5 ms for a stored
+  forecast; the coin route serves the forecasts the forecast step stored).
+- ``http_fixed_*``: one-row ``POST /api/v1/predict`` at a fixed offered rate of
+  :data:`FIXED_RATE` req/s from ``hey`` (:mod:`bench.hey`; goals p99 < 30 ms, 0 errors),
+  for ``Scale.fixed_rate_seconds``. Without ``hey`` on the PATH these figures are recorded
+  as not measured, with the reason.
 - ``http_reload_*``: a Python threaded generator (it reads each answer's model version)
   posts rows while ``current.json`` is switched to the rejected version B halfway:
   failed requests from then on (goal 0) and seconds until B answers.
@@ -34,10 +41,13 @@ import numpy as np
 
 from liquidity_core.registry import champion as registry
 
-from . import wrk
+from . import hey, wrk
 from .common import Results, Scale
 
 CONNECTIONS = 8
+#: The offered load of the fixed-rate run (req/s), spread over FIXED_CONNECTIONS workers.
+FIXED_RATE = 150
+FIXED_CONNECTIONS = 10
 
 
 def figure_names() -> list[str]:
@@ -52,9 +62,21 @@ def figure_names() -> list[str]:
         "http_coin_p50",
         "http_coin_p99",
         "http_coin_rps",
+        "http_load_worker_cpu",
+        "http_coin_worker_cpu",
+        "http_fixed_p50",
+        "http_fixed_p99",
+        "http_fixed_errors",
+        "http_fixed_rps",
         "http_reload_errors",
         "http_reload_seconds",
     ]
+
+
+def _unit(name: str) -> str:
+    if name.endswith(("p50", "p99", "cpu")):
+        return "ms"
+    return "errors" if name.endswith("errors") else "req/s"
 
 
 def _load_note() -> str:
@@ -77,13 +99,14 @@ def run(
         _wrk_phases(scale, server, rows, symbols, results)
     else:
         for name in figure_names()[:-2]:
-            if not name.startswith("http_load_"):
+            if name.startswith(("http_healthz", "http_coin")):
                 results.add(
                     name,
                     None,
-                    "ms" if name.endswith(("p50", "p99")) else "req/s",
+                    _unit(name),
                     note="wrk is not installed (apt-get install wrk)",
                 )
+    _fixed_rate_phase(scale, server, rows, results)
     _reload_phase(
         scale, settings, server, rows, row_b, version_a, results, load_figures=not wrk.available()
     )
@@ -132,6 +155,7 @@ def _wrk_phases(scale: Scale, server, rows, symbols, results: Results) -> None:
     load, cpu = _wrk(
         server, scale.load_seconds, path="/api/v1/predict", method="POST", bodies=bodies
     )
+    load_cpu = cpu
     extra = {"server_cpu_ms": cpu, "wrk_cpu_share": load.cpu_share, "load": os.getloadavg()}
     results.add(
         "http_load_p50",
@@ -171,6 +195,67 @@ def _wrk_phases(scale: Scale, server, rows, symbols, results: Results) -> None:
         "http_coin_p99", coin.p99_ms, "ms", goal="< 20", goal_on="value", max_ms=coin.max_ms
     )
     results.add("http_coin_rps", coin.rps, "req/s", reference="http_healthz_rps", **extra)
+    results.add(
+        "http_load_worker_cpu",
+        load_cpu,
+        "ms",
+        goal="<= 2",
+        note="the gunicorn workers' CPU per one-row POST /api/v1/predict in the wrk run "
+        "above (the HTTP stack included: see http_healthz_p50's note for its own share)",
+    )
+    results.add(
+        "http_coin_worker_cpu",
+        cpu,
+        "ms",
+        goal="<= 0.5",
+        note="the gunicorn workers' CPU per GET /api/v1/coins/<symbol>/prediction of a "
+        "stored forecast in the wrk run above",
+    )
+
+
+# --- a fixed offered rate (hey) --------------------------------------------------------------
+
+
+def _fixed_rate_phase(scale: Scale, server, rows, results: Results) -> None:
+    names = [n for n in figure_names() if n.startswith("http_fixed_")]
+    if not hey.available():
+        for name in names:
+            results.add(
+                name,
+                None,
+                _unit(name),
+                note="not measured: hey is not installed (Debian: apt-get install hey)",
+            )
+        return
+    cpu0 = server.workers_cpu()
+    run = hey.run_hey(
+        f"http://127.0.0.1:{server.port}/api/v1/predict",
+        seconds=scale.fixed_rate_seconds,
+        rate=FIXED_RATE,
+        connections=FIXED_CONNECTIONS,
+        method="POST",
+        body=json.dumps(rows[0]),
+    )
+    per_request = 1000 * (server.workers_cpu() - cpu0) / max(1, run.requests)
+    note = (
+        f"hey -q {FIXED_RATE / FIXED_CONNECTIONS:g} -c {FIXED_CONNECTIONS} "
+        f"-z {scale.fixed_rate_seconds:g}s: {FIXED_RATE} req/s offered, {run.requests:,} "
+        f"answered in {run.seconds:.1f}s, p90 {run.p90_ms:.1f} ms, slowest "
+        f"{run.slowest_ms:.0f} ms; workers' CPU {per_request:.2f} ms/request; hey used "
+        f"{run.cpu_share:.1%} of a core; {_load_note()}"
+    )
+    extra = {"server_cpu_ms": per_request, "hey_cpu_share": run.cpu_share}
+    results.add("http_fixed_p50", run.p50_ms, "ms", note=note, **extra)
+    results.add(
+        "http_fixed_p99", run.p99_ms, "ms", goal="< 30", goal_on="value", max_ms=run.slowest_ms
+    )
+    results.add("http_fixed_errors", run.errors, "errors", goal="== 0")
+    results.add(
+        "http_fixed_rps",
+        run.rps,
+        "req/s",
+        note=f"answered req/s at {FIXED_RATE} req/s offered",
+    )
 
 
 # --- a model swap under load (Python generator) ----------------------------------------------

@@ -333,6 +333,17 @@ _parsed_times: dict[tuple, pd.DatetimeIndex] = {}
 def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Parse timestamps (ISO 8601 or YYYYMMDD; naive = UTC) once per distinct value."""
     _, missing, codes, uniques = _clean_text(s)
+    parsed = parse_distinct_times(uniques)
+    values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
+    ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
+    bad = ~missing & ts.isna().to_numpy()
+    return ts, missing, bad
+
+
+def parse_distinct_times(uniques) -> pd.DatetimeIndex:
+    """Stripped time texts as UTC times floored to the second (NaT where not a date from
+    1970 to 2262), one per text: the parse of :func:`check_frame`, shared with the
+    plain-Python path of :mod:`.records`. Request-sized inputs are cached by their text."""
     key = tuple(uniques) if len(uniques) <= _CACHED_TIMES else None
     parsed = _parsed_times.get(key) if key is not None else None
     if parsed is None:
@@ -349,10 +360,7 @@ def _parse_times(s: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
             if len(_parsed_times) >= 1024:
                 _parsed_times.clear()
             _parsed_times[key] = parsed
-    values = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
-    ts = pd.Series(values, index=s.index).astype("datetime64[us, UTC]")
-    bad = ~missing & ts.isna().to_numpy()
-    return ts, missing, bad
+    return parsed
 
 
 def _derive_changes(frame: pd.DataFrame, *, ok: np.ndarray) -> None:

@@ -168,9 +168,10 @@ def bounds(point, log_mcap, calibration: dict, scale=None) -> tuple[np.ndarray, 
 
 
 def bounds_for(point, X, calibration: dict) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`bounds` for feature rows ``X`` (a DataFrame with the model's features)."""
-    scale = X[calibration["scale_feature"]].to_numpy() if "scale_feature" in calibration else None
-    return bounds(point, X[BUCKET_FEATURE].to_numpy(), calibration, scale)
+    """:func:`bounds` for feature rows ``X`` (a DataFrame with the model's features, or a
+    mapping of them to arrays)."""
+    scale = np.asarray(X[calibration["scale_feature"]]) if "scale_feature" in calibration else None
+    return bounds(point, np.asarray(X[BUCKET_FEATURE]), calibration, scale)
 
 
 def coverage(actual, low, high, log_mcap, edges) -> dict:

@@ -109,3 +109,85 @@ def anchor_of(pipeline, X: np.ndarray, names: list[str]) -> np.ndarray:
         return level
     design = har_matrix(columns, level, pipeline.base_columns)
     return level + apply_steps(base.steps, design, ["anchor", *pipeline.base_columns])
+
+
+# --- the forest's trees, walked together ------------------------------------------------------
+
+#: Most rows :func:`tree_values` walks all trees at once for: the walk holds a few
+#: (rows x trees) arrays, so a larger batch goes tree by tree.
+FOREST_WALK_ROWS = 64
+
+
+class _Forest:
+    """Every tree of a fitted forest as one node table: each tree's nodes at an offset,
+    leaves pointing at themselves (a walk of ``depth`` steps ends on every leaf)."""
+
+    def __init__(self, trees):
+        sizes = [t.node_count for t in trees]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        nodes = np.arange(sum(sizes), dtype=np.intp)
+        left = np.concatenate([t.children_left for t in trees]).astype(np.intp)
+        right = np.concatenate([t.children_right for t in trees]).astype(np.intp)
+        leaf = left == -1
+        shift = np.repeat(offsets, sizes)
+        left = np.where(leaf, nodes, left + shift)
+        right = np.where(leaf, nodes, right + shift)
+        #: The child of node k: ``child[2k]`` when the row goes left, ``child[2k + 1]`` else.
+        self.child = np.stack([left, right], axis=1).ravel()
+        self.feature = np.where(leaf, 0, np.concatenate([t.feature for t in trees]))
+        self.threshold = np.concatenate([t.threshold for t in trees])
+        missing = [getattr(t, "missing_go_to_left", None) for t in trees]
+        self.missing_left = (
+            np.zeros(len(nodes), dtype=bool)
+            if any(m is None for m in missing)
+            else np.concatenate(missing).astype(bool)
+        )
+        self.value = np.concatenate([t.value[:, 0, 0] for t in trees])
+        self.roots = offsets
+        self.depth = max(t.max_depth for t in trees)
+
+
+_forests: dict[int, tuple[object, _Forest]] = {}
+
+
+def _forest(forest) -> _Forest | None:
+    """The node table of ``forest`` (built once per fitted forest), or None when its trees
+    are not single-output regression trees."""
+    cached = _forests.get(id(forest))
+    if cached is not None and cached[0] is forest:
+        return cached[1]
+    trees = [e.tree_ for e in forest.estimators_]
+    if not trees or any(t.n_outputs != 1 or t.value.shape[1:] != (1, 1) for t in trees):
+        return None
+    table = _Forest(trees)
+    if len(_forests) >= 2:  # the served model and the one loading, at most
+        _forests.clear()
+    _forests[id(forest)] = (forest, table)
+    return table
+
+
+def tree_values(forest, X: np.ndarray) -> np.ndarray:
+    """Each tree's prediction for each row of ``X`` (float32, C order): ``(trees, rows)``.
+
+    The same leaves and values as each tree's ``tree_.predict``: a row goes left where its
+    value (as float64) is at most the node's threshold, or, when it is NaN, where the node
+    sends missing values. A few rows walk every tree at once (one NumPy step per level
+    instead of one call per tree); a batch goes tree by tree.
+    """
+    estimators = forest.estimators_
+    table = _forest(forest) if len(X) <= FOREST_WALK_ROWS else None
+    if table is None:
+        per_tree = np.empty((len(estimators), len(X)))
+        for i, tree in enumerate(estimators):
+            per_tree[i] = tree.tree_.predict(X).reshape(len(X))
+        return per_tree
+    values = X.astype(np.float64)
+    n, width = values.shape
+    flat = values.ravel()
+    base = (np.arange(n, dtype=np.intp) * width)[:, None]
+    node = np.broadcast_to(table.roots, (n, len(table.roots))).copy()
+    for _ in range(table.depth):
+        x = flat[base + table.feature[node]]
+        right = ~((x <= table.threshold[node]) | (np.isnan(x) & table.missing_left[node]))
+        node = table.child[2 * node + right]
+    return table.value[node].T.copy()

@@ -14,7 +14,6 @@ taken as the next snapshot: the newest stored time plus the panel's cadence.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,13 +21,13 @@ import pandas as pd
 from liquidity_core.errors import InputError, NotFound
 from liquidity_core.features.build import PANEL_COLUMNS, build_features
 from liquidity_core.features.time_axis import NAT_NS
+from liquidity_core.inputs.records import frame_columns, request_columns
 from liquidity_core.learn import intervals
 from liquidity_core.registry.champion import LoadedModel, load_verified_model
 from liquidity_core.serving import numpy_path as lean
 from liquidity_core.serving.recent import RecentHistory, cap_ranks, recent_history
 from liquidity_core.settings import Settings, load_settings
 from liquidity_core.store import db
-from liquidity_core.store.snapshots import utc_ns
 
 LEVELS = ("Low", "Medium", "High")
 #: Percentiles of the trees' predictions that bound the interval of a model trained before
@@ -54,7 +53,7 @@ def _input_error(errors: list[dict]) -> InputError:
     return exc
 
 
-def _match(frame: pd.DataFrame, recent: RecentHistory) -> list:
+def _match(frame, recent: RecentHistory) -> list:
     """The stored coin_id of each input row (by coin_id, else symbol), or None.
 
     Among stored coins sharing a symbol, the one with the largest market cap wins.
@@ -72,29 +71,31 @@ def _match(frame: pd.DataFrame, recent: RecentHistory) -> list:
     return out
 
 
-def features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.ndarray]:
+def features_for_rows(frame, engine) -> tuple[pd.DataFrame, np.ndarray]:
     """Features of each input row as the newest snapshot of its coin's stored history.
+
+    ``frame`` is checked input rows: a frame of :func:`normalize_records` or its columns
+    as arrays (:func:`~liquidity_core.inputs.records.request_columns`).
 
     Vectorized: each input row becomes a pseudo-coin (its position) whose earlier rows
     are the matched coin's stored history before the row's time. The panel is passed to
     :func:`build_features` as plain arrays, and only the input rows are computed.
     """
+    if isinstance(frame, pd.DataFrame):
+        frame = frame_columns(frame)
     recent = recent_history(engine)
     matched = _match(frame, recent)
-    n = len(frame)
+    n = len(frame["coin_id"])
     until = np.full(n, recent.next_time())
     if "snapshot_ts" in frame:
-        stamps = frame["snapshot_ts"]
-        if not isinstance(stamps.dtype, pd.DatetimeTZDtype):
-            stamps = pd.to_datetime(stamps, utc=True)
-        given = utc_ns(stamps)
+        given = frame["snapshot_ts"]
         until = np.where(given == NAT_NS, until, given)
     row_of_past, positions = recent.rows_before(matched, until)
     seen = np.bincount(row_of_past, minlength=n)
     # The panel build_features sees: the stored rows, then the input rows, by column.
     stored = recent.columns
     numeric = [c for c in PANEL_COLUMNS if c not in ("coin_id", "snapshot_ts")]
-    extras = sorted({c for c in (*stored, *frame.columns) if c.startswith("x_")})
+    extras = sorted({c for c in (*stored, *frame) if c.startswith("x_")})
     data = {
         "coin_id": np.concatenate([row_of_past, np.arange(n)]),
         "snapshot_ts": np.concatenate([stored["snapshot_ts"][positions], until]).view(
@@ -103,7 +104,7 @@ def features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nda
     }
     for c in (*numeric, *extras):
         past = stored[c][positions] if c in stored else np.full(len(positions), np.nan)
-        now = frame[c].to_numpy(dtype=float) if c in frame else np.full(n, np.nan)
+        now = np.asarray(frame[c], dtype=float) if c in frame else np.full(n, np.nan)
         data[c] = np.concatenate([past.astype(float), now])
     wanted = np.zeros(len(positions) + n, dtype=bool)
     wanted[len(positions) :] = True
@@ -113,7 +114,8 @@ def features_for_rows(frame: pd.DataFrame, engine) -> tuple[pd.DataFrame, np.nda
     back = np.argsort(fs.rows, kind="stable")  # input row order
     values = fs.X.to_numpy()[back]
     X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
-    X["mcap_rank"] = cap_ranks(recent.caps_at(), frame["market_cap"].to_numpy(dtype=float), matched)
+    caps = np.asarray(frame["market_cap"], dtype=float)
+    X["mcap_rank"] = cap_ranks(recent.caps_at(), caps, matched)
     recent.with_market(X, until)
     return _frame(X), seen
 
@@ -135,32 +137,50 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
     """
     pipeline = model.pipeline
     names = model.feature_names
-    Xm = X if list(X.columns) == names else X.reindex(columns=names)
     forest = pipeline.steps[-1][1]
+    calibration = model.metadata.get("interval_calibration")
     if hasattr(forest, "estimators_"):
         # The input is checked once here (the model's columns, as float64), and the steps
         # before the forest are applied with NumPy (serving.numpy_path): scikit-learn's
         # own checks, once per step, were most of a one-row request.
-        values = Xm.to_numpy(dtype=float)
+        values = _model_columns(X, names)
         transformed = lean.transform(pipeline, values, names)
         transformed = np.ascontiguousarray(transformed, dtype=np.float32)
-        # Each tree's Cython predictor directly: the estimator wrapper adds ~15 us of
-        # Python per tree, which was 75% of the model's share of a one-row request.
-        per_tree = np.empty((len(forest.estimators_), len(transformed)))
-        for i, tree in enumerate(forest.estimators_):
-            per_tree[i] = tree.tree_.predict(transformed).reshape(len(transformed))
+        # The trees' own node tables, without scikit-learn's per-tree calls (the
+        # estimator wrapper, then the Cython predictor's checks, were most of the
+        # model's share of a one-row request).
+        per_tree = lean.tree_values(forest, transformed)
         if hasattr(pipeline, "anchor_of"):  # the trees predict the change from an anchor
             per_tree *= pipeline.blend  # the share of the change that CV chose
             per_tree += lean.anchor_of(pipeline, values, names)
         point = per_tree.mean(axis=0)
-        low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
-    else:
-        point = pipeline.predict(Xm)
-        low = high = point
-    calibration = model.metadata.get("interval_calibration")
+        if calibration:  # the calibrated interval replaces the trees' percentiles
+            columns = {c: values[:, i] for i, c in enumerate(names)}
+            low, high = intervals.bounds_for(point, columns, calibration)
+        else:
+            low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
+        return {"point": point, "low": low, "high": high}
+    Xm = X if list(X.columns) == names else X.reindex(columns=names)
+    point = pipeline.predict(Xm)
+    low = high = point
     if calibration:
         low, high = intervals.bounds_for(point, Xm, calibration)
     return {"point": point, "low": low, "high": high}
+
+
+def _model_columns(X: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """``X.reindex(columns=names).to_numpy(dtype=float)``: the model's features in its
+    order, NaN for a feature ``X`` lacks, without building the reindexed frame."""
+    if list(X.columns) == names:
+        return X.to_numpy(dtype=float)
+    at = X.columns.get_indexer(names)
+    try:
+        values = X.to_numpy(dtype=float)[:, np.maximum(at, 0)]
+    except (TypeError, ValueError):  # a column the model does not use is not a number
+        return X.reindex(columns=names).to_numpy(dtype=float)
+    if (at < 0).any():
+        values[:, at < 0] = np.nan
+    return values
 
 
 def _text_or_none(values) -> list:
@@ -225,17 +245,11 @@ def predict_liquidity(
     ModelError
         When no verified model can be loaded.
     """
-    from liquidity_core.inputs.records import normalize_records
-
     settings = settings or load_settings()
-    if isinstance(rows, list) and len(rows) > 1 and all(isinstance(r, Mapping) for r in rows):
-        keys = list(rows[0])
-        if all(list(r) == keys for r in rows):  # one format for all: detect it once
-            rows = pd.DataFrame.from_records(rows, columns=keys)
-    frame, errors = normalize_records(rows, require_identity=False)
+    frame, errors = request_columns(rows, require_identity=False)
     if errors:
         raise _input_error(errors)
-    if frame.empty:
+    if not len(frame["coin_id"]):
         raise _input_error([{"index": 0, "field": "", "problem": "no rows to predict"}])
     model = model or load_verified_model(settings)
     engine = db.get_engine(settings.database_url)

@@ -157,13 +157,19 @@ def _data_version(engine) -> tuple:
 
 
 _recent: dict[str, RecentHistory] = {}
+_key_of: dict[int, tuple] = {}  # id(engine) -> (engine, its URL as text)
 _recent_lock = threading.Lock()
 
 
 def recent_history(engine) -> RecentHistory:
     """This process's copy of the store's recent history, read again when it changed."""
     version = _data_version(engine)
-    key = str(engine.url)
+    known = _key_of.get(id(engine))
+    if known is None or known[0] is not engine:  # rendering the URL costs, once per engine
+        if len(_key_of) >= 64:
+            _key_of.clear()
+        known = _key_of[id(engine)] = (engine, str(engine.url))
+    key = known[1]
     cached = _recent.get(key)
     if cached is not None and cached.version == version:
         return cached

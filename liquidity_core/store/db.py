@@ -92,6 +92,11 @@ def get_probe_engine(url) -> Engine:
     databases get :func:`get_engine` itself. ``url`` is a string or a SQLAlchemy ``URL``
     (``engine.url``, which skips rendering the text on every request).
     """
+    # By the object first: a URL hashes by its rendered text, which cost more than the
+    # rest of the lookup on every request (the caller passes the same object each time).
+    known = _probe_of.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1]
     key = make_url(url)
     engine = _probe_engines.get(key)
     if engine is None:
@@ -99,6 +104,9 @@ def get_probe_engine(url) -> Engine:
             return get_engine(key.render_as_string(hide_password=False))
         engine = sa.create_engine(key, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8)
         engine = _probe_engines.setdefault(key, engine)
+    if len(_probe_of) >= 64:
+        _probe_of.clear()
+    _probe_of[id(url)] = (url, engine)
     return engine
 
 
@@ -163,11 +171,14 @@ def probe_row(url, statement, params: dict | None = None) -> tuple | None:
 def dispose_probe_engine(url) -> None:
     """Close the probe engine of ``url`` (if any) and forget it; see :func:`get_probe_engine`."""
     engine = _probe_engines.pop(make_url(url), None)
+    _probe_of.clear()
     if engine is not None:
         engine.dispose()
 
 
 _probe_engines: dict = {}
+#: id(url as given) -> (that url, its probe engine): see get_probe_engine.
+_probe_of: dict = {}
 
 
 def dialect_of(bind: Engine | Connection) -> str:

@@ -1,7 +1,8 @@
 """The serving fast path agrees with scikit-learn's own ``predict``.
 
-``predict_frame`` calls each tree's Cython predictor (``tree.tree_.predict``) directly, on
-input it validated once, to keep one-row requests fast. That bypasses the public API, so a
+``predict_frame`` calls each tree's Cython predictor (``tree.tree_.predict``) directly, or
+for a few rows walks the trees' node tables itself (``numpy_path.tree_values``), on input
+it validated once, to keep one-row requests fast. That bypasses the public API, so a
 scikit-learn upgrade could change what it returns without any error. These tests compare it
 with ``pipeline.predict`` and each ``tree.predict``, on many random rows with NaNs.
 """
@@ -17,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from liquidity_core.learn import intervals
 from liquidity_core.registry.champion import LoadedModel, load_verified_model
+from liquidity_core.serving import numpy_path as lean
 from liquidity_core.serving.predict import INTERVAL_PERCENTILES, predict_frame
 
 FEATURES = [f"f{i}" for i in range(8)]
@@ -81,6 +83,9 @@ def test_fast_path_matches_sklearn_on_random_rows_with_nans(train_nan_share):
     _assert_same(predict_frame(model, X), _sklearn_reference(pipeline, X))
     one = X.iloc[[123]]
     _assert_same(predict_frame(model, one), _sklearn_reference(pipeline, one))
+    for start, n in ((0, 3), (40, 20), (300, lean.FOREST_WALK_ROWS)):  # walked all at once
+        few = X.iloc[start : start + n]
+        _assert_same(predict_frame(model, few), _sklearn_reference(pipeline, few))
     # Columns in another order are put in the model's order first.
     shuffled = X[FEATURES[::-1]]
     _assert_same(predict_frame(model, shuffled), _sklearn_reference(pipeline, X))
@@ -101,3 +106,32 @@ def test_fast_path_matches_sklearn_for_the_trained_champion(settings, engine, tm
     calibration = model.metadata["interval_calibration"]
     assert calibration, "a newly trained champion carries its interval calibration"
     _assert_same(predict_frame(model, X), _sklearn_reference(model.pipeline, X, calibration))
+    for i in range(0, 200, 7):  # one row, as a request sends it
+        one = X.iloc[[i]]
+        _assert_same(
+            predict_frame(model, one), _sklearn_reference(model.pipeline, one, calibration)
+        )
+
+
+@pytest.mark.parametrize("train_nan_share", [0.0, 0.3])
+def test_trees_walked_together_give_each_trees_own_prediction(train_nan_share):
+    """lean.tree_values on a few rows is, bit for bit, each tree's ``tree_.predict``: NaN
+    sent where each node sends missing values, infinities, values on a threshold."""
+    rng = np.random.default_rng(11)
+    X_train = _random_frame(rng, 2000, nan_share=train_nan_share).to_numpy(np.float32)
+    y = np.nan_to_num(X_train[:, 0]) * 0.01 + rng.normal(size=len(X_train))
+    forest = RandomForestRegressor(n_estimators=30, min_samples_leaf=2, random_state=5)
+    forest.fit(X_train, y)
+    X = np.array(_random_frame(rng, 500, nan_share=0.25), dtype=np.float32)
+    X[:5] = np.nan
+    X[5:10] = np.inf
+    X[10:15] = -np.inf
+    tree = forest.estimators_[0].tree_
+    X[15, tree.feature[0]] = tree.threshold[0]  # exactly on the root's threshold
+    X = np.ascontiguousarray(X)
+    for start, n in ((0, 1), (0, 20), (15, 1), (100, lean.FOREST_WALK_ROWS), (0, 500)):
+        rows = X[start : start + n]
+        want = np.stack([e.tree_.predict(rows).reshape(n) for e in forest.estimators_])
+        got = lean.tree_values(forest, rows)
+        assert got.shape == want.shape
+        assert got.tobytes() == want.tobytes()

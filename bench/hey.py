@@ -1,0 +1,161 @@
+"""Load at a fixed offered rate from ``hey``, with the CPU that ``hey`` itself used.
+
+``hey`` (Debian package ``hey``) runs ``-c`` workers, each sending at most ``-q`` requests a
+second for ``-z`` seconds, so ``q x c`` requests a second are offered whatever the server's
+latency (as long as no worker waits longer than its interval: a late answer delays only
+that worker's next request). Unlike the closed loop of :mod:`bench.wrk`, the latency then
+says what a client sees at that traffic, not how deep a queue the generator keeps full.
+
+Its summary is parsed: the latency percentiles (printed to 0.1 ms), the requests a second,
+the status codes and the errors; the CPU time of the ``hey`` process comes from ``wait4``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HeyResult:
+    """One ``hey`` run.
+
+    Attributes
+    ----------
+    requests : int
+        Answered requests (any status).
+    seconds : float
+        Length of the run.
+    rps : float
+        Answered requests a second, as ``hey`` reports them.
+    errors : int
+        Requests without an answer (connection errors, timeouts) plus non-2xx answers.
+    p50_ms, p90_ms, p99_ms, slowest_ms : float
+        Latency percentiles and the slowest request.
+    cpu_seconds : float
+        User + system CPU of the ``hey`` process.
+    """
+
+    requests: int
+    seconds: float
+    rps: float
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    slowest_ms: float
+    cpu_seconds: float
+
+    @property
+    def cpu_share(self) -> float:
+        """``hey``'s CPU as a share of one core over the run."""
+        return self.cpu_seconds / self.seconds if self.seconds else 0.0
+
+
+def available() -> bool:
+    """Whether ``hey`` is on the PATH."""
+    return shutil.which("hey") is not None
+
+
+def parse_summary(text: str) -> dict:
+    """The figures of ``hey``'s summary output (times in ms)."""
+
+    def seconds(pattern: str) -> float | None:
+        m = re.search(pattern, text)
+        return None if m is None else float(m.group(1)) * 1000
+
+    percentiles = {
+        int(p): float(s) * 1000
+        for p, s in re.findall(r"^\s*(\d+)%+ in ([\d.]+) secs", text, flags=re.MULTILINE)
+    }
+    statuses = {
+        int(code): int(count)
+        for code, count in re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", text, re.MULTILINE)
+    }
+    failed = sum(
+        int(count)
+        for count in re.findall(
+            r"^\s*\[(\d+)\]\s+(?!responses)\S.*$", _after(text, "Error distribution:"), re.MULTILINE
+        )
+    )
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    return {
+        "total_ms": seconds(r"Total:\s+([\d.]+) secs"),
+        "slowest_ms": seconds(r"Slowest:\s+([\d.]+) secs"),
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "percentiles": percentiles,
+        "statuses": statuses,
+        "failed": failed,
+    }
+
+
+def _after(text: str, marker: str) -> str:
+    at = text.find(marker)
+    return "" if at < 0 else text[at + len(marker) :]
+
+
+def run_hey(
+    url: str,
+    *,
+    seconds: float,
+    rate: float,
+    connections: int,
+    method: str = "GET",
+    body: str | None = None,
+    timeout: float = 10.0,
+) -> HeyResult:
+    """Offer ``rate`` requests a second to ``url`` for ``seconds``, over ``connections``.
+
+    Each of the ``connections`` workers is limited to ``rate / connections`` requests a
+    second (``hey -q``); ``body`` is sent as JSON with every request.
+    """
+    if not available():
+        raise RuntimeError("hey is not installed (Debian: apt-get install hey)")
+    per_worker = rate / connections
+    with tempfile.TemporaryDirectory(prefix="liquidity-hey-") as tmp:
+        cmd = [
+            "hey",
+            "-z",
+            f"{max(1, round(seconds))}s",
+            "-c",
+            str(connections),
+            "-q",
+            f"{per_worker:g}",
+            "-t",
+            f"{max(1, round(timeout))}",
+            "-m",
+            method,
+        ]
+        if body is not None:
+            path = Path(tmp) / "body.json"
+            path.write_text(body, encoding="utf-8")
+            cmd += ["-T", "application/json", "-D", str(path)]
+        out_path = Path(tmp) / "out.txt"
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen([*cmd, url], stdout=out, stderr=subprocess.STDOUT)
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        text = out_path.read_text(errors="replace")
+    summary = parse_summary(text)
+    pct = summary["percentiles"]
+    answered = sum(summary["statuses"].values())
+    if proc.returncode != 0 or not (answered or summary["failed"]):
+        raise RuntimeError(f"hey failed (exit {proc.returncode}): {text[-2000:]}")
+    non2xx = sum(n for code, n in summary["statuses"].items() if not 200 <= code < 300)
+    return HeyResult(
+        requests=answered,
+        seconds=(summary["total_ms"] or 0.0) / 1000,
+        rps=summary["rps"],
+        errors=summary["failed"] + non2xx,
+        # hey prints a percentile it has too few answers for as "0% in 0.0000 secs".
+        p50_ms=pct.get(50, float("nan")),
+        p90_ms=pct.get(90, float("nan")),
+        p99_ms=pct.get(99, float("nan")),
+        slowest_ms=summary["slowest_ms"] or float("nan"),
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+    )
