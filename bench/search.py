@@ -93,7 +93,7 @@ def compare(panel) -> dict:
         searches = {}
         for name, grid in (("cheap", search_grid("default")), ("full", GRIDS["default"])):
             t0, c0 = time.perf_counter(), time.process_time()
-            search = run_search(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+            search, _ = run_search(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             i, w = best_blend(search.cv_results_)
             params = search.cv_results_["params"][i]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -247,13 +248,17 @@ def search_forest(settings: Settings, grid: str, X_tune, y_tune, t_tune, cv):
         The blend weight chosen, the mean CV R² at each weight of the chosen forest
         (``cv_r2_by_blend``; weight 0 is the HAR base alone) and the trees of the fold
         forests (``search_trees``).
+    fold_forecasts : list of FoldForecast
+        The chosen combination's fold models' forecasts of their validation rows, one per
+        fold (out of sample: the interval calibration's residuals).
     """
     from sklearn.base import clone
 
     from liquidity_core.learn.estimators import BLEND_WEIGHTS, best_blend, blend_key
 
     started = time.perf_counter()
-    search = run_search(settings, search_grid(grid), X_tune, y_tune, t_tune, cv)
+    param_grid = search_grid(grid)
+    search, forecasts = run_search(settings, param_grid, X_tune, y_tune, t_tune, cv)
     i, weight = best_blend(search.cv_results_)
     key = blend_key(weight)
     chosen = dict(search.cv_results_["params"][i])
@@ -275,13 +280,35 @@ def search_forest(settings: Settings, grid: str, X_tune, y_tune, t_tune, cv):
     )
     form = {"blend_weight": weight, "cv_r2_by_blend": by_blend}
     form["search_trees"] = int(search.cv_results_["params"][i]["model__n_estimators"])
-    return best, cv_scores, form
+    return best, cv_scores, form, forecasts[params_key(search.cv_results_["params"][i], param_grid)]
+
+
+@dataclass(frozen=True)
+class FoldForecast:
+    """One fold model's forecast of its validation rows, as the search scored it."""
+
+    rows: np.ndarray  # positions in the tuning rows
+    anchor: np.ndarray
+    change: np.ndarray
+
+    def residuals(self, y_tune: np.ndarray, blend: float) -> np.ndarray:
+        """Outcome minus forecast at blend weight ``blend``."""
+        return y_tune[self.rows] - (self.anchor + blend * self.change)
 
 
 def run_search(settings: Settings, param_grid: dict, X_tune, y_tune, t_tune, cv):
     """The fitted ``GridSearchCV`` (not refitted) of the forest pipeline over
     ``param_grid`` on the tuning rows' folds, each fold model scored at every blend
-    weight from one prediction of its change (``mean_test_blend_<w>`` in its results)."""
+    weight from one prediction of its change (``mean_test_blend_<w>`` in its results).
+
+    Returns
+    -------
+    search : GridSearchCV
+    forecasts : dict
+        ``{params key: [FoldForecast, ...]}`` (:func:`params_key` of a combination of
+        ``search.cv_results_["params"]``), one per fold: what the interval calibration
+        reuses instead of refitting the folds.
+    """
     from sklearn.model_selection import GridSearchCV
 
     from liquidity_core.learn.estimators import BLEND_WEIGHTS, blend_key, blend_scores
@@ -289,9 +316,16 @@ def run_search(settings: Settings, param_grid: dict, X_tune, y_tune, t_tune, cv)
     cap = settings.max_train_rows_per_tree
     max_samples = cap if len(y_tune) > cap else None
     log_fold = fold_logger("forest")
+    if not X_tune.index.is_unique:  # the index maps each fold's rows back to positions
+        X_tune = X_tune.reset_index(drop=True)
+    forecasts: dict[tuple, list[FoldForecast]] = {}
 
     def scoring(estimator, X, y) -> dict:
-        scores = blend_scores(y, estimator.anchor_of(X), estimator.predict_change(X))
+        forecast = FoldForecast(
+            X_tune.index.get_indexer(X.index), estimator.anchor_of(X), estimator.predict_change(X)
+        )
+        forecasts.setdefault(params_key(estimator.get_params(), param_grid), []).append(forecast)
+        scores = blend_scores(y, forecast.anchor, forecast.change)
         log_fold(estimator, scores[blend_key(1.0)], len(y))  # the whole forest
         return scores
 
@@ -313,7 +347,12 @@ def run_search(settings: Settings, param_grid: dict, X_tune, y_tune, t_tune, cv)
         max_samples,
         list(BLEND_WEIGHTS),
     )
-    return search.fit(X_tune, y_tune, groups=t_tune)
+    return search.fit(X_tune, y_tune, groups=t_tune), forecasts
+
+
+def params_key(params: dict, param_grid: dict) -> tuple:
+    """The values of ``param_grid``'s parameters in ``params``: one combination's key."""
+    return tuple((name, params[name]) for name in sorted(param_grid))
 
 
 def search_grid(grid: str) -> dict:

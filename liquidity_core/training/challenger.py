@@ -229,8 +229,10 @@ def train_challenger(
         load_stage_data(stage), max_search_rows=max_search_rows, seed=settings.random_seed
     )
     cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
-    best, cv_scores, form = search_forest(settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv)
-    calibration = calibrate_intervals(best, rows.X_tune, rows.y_tune, rows.t_tune, cv)
+    best, cv_scores, form, fold_forecasts = search_forest(
+        settings, grid, rows.X_tune, rows.y_tune, rows.t_tune, cv
+    )
+    calibration = calibrate_intervals(fold_forecasts, form["blend_weight"], rows)
     pred = best.predict(rows.X_hold)
     np.save(stage / HOLDOUT_PREDICTIONS, pred)  # compared with the champion's, row by row
     report = holdout_report(pred, rows, calibration)
@@ -319,25 +321,24 @@ def refit_on_all(best, rows: Rows) -> tuple:
     return clone(best).fit(X, y), through
 
 
-def calibrate_intervals(best, X_tune: pd.DataFrame, y_tune, t_tune, cv) -> dict:
+def calibrate_intervals(fold_forecasts, blend: float, rows: Rows) -> dict:
     """Interval calibration (:mod:`liquidity_core.learn.intervals`) on the newest CV
     folds, out of sample.
 
-    For the last fold (and earlier ones, newest first, until the calibration holds
-    :data:`.intervals.MIN_CALIBRATION_ROWS` rows) the tuned model is refitted on the
-    fold's training side only and forecasts its validation snapshots; the holdout is
+    The residuals are those of the search's own fold models of the chosen combination
+    (:class:`.candidates.FoldForecast`, at the chosen blend weight), each fitted on its
+    fold's training side only: the last fold's, and earlier ones, newest first, until
+    the calibration holds :data:`.intervals.MIN_CALIBRATION_ROWS` rows. The holdout is
     never touched, so it can measure the coverage.
     """
-    from sklearn.base import clone
-
-    residuals, rows = [], []
-    for fit_rows, cal_rows in reversed(list(cv.split(X_tune, y_tune, groups=t_tune))):
-        model = clone(best).fit(X_tune.iloc[fit_rows], y_tune[fit_rows])
-        residuals.append(y_tune[cal_rows] - model.predict(X_tune.iloc[cal_rows]))
-        rows.append(cal_rows)
-        if sum(len(r) for r in rows) >= intervals.MIN_CALIBRATION_ROWS:
+    residuals, cal_rows = [], []
+    newest_first = sorted(fold_forecasts, key=lambda f: rows.t_tune[f.rows].max(), reverse=True)
+    for forecast in newest_first:
+        residuals.append(forecast.residuals(rows.y_tune, blend))
+        cal_rows.append(forecast.rows)
+        if sum(len(r) for r in cal_rows) >= intervals.MIN_CALIBRATION_ROWS:
             break
-    cal = X_tune.iloc[np.concatenate(rows)]
+    cal = rows.X_tune.iloc[np.concatenate(cal_rows)]
     return intervals.fit(
         np.concatenate(residuals),
         cal[intervals.BUCKET_FEATURE].to_numpy(),
