@@ -4,8 +4,9 @@ The spread of a forest's trees is the uncertainty of the *mean*, not of the outc
 real monthly data the trees' 10th-90th percentile held the realized value only 55% of the
 time. The interval served instead is split-conformal:
 
-1. The tuned forest is refitted on the training side of the last cross-validation fold
-   and predicts that fold's validation snapshots, which it has not seen. Those are the
+1. The tuned forest's fold model, fitted by the search on the training side of the last
+   cross-validation fold, predicts that fold's validation snapshots, which it has not
+   seen (``training.challenger.calibrate_intervals``). Those are the
    calibration rows: time-ordered, out of sample, and never the holdout. When the last
    fold holds fewer than :data:`MIN_CALIBRATION_ROWS` rows (a short monthly panel), the
    folds before it are added the same way, newest first, until it does: a 10% tail
