@@ -158,6 +158,38 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
     """
     if feature_set not in ("v1", "v2"):
         raise InputError(f"feature_set {feature_set!r} is not one of ['v1', 'v2']")
+    order, logs, extras = _prepare(panel, rows, times)
+    feats = _features(order, logs, extras, market=True)
+    y, has_next = _target(order, logs.lt)
+    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
+    return _feature_set(order, feats, names, y, has_next)
+
+
+#: The features of a row that come from the other coins at its snapshot time: the
+#: market-cap rank, the market-wide components and the coin against them.
+CROSS_SECTION_FEATURES = ("mcap_rank", *MARKET_FEATURES, "log_turnover_dev_market", "log_mcap_rel")
+
+
+def own_features(panel, *, rows, times=None) -> dict[str, np.ndarray]:
+    """The ``"v2"`` features of the ``rows`` of ``panel`` that come from each row and its
+    coin's history, as :func:`build_features` computes them, for callers that take the
+    rest from elsewhere (prediction, which takes the market from the store).
+
+    ``panel``, ``rows`` and ``times`` are as for :func:`build_features`. Returns
+    ``{feature: values}`` in :data:`BASE_FEATURES` order (then the ``x_*`` columns), one
+    value per selected row in the panel's order; the :data:`CROSS_SECTION_FEATURES` are
+    NaN, and neither the target nor the meta is computed. Every other value is bit for bit
+    the one :func:`build_features` gives the row.
+    """
+    order, logs, extras = _prepare(panel, rows, times)
+    feats = _features(order, logs, extras, market=False)
+    back = np.argsort(order.by_coin[order.sel], kind="stable")  # the panel's order
+    nan = np.full(len(back), np.nan)
+    return {c: nan.copy() if c not in feats else feats[c][back] for c in (*BASE_FEATURES, *extras)}
+
+
+def _prepare(panel, rows, times) -> tuple[_CoinOrder, _LogSeries, list[str]]:
+    """The panel checked and in coin order, its log series and its ``x_*`` columns."""
     columns = list(panel.columns) if isinstance(panel, pd.DataFrame) else list(panel)
     missing = [c for c in PANEL_COLUMNS if c not in columns]
     if missing:
@@ -165,15 +197,19 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
     extras = sorted(c for c in columns if c.startswith("x_"))
     keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in columns], *extras]
     order = _coin_order(panel, keep, rows, times)
-    logs = _log_series(order)
-    feats = _row_features(order, logs)
+    return order, _log_series(order), extras
+
+
+def _features(order, logs, extras: list[str], *, market: bool) -> dict[str, np.ndarray]:
+    """Every feature of the selected rows (coin order); without the
+    :data:`CROSS_SECTION_FEATURES` unless ``market``."""
+    feats = _row_features(order, logs, rank=market)
     feats.update(_window_features(order, logs))
-    feats.update(_market_features(order, logs, feats))
+    if market:
+        feats.update(_market_features(order, logs, feats))
     for c in extras:
         feats[c] = pd.to_numeric(order.col[c][order.sel], errors="coerce").astype(float)
-    y, has_next = _target(order, logs.lt)
-    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
-    return _feature_set(order, feats, names, y, has_next)
+    return feats
 
 
 @dataclass(frozen=True)
@@ -259,9 +295,11 @@ def _log_series(order: _CoinOrder) -> _LogSeries:
     return _LogSeries(lt, prev_lt, abs_diff, log_price, ret, _safe_log(col["market_cap"]))
 
 
-def _row_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
+def _row_features(
+    order: _CoinOrder, logs: _LogSeries, *, rank: bool = True
+) -> dict[str, np.ndarray]:
     """The features of each selected row from the row itself, its coin's previous row
-    and the other coins at its snapshot time."""
+    and (``rank``) the other coins at its snapshot time."""
     col, sel, t = order.col, order.sel, order.t
     change_24h = col["change_24h"].astype(float)[sel]
     feats = {
@@ -274,13 +312,13 @@ def _row_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
         "log_turnover": logs.lt[sel],
         "log_turnover_diff": (logs.lt - logs.prev_lt)[sel],
         "return_1": logs.ret[sel],
-        # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
-        "mcap_rank": rank_within_time(col["market_cap"].astype(float), t)[sel],
         # Volatility proxies.
         "abs_log_turnover_diff": logs.abs_diff[sel],
         "abs_return_1": np.abs(logs.ret[sel]),
         "abs_change_24h": np.abs(change_24h),
     }
+    if rank:  # market-cap rank within the snapshot (1 = largest): same-time rows only
+        feats["mcap_rank"] = rank_within_time(col["market_cap"].astype(float), t)[sel]
     # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
     # cadence) the weekday of the target, assumed one such gap ahead.
     row_ns = order.times_ns[t]
