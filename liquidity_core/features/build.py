@@ -38,6 +38,7 @@ from liquidity_core.features.windows import (
     by_time_median,
     coin_time_key,
     ewm_windows,
+    prefix_sums,
     rank_within_time,
     window_sums,
 )
@@ -212,6 +213,12 @@ def _features(order, logs, extras: list[str], *, market: bool) -> dict[str, np.n
     return feats
 
 
+def _roll1(a: np.ndarray) -> np.ndarray:
+    """``np.roll(a, 1)`` of a 1-D array (the last value first), without its generic
+    axis handling, which costs more than the copy on a request's few rows."""
+    return np.concatenate((a[-1:], a[:-1]))
+
+
 @dataclass(frozen=True)
 class _CoinOrder:
     """The panel as plain arrays in coin-then-time order (for the per-coin windows).
@@ -259,7 +266,7 @@ def _coin_order(panel, keep: list[str], rows, times) -> _CoinOrder:
         )
     key = coin_time_key(coin_code[by_coin], t)
     # The coin's previous row, where it is within the history (HISTORY_ROWS snapshot times).
-    prev_gone = new_coin | (t - np.roll(t, 1) >= HISTORY_ROWS)
+    prev_gone = new_coin | (t - _roll1(t) >= HISTORY_ROWS)
     if rows is None:
         at, sel = np.arange(n), slice(None)
     else:
@@ -288,8 +295,8 @@ def _log_series(order: _CoinOrder) -> _LogSeries:
     col, prev_gone = order.col, order.prev_gone
     lt = log_turnover(col["volume_24h"], col["market_cap"])
     log_price = _safe_log(col["price"])
-    prev_lt = np.where(prev_gone, np.nan, np.roll(lt, 1))
-    prev_lp = np.where(prev_gone, np.nan, np.roll(log_price, 1))
+    prev_lt = np.where(prev_gone, np.nan, _roll1(lt))
+    prev_lp = np.where(prev_gone, np.nan, _roll1(log_price))
     ret = log_price - prev_lp
     abs_diff = np.abs(lt - prev_lt)
     return _LogSeries(lt, prev_lt, abs_diff, log_price, ret, _safe_log(col["market_cap"]))
@@ -322,7 +329,7 @@ def _row_features(
     # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
     # cadence) the weekday of the target, assumed one such gap ahead.
     row_ns = order.times_ns[t]
-    gap = np.where(order.prev_gone, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
+    gap = np.where(order.prev_gone, np.nan, (row_ns - _roll1(row_ns)) / 86_400e9)[sel]
     feats["gap_days"] = gap
     daily = np.isfinite(gap) & (gap <= DAILY_GAP_DAYS)
     target_ns = row_ns[sel] + np.where(daily, gap, 0.0) * 86_400e9
@@ -331,9 +338,10 @@ def _row_features(
     return feats
 
 
-def _window_mean(values: np.ndarray, order: _CoinOrder, window: int) -> np.ndarray:
-    """The mean of ``values`` over the coin's rows within ``window`` snapshot times."""
-    s, _s2, cnt = window_sums(values, order.key, window, order.at)
+def _window_mean(values: np.ndarray, order: _CoinOrder, window: int, prefix=None) -> np.ndarray:
+    """The mean of ``values`` over the coin's rows within ``window`` snapshot times
+    (``prefix``: their :func:`prefix_sums`, when known)."""
+    s, _s2, cnt = window_sums(values, order.key, window, order.at, prefix)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
 
@@ -341,7 +349,10 @@ def _window_mean(values: np.ndarray, order: _CoinOrder, window: int) -> np.ndarr
 def _window_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
     """The features of each selected row over its coin's earlier rows (history windows)."""
     key, at = order.key, order.at
-    feats = {f"log_turnover_mean_{w}": _window_mean(logs.lt, order, w) for w in MEAN_WINDOWS}
+    lt_sums = prefix_sums(logs.lt)  # for every window of the log turnover
+    feats = {
+        f"log_turnover_mean_{w}": _window_mean(logs.lt, order, w, lt_sums) for w in MEAN_WINDOWS
+    }
     s, s2, cnt = window_sums(logs.ret, key, VOL_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s * s / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
@@ -350,7 +361,7 @@ def _window_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarra
     # HISTORY_ROWS snapshot times, can count too.
     feats["snapshots_seen"] = window_sums(np.ones(len(order.t)), key, HISTORY_ROWS, at)[2]
     # Memory: a long window and exponentially weighted means, and today against them.
-    long_mean = _window_mean(logs.lt, order, LONG_WINDOW)
+    long_mean = _window_mean(logs.lt, order, LONG_WINDOW, lt_sums)
     feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
     ewms = ewm_windows(logs.lt, key, EWM_HALFLIVES, LONG_WINDOW, at)
     for h, values in zip(EWM_HALFLIVES, ewms, strict=True):
