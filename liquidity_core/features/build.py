@@ -250,7 +250,11 @@ def _coin_order(panel, keep: list[str], rows, times) -> _CoinOrder:
     ts_ns, unit = ns_and_unit(panel["snapshot_ts"])
     t_code, times_ns = time_codes(ts_ns, times)
     # Work in coin-then-time order for the per-coin windows.
-    coin_code, _ = pd.factorize(np.asarray(panel["coin_id"]), sort=True)
+    ids = np.asarray(panel["coin_id"])
+    if ids.dtype.kind in "iu":  # serving's pseudo-coins (row numbers): no pandas call
+        coin_code = np.unique(ids, return_inverse=True)[1].reshape(-1)
+    else:
+        coin_code, _ = pd.factorize(ids, sort=True)
     by_coin = np.lexsort((t_code, coin_code))
     col = {c: np.asarray(panel[c])[by_coin] for c in keep if c != "snapshot_ts"}
     coin = col["coin_id"]

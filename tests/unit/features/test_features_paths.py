@@ -156,6 +156,24 @@ def test_a_mapping_of_arrays_gives_the_same_as_a_frame():
     np.testing.assert_array_equal(a.rows, b.rows)
 
 
+def test_integer_coin_ids_give_the_same_as_text_ones():
+    """Serving's pseudo-coins are row numbers (coded without pandas): the same features
+    as text ids in the same order."""
+    panel = random_panel(4, 11, 60)
+    arrays = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
+    arrays["snapshot_ts"] = (
+        pd.DatetimeIndex(panel["snapshot_ts"]).tz_convert(None).as_unit("ns").to_numpy()
+    )
+    mask = np.random.default_rng(4).random(len(panel)) < 0.4
+    numbered = dict(arrays, coin_id=np.array([int(c[1:]) * 7 for c in arrays["coin_id"]]))
+    a, b = build_features(arrays, rows=mask), build_features(numbered, rows=mask)
+    pd.testing.assert_frame_equal(a.X, b.X, check_exact=True)
+    np.testing.assert_array_equal(a.rows, b.rows)
+    own_a, own_b = own_features(arrays, rows=mask), own_features(numbered, rows=mask)
+    for c in own_a:
+        np.testing.assert_array_equal(own_a[c], own_b[c], err_msg=c)
+
+
 def test_rows_must_flag_every_panel_row():
     from liquidity_core.errors import InputError
 
