@@ -38,6 +38,7 @@ from liquidity_core.features.windows import (
     by_time_median,
     coin_time_key,
     ewm_windows,
+    prefix_sums,
     rank_within_time,
     window_sums,
 )
@@ -158,6 +159,38 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
     """
     if feature_set not in ("v1", "v2"):
         raise InputError(f"feature_set {feature_set!r} is not one of ['v1', 'v2']")
+    order, logs, extras = _prepare(panel, rows, times)
+    feats = _features(order, logs, extras, market=True)
+    y, has_next = _target(order, logs.lt)
+    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
+    return _feature_set(order, feats, names, y, has_next)
+
+
+#: The features of a row that come from the other coins at its snapshot time: the
+#: market-cap rank, the market-wide components and the coin against them.
+CROSS_SECTION_FEATURES = ("mcap_rank", *MARKET_FEATURES, "log_turnover_dev_market", "log_mcap_rel")
+
+
+def own_features(panel, *, rows, times=None) -> dict[str, np.ndarray]:
+    """The ``"v2"`` features of the ``rows`` of ``panel`` that come from each row and its
+    coin's history, as :func:`build_features` computes them, for callers that take the
+    rest from elsewhere (prediction, which takes the market from the store).
+
+    ``panel``, ``rows`` and ``times`` are as for :func:`build_features`. Returns
+    ``{feature: values}`` in :data:`BASE_FEATURES` order (then the ``x_*`` columns), one
+    value per selected row in the panel's order; the :data:`CROSS_SECTION_FEATURES` are
+    NaN, and neither the target nor the meta is computed. Every other value is bit for bit
+    the one :func:`build_features` gives the row.
+    """
+    order, logs, extras = _prepare(panel, rows, times)
+    feats = _features(order, logs, extras, market=False)
+    back = np.argsort(order.by_coin[order.sel], kind="stable")  # the panel's order
+    nan = np.full(len(back), np.nan)
+    return {c: nan.copy() if c not in feats else feats[c][back] for c in (*BASE_FEATURES, *extras)}
+
+
+def _prepare(panel, rows, times) -> tuple[_CoinOrder, _LogSeries, list[str]]:
+    """The panel checked and in coin order, its log series and its ``x_*`` columns."""
     columns = list(panel.columns) if isinstance(panel, pd.DataFrame) else list(panel)
     missing = [c for c in PANEL_COLUMNS if c not in columns]
     if missing:
@@ -165,15 +198,25 @@ def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> 
     extras = sorted(c for c in columns if c.startswith("x_"))
     keep = [*PANEL_COLUMNS, *[c for c in ("symbol", "coin_name") if c in columns], *extras]
     order = _coin_order(panel, keep, rows, times)
-    logs = _log_series(order)
-    feats = _row_features(order, logs)
+    return order, _log_series(order), extras
+
+
+def _features(order, logs, extras: list[str], *, market: bool) -> dict[str, np.ndarray]:
+    """Every feature of the selected rows (coin order); without the
+    :data:`CROSS_SECTION_FEATURES` unless ``market``."""
+    feats = _row_features(order, logs, rank=market)
     feats.update(_window_features(order, logs))
-    feats.update(_market_features(order, logs, feats))
+    if market:
+        feats.update(_market_features(order, logs, feats))
     for c in extras:
         feats[c] = pd.to_numeric(order.col[c][order.sel], errors="coerce").astype(float)
-    y, has_next = _target(order, logs.lt)
-    names = [*(V1_FEATURES if feature_set == "v1" else BASE_FEATURES), *extras]
-    return _feature_set(order, feats, names, y, has_next)
+    return feats
+
+
+def _roll1(a: np.ndarray) -> np.ndarray:
+    """``np.roll(a, 1)`` of a 1-D array (the last value first), without its generic
+    axis handling, which costs more than the copy on a request's few rows."""
+    return np.concatenate((a[-1:], a[:-1]))
 
 
 @dataclass(frozen=True)
@@ -207,7 +250,11 @@ def _coin_order(panel, keep: list[str], rows, times) -> _CoinOrder:
     ts_ns, unit = ns_and_unit(panel["snapshot_ts"])
     t_code, times_ns = time_codes(ts_ns, times)
     # Work in coin-then-time order for the per-coin windows.
-    coin_code, _ = pd.factorize(np.asarray(panel["coin_id"]), sort=True)
+    ids = np.asarray(panel["coin_id"])
+    if ids.dtype.kind in "iu":  # serving's pseudo-coins (row numbers): no pandas call
+        coin_code = np.unique(ids, return_inverse=True)[1].reshape(-1)
+    else:
+        coin_code, _ = pd.factorize(ids, sort=True)
     by_coin = np.lexsort((t_code, coin_code))
     col = {c: np.asarray(panel[c])[by_coin] for c in keep if c != "snapshot_ts"}
     coin = col["coin_id"]
@@ -223,7 +270,7 @@ def _coin_order(panel, keep: list[str], rows, times) -> _CoinOrder:
         )
     key = coin_time_key(coin_code[by_coin], t)
     # The coin's previous row, where it is within the history (HISTORY_ROWS snapshot times).
-    prev_gone = new_coin | (t - np.roll(t, 1) >= HISTORY_ROWS)
+    prev_gone = new_coin | (t - _roll1(t) >= HISTORY_ROWS)
     if rows is None:
         at, sel = np.arange(n), slice(None)
     else:
@@ -252,16 +299,18 @@ def _log_series(order: _CoinOrder) -> _LogSeries:
     col, prev_gone = order.col, order.prev_gone
     lt = log_turnover(col["volume_24h"], col["market_cap"])
     log_price = _safe_log(col["price"])
-    prev_lt = np.where(prev_gone, np.nan, np.roll(lt, 1))
-    prev_lp = np.where(prev_gone, np.nan, np.roll(log_price, 1))
+    prev_lt = np.where(prev_gone, np.nan, _roll1(lt))
+    prev_lp = np.where(prev_gone, np.nan, _roll1(log_price))
     ret = log_price - prev_lp
     abs_diff = np.abs(lt - prev_lt)
     return _LogSeries(lt, prev_lt, abs_diff, log_price, ret, _safe_log(col["market_cap"]))
 
 
-def _row_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
+def _row_features(
+    order: _CoinOrder, logs: _LogSeries, *, rank: bool = True
+) -> dict[str, np.ndarray]:
     """The features of each selected row from the row itself, its coin's previous row
-    and the other coins at its snapshot time."""
+    and (``rank``) the other coins at its snapshot time."""
     col, sel, t = order.col, order.sel, order.t
     change_24h = col["change_24h"].astype(float)[sel]
     feats = {
@@ -274,17 +323,17 @@ def _row_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
         "log_turnover": logs.lt[sel],
         "log_turnover_diff": (logs.lt - logs.prev_lt)[sel],
         "return_1": logs.ret[sel],
-        # Market-cap rank within the snapshot (1 = largest): only same-time rows are used.
-        "mcap_rank": rank_within_time(col["market_cap"].astype(float), t)[sel],
         # Volatility proxies.
         "abs_log_turnover_diff": logs.abs_diff[sel],
         "abs_return_1": np.abs(logs.ret[sel]),
         "abs_change_24h": np.abs(change_24h),
     }
+    if rank:  # market-cap rank within the snapshot (1 = largest): same-time rows only
+        feats["mcap_rank"] = rank_within_time(col["market_cap"].astype(float), t)[sel]
     # Cadence and calendar: the time since the coin's previous snapshot, and (at a daily
     # cadence) the weekday of the target, assumed one such gap ahead.
     row_ns = order.times_ns[t]
-    gap = np.where(order.prev_gone, np.nan, (row_ns - np.roll(row_ns, 1)) / 86_400e9)[sel]
+    gap = np.where(order.prev_gone, np.nan, (row_ns - _roll1(row_ns)) / 86_400e9)[sel]
     feats["gap_days"] = gap
     daily = np.isfinite(gap) & (gap <= DAILY_GAP_DAYS)
     target_ns = row_ns[sel] + np.where(daily, gap, 0.0) * 86_400e9
@@ -293,9 +342,10 @@ def _row_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
     return feats
 
 
-def _window_mean(values: np.ndarray, order: _CoinOrder, window: int) -> np.ndarray:
-    """The mean of ``values`` over the coin's rows within ``window`` snapshot times."""
-    s, _s2, cnt = window_sums(values, order.key, window, order.at)
+def _window_mean(values: np.ndarray, order: _CoinOrder, window: int, prefix=None) -> np.ndarray:
+    """The mean of ``values`` over the coin's rows within ``window`` snapshot times
+    (``prefix``: their :func:`prefix_sums`, when known)."""
+    s, _s2, cnt = window_sums(values, order.key, window, order.at, prefix)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
 
@@ -303,7 +353,10 @@ def _window_mean(values: np.ndarray, order: _CoinOrder, window: int) -> np.ndarr
 def _window_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarray]:
     """The features of each selected row over its coin's earlier rows (history windows)."""
     key, at = order.key, order.at
-    feats = {f"log_turnover_mean_{w}": _window_mean(logs.lt, order, w) for w in MEAN_WINDOWS}
+    lt_sums = prefix_sums(logs.lt)  # for every window of the log turnover
+    feats = {
+        f"log_turnover_mean_{w}": _window_mean(logs.lt, order, w, lt_sums) for w in MEAN_WINDOWS
+    }
     s, s2, cnt = window_sums(logs.ret, key, VOL_WINDOW, at)
     with np.errstate(invalid="ignore", divide="ignore"):
         var = (s2 - s * s / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
@@ -312,7 +365,7 @@ def _window_features(order: _CoinOrder, logs: _LogSeries) -> dict[str, np.ndarra
     # HISTORY_ROWS snapshot times, can count too.
     feats["snapshots_seen"] = window_sums(np.ones(len(order.t)), key, HISTORY_ROWS, at)[2]
     # Memory: a long window and exponentially weighted means, and today against them.
-    long_mean = _window_mean(logs.lt, order, LONG_WINDOW)
+    long_mean = _window_mean(logs.lt, order, LONG_WINDOW, lt_sums)
     feats[f"log_turnover_mean_{LONG_WINDOW}"] = long_mean
     ewms = ewm_windows(logs.lt, key, EWM_HALFLIVES, LONG_WINDOW, at)
     for h, values in zip(EWM_HALFLIVES, ewms, strict=True):

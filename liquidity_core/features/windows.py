@@ -33,15 +33,24 @@ def window_start(key: np.ndarray, at: np.ndarray, window: int) -> np.ndarray:
     return np.searchsorted(key, key[at] - (window - 1), side="left")
 
 
-def window_sums(values: np.ndarray, key: np.ndarray, window: int, at: np.ndarray):
-    """Sum, sum of squares and count of the finite values in each ``at`` row's window of
-    ``window`` snapshot times (the row itself included)."""
+def prefix_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The running sum, sum of squares and count of the finite ``values``, each after a
+    leading 0: what :func:`window_sums` takes its windows of ``values`` from, computed
+    once for several windows of the same values."""
     finite = np.isfinite(values)
     v = np.where(finite, values, 0.0)
     zero = np.zeros(1)
     cs = np.concatenate([zero, np.cumsum(v)])
     cs2 = np.concatenate([zero, np.cumsum(v * v)])
     cn = np.concatenate([zero, np.cumsum(finite)])
+    return cs, cs2, cn
+
+
+def window_sums(values: np.ndarray, key: np.ndarray, window: int, at: np.ndarray, prefix=None):
+    """Sum, sum of squares and count of the finite values in each ``at`` row's window of
+    ``window`` snapshot times (the row itself included); ``prefix`` is
+    :func:`prefix_sums` of ``values``, when the caller has it already."""
+    cs, cs2, cn = prefix_sums(values) if prefix is None else prefix
     lo = window_start(key, at, window)
     hi = at + 1
     return cs[hi] - cs[lo], cs2[hi] - cs2[lo], cn[hi] - cn[lo]

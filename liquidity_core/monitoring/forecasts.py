@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Rows per INSERT batch.
 _BATCH = 5000
+#: Stored-forecast answers kept per data version at most (a few model versions' coins).
+_KEPT_ANSWERS = 50_000
 
 _f = forecasts
 _of_version = _f.c.model_version == sa.bindparam("model_version")
@@ -259,6 +261,12 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
     coin_id = by_id if by_id in recent.rows_of else recent.by_symbol.get(sym.upper())
     if coin_id is None:
         return None
+    # A stored forecast is written once and never changed, and the rest of the answer is
+    # of this data version: an answer found is kept with the history, which a new data
+    # version replaces. "Not stored" is not kept: the forecast task may store it next.
+    kept = recent.stored_answers.get((model_version, coin_id))
+    if kept is not None:
+        return {**kept, "interval": dict(kept["interval"])}
     # Plain arrays and one raw read: this is the request path (GET .../prediction).
     at = recent.rows_of[coin_id][-1]
     column = recent.columns
@@ -276,7 +284,7 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
         return None
     row = dict(zip(_STORED_ONE.selected_columns.keys(), found, strict=True))
     point = float(row["predicted_log_turnover"])
-    return {
+    answer = {
         "coin_name": column["coin_name"][at],
         "symbol": column["symbol"][at],
         "predicted_turnover": math.exp(point),
@@ -293,6 +301,10 @@ def stored_forecast(symbol: str, *, settings: Settings, model_version: str) -> d
         "market_cap": float(column["market_cap"][at]),
         "source": "stored",
     }
+    if len(recent.stored_answers) >= _KEPT_ANSWERS:
+        recent.stored_answers.clear()
+    recent.stored_answers[(model_version, coin_id)] = answer
+    return {**answer, "interval": dict(answer["interval"])}
 
 
 def forecast_for_symbol(

@@ -186,6 +186,11 @@ def tree_values(forest, X: np.ndarray) -> np.ndarray:
     flat = values.ravel()
     base = (np.arange(n, dtype=np.intp) * width)[:, None]
     node = np.broadcast_to(table.roots, (n, len(table.roots))).copy()
+    if not np.isnan(flat).any():  # no missing value to send: a row goes right past a threshold
+        for _ in range(table.depth):
+            right = flat[base + table.feature[node]] > table.threshold[node]
+            node = table.child[2 * node + right]
+        return table.value[node].T.copy()
     for _ in range(table.depth):
         x = flat[base + table.feature[node]]
         right = ~((x <= table.threshold[node]) | (np.isnan(x) & table.missing_left[node]))

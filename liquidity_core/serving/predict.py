@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from liquidity_core.errors import InputError, NotFound
-from liquidity_core.features.build import PANEL_COLUMNS, build_features
+from liquidity_core.features.build import PANEL_COLUMNS, build_features, own_features
 from liquidity_core.features.time_axis import NAT_NS
 from liquidity_core.inputs.records import frame_columns, request_columns
 from liquidity_core.learn import intervals
@@ -80,6 +80,20 @@ def features_for_rows(frame, engine) -> tuple[pd.DataFrame, np.ndarray]:
     Vectorized: each input row becomes a pseudo-coin (its position) whose earlier rows
     are the matched coin's stored history before the row's time. The panel is passed to
     :func:`build_features` as plain arrays, and only the input rows are computed.
+
+    Returns ``(X, seen)``: the feature rows and the stored snapshots each row used.
+    """
+    X, seen = _feature_columns(frame, engine)
+    return _frame(X), seen
+
+
+def _feature_columns(frame, engine) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`features_for_rows` as ``{feature: values}``, without building the frame.
+
+    The features a row takes from the other coins at its time (the market-cap rank and
+    the market-wide ones) come from the store, so the pseudo-panel computes only each
+    row's own (:func:`~liquidity_core.features.build.own_features`); with nothing stored,
+    its market is the input rows' own, as :func:`build_features` computes it.
     """
     if isinstance(frame, pd.DataFrame):
         frame = frame_columns(frame)
@@ -110,14 +124,17 @@ def features_for_rows(frame, engine) -> tuple[pd.DataFrame, np.ndarray]:
     wanted[len(positions) :] = True
     # The windows count snapshot times of the store (the coin's own rows may have gaps).
     axis = np.union1d(recent.market_times, until).view("datetime64[ns]")
-    fs = build_features(data, rows=wanted, times=axis)
-    back = np.argsort(fs.rows, kind="stable")  # input row order
-    values = fs.X.to_numpy()[back]
-    X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
+    if recent.market:  # the market-wide features come from the store (with_market)
+        X = own_features(data, rows=wanted, times=axis)  # input row order
+    else:
+        fs = build_features(data, rows=wanted, times=axis)
+        back = np.argsort(fs.rows, kind="stable")  # input row order
+        values = fs.X.to_numpy()[back]
+        X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
     caps = np.asarray(frame["market_cap"], dtype=float)
     X["mcap_rank"] = cap_ranks(recent.caps_at(), caps, matched)
     recent.with_market(X, until)
-    return _frame(X), seen
+    return X, seen
 
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -128,8 +145,9 @@ def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(block.T, columns=list(columns), copy=False)
 
 
-def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
-    """Point forecast and interval (log turnover) for feature rows ``X``.
+def predict_frame(model: LoadedModel, X) -> dict:
+    """Point forecast and interval (log turnover) for feature rows ``X`` (a DataFrame, or
+    ``{feature: values}`` of equal-length float arrays).
 
     The interval is the model's calibrated one (:mod:`liquidity_core.learn.intervals`)
     when its version has a calibration, else (versions trained before it) the trees'
@@ -160,6 +178,8 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
         else:
             low, high = np.percentile(per_tree, INTERVAL_PERCENTILES, axis=0)
         return {"point": point, "low": low, "high": high}
+    if not isinstance(X, pd.DataFrame):
+        X = _frame(X)
     Xm = X if list(X.columns) == names else X.reindex(columns=names)
     point = pipeline.predict(Xm)
     low = high = point
@@ -168,9 +188,15 @@ def predict_frame(model: LoadedModel, X: pd.DataFrame) -> dict:
     return {"point": point, "low": low, "high": high}
 
 
-def _model_columns(X: pd.DataFrame, names: list[str]) -> np.ndarray:
+def _model_columns(X, names: list[str]) -> np.ndarray:
     """``X.reindex(columns=names).to_numpy(dtype=float)``: the model's features in its
-    order, NaN for a feature ``X`` lacks, without building the reindexed frame."""
+    order, NaN for a feature ``X`` lacks, without building the reindexed frame. ``X`` may
+    be ``{feature: values}`` of float arrays too."""
+    if not isinstance(X, pd.DataFrame):
+        values = np.empty((len(next(iter(X.values()))), len(names)))
+        for i, c in enumerate(names):
+            values[:, i] = X[c] if c in X else np.nan
+        return values
     if list(X.columns) == names:
         return X.to_numpy(dtype=float)
     at = X.columns.get_indexer(names)
@@ -187,9 +213,9 @@ def _text_or_none(values) -> list:
     return [v if isinstance(v, str) else None for v in values]
 
 
-def _results(model: LoadedModel, X: pd.DataFrame, frame: pd.DataFrame, seen) -> list[dict]:
+def _results(model: LoadedModel, X, frame, seen) -> list[dict]:
     pred = predict_frame(model, X)
-    n = len(X)
+    n = len(seen)
     names = _text_or_none(frame["coin_name"].tolist() if "coin_name" in frame else [None] * n)
     symbols = _text_or_none(frame["symbol"].tolist() if "symbol" in frame else [None] * n)
     point = pred["point"].tolist()
@@ -253,7 +279,7 @@ def predict_liquidity(
         raise _input_error([{"index": 0, "field": "", "problem": "no rows to predict"}])
     model = model or load_verified_model(settings)
     engine = db.get_engine(settings.database_url)
-    X, seen = features_for_rows(frame, engine)
+    X, seen = _feature_columns(frame, engine)
     return _results(model, X, frame, seen)
 
 
@@ -293,16 +319,14 @@ def predict_for_symbol(
     n = len(h["coin_id"])
     newest = np.zeros(n, dtype=bool)
     newest[-1] = True
-    fs = build_features(h, rows=newest)
-    values = fs.X.to_numpy()
-    X = {c: values[:, i] for i, c in enumerate(fs.X.columns)}
+    X = own_features(h, rows=newest)  # the rank and the market: the store's, below
     ts_ns = h["snapshot_ts"][-1:].view(np.int64)
     cap = float(h["market_cap"][-1])
     X["mcap_rank"] = cap_ranks(recent.caps_at(ts_ns[0]), np.array([cap]), [coin_id])
     recent.with_market(X, ts_ns)
     model = model or load_verified_model(settings)
     frame = {"coin_name": h["coin_name"][-1:], "symbol": h["symbol"][-1:]}
-    result = _results(model, _frame(X), frame, [n])[0]
+    result = _results(model, X, frame, [n])[0]
     as_of = pd.Timestamp(int(ts_ns[0]), tz="UTC")
     result.update(coin_id=coin_id, as_of=as_of.isoformat(), market_cap=cap)
     return result

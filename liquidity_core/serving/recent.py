@@ -43,6 +43,10 @@ class RecentHistory:
         Upper-case symbol -> coin_id; among coins sharing a symbol the largest cap wins.
     aliases : dict
         Later name slug -> the coin_id it continues (:mod:`liquidity_core.store.identity`).
+    stored_answers : dict
+        Answers built from this data version and rows of the store that are never
+        changed once written (a stored forecast), kept by their reader for the next
+        request: they go with this object when a new data version is read.
     """
 
     def __init__(self, version: tuple, panel: pd.DataFrame, aliases: dict | None = None):
@@ -54,6 +58,7 @@ class RecentHistory:
         last = panel.drop_duplicates("coin_id", keep="last").sort_values("market_cap")
         self.by_symbol = dict(zip(last["symbol"].str.upper(), last["coin_id"], strict=True))
         self._caps: dict = {}
+        self.stored_answers: dict = {}
         if len(panel):  # the newest snapshot's caps rank every request without a time
             newest = self.columns["snapshot_ts"][-1]
             self._caps[newest] = self.caps_at(newest)

@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 from liquidity_core.features.build import (
+    CROSS_SECTION_FEATURES,
     EWM_HALFLIVES,
     LONG_WINDOW,
     build_features,
     log_turnover,
+    own_features,
 )
 
 
@@ -119,6 +121,28 @@ def test_selected_rows_get_exactly_what_the_whole_panel_gives(seed, coins, snaps
     np.testing.assert_array_equal(part.rows, full.rows[keep])
 
 
+@pytest.mark.parametrize(("seed", "coins", "snapshots", "ties"), CASES)
+def test_own_features_are_build_features_without_the_cross_section(seed, coins, snapshots, ties):
+    """Serving's own_features: the selected rows in the panel's order, every feature bit
+    for bit build_features' but the ones from the other coins at the row's time (NaN)."""
+    panel = random_panel(seed, coins, snapshots, ties=ties)
+    mask = np.random.default_rng(seed + 100).random(len(panel)) < 0.3
+    arrays = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
+    arrays["snapshot_ts"] = (
+        pd.DatetimeIndex(panel["snapshot_ts"]).tz_convert(None).as_unit("ns").to_numpy()
+    )
+    times = np.unique(arrays["snapshot_ts"])
+    full = build_features(arrays, rows=mask, times=times)
+    own = own_features(arrays, rows=mask, times=times)
+    assert list(own) == list(full.X.columns)
+    back = np.argsort(full.rows, kind="stable")  # full's rows in the panel's order
+    for c, values in own.items():
+        if c in CROSS_SECTION_FEATURES:
+            assert np.isnan(values).all(), c
+        else:
+            np.testing.assert_array_equal(values, full.X[c].to_numpy()[back], err_msg=c)
+
+
 def test_a_mapping_of_arrays_gives_the_same_as_a_frame():
     panel = random_panel(3, 12, 70)
     arrays = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
@@ -130,6 +154,24 @@ def test_a_mapping_of_arrays_gives_the_same_as_a_frame():
     ns = {c: a.meta[c].dt.as_unit("ns") for c in ("snapshot_ts", "target_ts")}
     pd.testing.assert_frame_equal(a.meta.assign(**ns), b.meta, check_exact=True)
     np.testing.assert_array_equal(a.rows, b.rows)
+
+
+def test_integer_coin_ids_give_the_same_as_text_ones():
+    """Serving's pseudo-coins are row numbers (coded without pandas): the same features
+    as text ids in the same order."""
+    panel = random_panel(4, 11, 60)
+    arrays = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
+    arrays["snapshot_ts"] = (
+        pd.DatetimeIndex(panel["snapshot_ts"]).tz_convert(None).as_unit("ns").to_numpy()
+    )
+    mask = np.random.default_rng(4).random(len(panel)) < 0.4
+    numbered = dict(arrays, coin_id=np.array([int(c[1:]) * 7 for c in arrays["coin_id"]]))
+    a, b = build_features(arrays, rows=mask), build_features(numbered, rows=mask)
+    pd.testing.assert_frame_equal(a.X, b.X, check_exact=True)
+    np.testing.assert_array_equal(a.rows, b.rows)
+    own_a, own_b = own_features(arrays, rows=mask), own_features(numbered, rows=mask)
+    for c in own_a:
+        np.testing.assert_array_equal(own_a[c], own_b[c], err_msg=c)
 
 
 def test_rows_must_flag_every_panel_row():

@@ -185,6 +185,41 @@ def test_new_snapshot_without_a_forecast_is_computed(settings, engine, drops, tr
     assert forecasts.forecast_for_symbol(symbol, settings=settings)["source"] == "stored"
 
 
+def test_a_stored_answer_is_kept_until_new_data_or_a_new_forecast(
+    settings, engine, drops, trained, monkeypatch
+):
+    """The stored-forecast answer is read once per data version; an ingest or a
+    forecast that lands later is served at once."""
+    reads = []
+    probe_row = db.probe_row
+
+    def counting(url, statement, params=None):
+        reads.append(statement)
+        return probe_row(url, statement, params)
+
+    monkeypatch.setattr(db, "probe_row", counting)
+    symbol = _table(engine, "SELECT symbol FROM market_snapshots").symbol[0]
+    first = forecasts.forecast_for_symbol(symbol, settings=settings)
+    assert first["source"] == "stored"
+    first["interval"]["low"] = -1.0  # a caller changing its answer changes no later one
+    reads.clear()
+    again = forecasts.forecast_for_symbol(symbol, settings=settings)
+    assert again["interval"]["low"] > 0
+    assert again == {**first, "interval": again["interval"]}
+    assert len(reads) == 1  # the data version only: the forecast row is not read again
+
+    ingest_paths([drops[EARLY]], settings=settings)  # new data: the kept answer is dropped
+    landed = forecasts.forecast_for_symbol(symbol, settings=settings)
+    assert landed["source"] == "computed" and landed["as_of"] > first["as_of"]
+    forecasts.forecast_new_snapshots(settings)  # a new forecast: served at once
+    stored = forecasts.forecast_for_symbol(symbol, settings=settings)
+    assert stored["source"] == "stored" and stored["as_of"] == landed["as_of"]
+    assert stored["predicted_log_turnover"] == pytest.approx(landed["predicted_log_turnover"])
+    reads.clear()
+    assert forecasts.forecast_for_symbol(symbol, settings=settings) == stored
+    assert len(reads) == 1
+
+
 def _degrade(paths, factor: float = 25.0):
     """Multiply the 24h volume of every row of these drops by ``factor``."""
     for path in paths:

@@ -192,3 +192,32 @@ def test_served_features_match_training_features_with_the_market(settings, champ
         np.testing.assert_allclose(X[col].to_numpy(), want[col].to_numpy(), rtol=1e-9, err_msg=col)
     model = registry.load_verified_model(settings)
     assert isinstance(model.pipeline, AnchoredPipeline)
+
+
+def test_served_features_are_the_full_build_bit_for_bit(settings, champion, engine, monkeypatch):
+    """Serving computes only each row's own features and takes the market-cap rank and
+    the market from the store: the same numbers as build_features on the same rows, whose
+    cross-sectional columns serving overwrote."""
+    from liquidity_core.serving import predict as served
+
+    panel = load_snapshots(engine)
+    times = sorted(panel["snapshot_ts"].unique())
+    rows = panel[panel["snapshot_ts"] == times[-1]].head(4).reset_index(drop=True)
+    rows.loc[1, "snapshot_ts"] = times[-5]  # a row dated in the stored history
+    rows.loc[2, ["coin_id", "symbol"]] = ["brand-new", "BNEW"]  # an unknown coin
+    rows.loc[3, "snapshot_ts"] = pd.NaT  # taken as the next snapshot
+    symbol = rows.loc[0, "symbol"]
+    lean_X, lean_seen = served.features_for_rows(rows, engine)
+    lean_coin = predict_for_symbol(symbol, settings=settings)
+
+    def full_build(panel, *, rows, times=None):
+        fs = build_features(panel, rows=rows, times=times)
+        values = fs.X.to_numpy()[np.argsort(fs.rows, kind="stable")]
+        return {c: values[:, i] for i, c in enumerate(fs.X.columns)}
+
+    monkeypatch.setattr(served, "own_features", full_build)
+    full_X, full_seen = served.features_for_rows(rows, engine)
+    pd.testing.assert_frame_equal(lean_X, full_X, check_exact=True)
+    np.testing.assert_array_equal(lean_seen, full_seen)
+    assert predict_for_symbol(symbol, settings=settings) == lean_coin
+    assert lean_X.notna().any().all()  # every column is filled for some row

@@ -128,8 +128,10 @@ def test_trees_walked_together_give_each_trees_own_prediction(train_nan_share):
     X[10:15] = -np.inf
     tree = forest.estimators_[0].tree_
     X[15, tree.feature[0]] = tree.threshold[0]  # exactly on the root's threshold
+    X[200:210] = np.nan_to_num(X[200:210], nan=0.5)  # rows without a missing value
     X = np.ascontiguousarray(X)
-    for start, n in ((0, 1), (0, 20), (15, 1), (100, lean.FOREST_WALK_ROWS), (0, 500)):
+    cases = ((0, 1), (0, 20), (15, 1), (100, lean.FOREST_WALK_ROWS), (0, 500), (200, 1), (200, 10))
+    for start, n in cases:
         rows = X[start : start + n]
         want = np.stack([e.tree_.predict(rows).reshape(n) for e in forest.estimators_])
         got = lean.tree_values(forest, rows)
