@@ -25,17 +25,15 @@ from liquidity_core.features.columns import (
     EWM_HALFLIVES,
     HISTORY_ROWS,
     LONG_WINDOW,
-    MARKET_CHANGE_LAG,
     MARKET_FEATURES,
     MEAN_WINDOWS,
     PANEL_COLUMNS,
-    TURNOVER_FLOOR,
     V1_FEATURES,
     VOL_WINDOW,
 )
+from liquidity_core.features.series import log_turnover, market_series, safe_log
 from liquidity_core.features.time_axis import NAT_NS, ns_and_unit, time_codes, utc_times
 from liquidity_core.features.windows import (
-    by_time_median,
     coin_time_key,
     ewm_windows,
     prefix_sums,
@@ -77,42 +75,6 @@ class FeatureSet:
     @property
     def feature_names(self) -> list[str]:
         return list(self.X.columns)
-
-
-def log_turnover(volume, market_cap) -> np.ndarray:
-    """``log(volume / market_cap)`` with a floor; NaN where the market cap is not positive."""
-    volume = np.asarray(volume, dtype=float)
-    market_cap = np.asarray(market_cap, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        turnover = np.where(market_cap > 0, volume / market_cap, np.nan)
-        return np.log(np.maximum(turnover, TURNOVER_FLOOR))
-
-
-def _safe_log(values) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(values > 0, np.log(values), np.nan)
-
-
-def market_series(t: np.ndarray, n_times: int, lt, ret, log_mcap) -> dict[str, np.ndarray]:
-    """The market-wide components per snapshot time (index = time code): the median log
-    turnover, its change over the last MARKET_CHANGE_LAG snapshot times, the median
-    absolute log return and the median log market cap. Each uses only the rows at that
-    time and at earlier times."""
-    market_lt = by_time_median(lt, t, n_times)
-    earlier = np.full(n_times, np.nan)
-    lag = min(MARKET_CHANGE_LAG, max(n_times - 1, 0))
-    if lag:
-        # The change from the newest known median LAG times back (or the oldest one).
-        codes = np.arange(n_times)
-        back = np.maximum(codes - MARKET_CHANGE_LAG, 0)
-        earlier = np.where(codes > 0, market_lt[back], np.nan)
-    return {
-        "market_log_turnover": market_lt,
-        "market_log_turnover_change": market_lt - earlier,
-        "market_abs_return": by_time_median(np.abs(ret), t, n_times),
-        "market_log_market_cap": by_time_median(log_mcap, t, n_times),
-    }
 
 
 def build_features(panel, *, feature_set: str = "v2", rows=None, times=None) -> FeatureSet:
@@ -298,12 +260,12 @@ class _LogSeries:
 def _log_series(order: _CoinOrder) -> _LogSeries:
     col, prev_gone = order.col, order.prev_gone
     lt = log_turnover(col["volume_24h"], col["market_cap"])
-    log_price = _safe_log(col["price"])
+    log_price = safe_log(col["price"])
     prev_lt = np.where(prev_gone, np.nan, _roll1(lt))
     prev_lp = np.where(prev_gone, np.nan, _roll1(log_price))
     ret = log_price - prev_lp
     abs_diff = np.abs(lt - prev_lt)
-    return _LogSeries(lt, prev_lt, abs_diff, log_price, ret, _safe_log(col["market_cap"]))
+    return _LogSeries(lt, prev_lt, abs_diff, log_price, ret, safe_log(col["market_cap"]))
 
 
 def _row_features(
@@ -318,7 +280,7 @@ def _row_features(
         "change_1h": col["change_1h"].astype(float)[sel],
         "change_24h": change_24h,
         "change_7d": col["change_7d"].astype(float)[sel],
-        "log_volume": _safe_log(col["volume_24h"])[sel],
+        "log_volume": safe_log(col["volume_24h"])[sel],
         "log_market_cap": logs.log_mcap[sel],
         "log_turnover": logs.lt[sel],
         "log_turnover_diff": (logs.lt - logs.prev_lt)[sel],

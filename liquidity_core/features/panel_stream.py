@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from liquidity_core.features.build import HISTORY_ROWS, FeatureSet, build_features, log_turnover
+from liquidity_core.features.build import HISTORY_ROWS, FeatureSet, build_features
+from liquidity_core.features.series import log_turnover
 from liquidity_core.store import db
 from liquidity_core.store.snapshots import (
     SNAPSHOT_COLUMNS,

@@ -28,7 +28,7 @@ from liquidity_core.inputs.formats import (
 _MISSING_LOWER = frozenset(t.lower() for t in MISSING_TOKENS)
 
 #: Text no name or symbol may hold: C0 controls but tab/line breaks, DEL, lone surrogates.
-_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass
@@ -216,7 +216,7 @@ def _check_names(values, user: str, probs: _Problems, *, canon: str, index, requ
             coin_ids = np.full(n, None, dtype=object)
     else:
         text, empty, codes, uniques = _clean_text(values, upper=canon == "symbol")
-        u_bad = np.array([_BAD_TEXT.search(u) is not None for u in uniques], dtype=bool)
+        u_bad = np.array([BAD_TEXT.search(u) is not None for u in uniques], dtype=bool)
         bad = np.append(u_bad, False)[codes]
         probs.add(bad, user, _shown_text(text, " has a control character or lone surrogate"))
         text[bad], empty, uniques = None, empty | bad, np.where(u_bad, "", uniques)

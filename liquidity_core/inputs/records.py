@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from liquidity_core.inputs.checks import _BAD_TEXT, check_frame, parse_distinct_times
+from liquidity_core.inputs.checks import BAD_TEXT, check_frame, parse_distinct_times
 from liquidity_core.inputs.formats import (
     CANONICAL_COLUMNS,
     FORMATS,
@@ -264,7 +264,7 @@ def _plain_columns(records, require_identity: bool) -> tuple[dict, list[dict]] |
                 v = v.strip().upper() if canon == "symbol" else v.strip()
                 if not v:
                     continue
-                if _BAD_TEXT.search(v) is not None:
+                if BAD_TEXT.search(v) is not None:
                     problems[i].append(
                         (user, f"{v[:60]!r} has a control character or lone surrogate")
                     )

@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from liquidity_core.errors import MonitoringAlert
-from liquidity_core.features.build import log_turnover
+from liquidity_core.features.series import log_turnover
 from liquidity_core.learn.metrics import mse, r2
 from liquidity_core.settings import Settings
 from liquidity_core.store import db

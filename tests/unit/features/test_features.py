@@ -7,10 +7,10 @@ from liquidity_core.errors import InputError
 from liquidity_core.features.build import (
     BASE_FEATURES,
     LONG_WINDOW,
-    MARKET_CHANGE_LAG,
     V1_FEATURES,
     build_features,
 )
+from liquidity_core.features.columns import MARKET_CHANGE_LAG
 
 
 def test_target_is_next_snapshot_turnover_of_same_coin():
