@@ -6,6 +6,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from support.faults import fail_inserts, inserts_tried
 
 from liquidity_core.errors import DatabaseError
 from liquidity_core.ingest import ingest_paths
@@ -84,29 +85,6 @@ def test_a_quarantined_file_is_recorded_with_its_format_and_rejected_rows(
 def postgres_only(engine):
     if engine.dialect.name != "postgresql":
         pytest.skip("deadlocks and serialization failures are PostgreSQL's (SQLite has one writer)")
-
-
-def fail_inserts(engine, times: int, sqlstate: str = "40P01", message: str = "deadlock detected"):
-    """The next ``times`` inserts into ``market_snapshots`` fail with ``sqlstate``, as when a
-    concurrent load deadlocks with this one. A statement trigger raises it; a sequence counts
-    the inserts tried, since a sequence keeps its value when the transaction rolls back."""
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE SEQUENCE inserts_tried")
-        conn.exec_driver_sql(
-            "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF nextval('inserts_tried') <= {times} THEN "
-            f"RAISE EXCEPTION '{message}' USING ERRCODE = '{sqlstate}'; END IF; "
-            "RETURN NULL; END $$"
-        )
-        conn.exec_driver_sql(
-            "CREATE TRIGGER injected_fault BEFORE INSERT ON market_snapshots "
-            "FOR EACH STATEMENT EXECUTE FUNCTION injected_fault()"
-        )
-
-
-def inserts_tried(engine) -> int:
-    with engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT last_value FROM inserts_tried").scalar()
 
 
 def snapshots(engine) -> int:
@@ -226,5 +204,5 @@ def test_two_concurrent_loads_of_the_same_file_load_it_once(settings, engine, tm
     assert snapshots(engine) == 2
     a, b = rows(engine)
     assert (a["status"], b["status"], b["duplicate_of"]) == ("loaded", "duplicate", a["id"])
-    assert b["error"] == dup.error
+    assert (b["error"], b["file_format"]) == (dup.error, "coingecko")
     assert b["error"].startswith(f"same bytes as file_id={a['id']} (same.csv), loaded at ")
