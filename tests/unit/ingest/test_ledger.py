@@ -4,6 +4,7 @@ import logging
 import threading
 import time
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from support.faults import fail_inserts, inserts_tried
@@ -100,22 +101,24 @@ def test_a_load_that_deadlocks_is_retried_and_loads_each_row_once(
     settings, engine, tmp_path, caplog
 ):
     postgres_only(engine)
-    fail_inserts(engine, 2)
+    fail_inserts(engine, 3)
     new = write(tmp_path / "new.csv", "A,A,1,0,0,0,1,10,2022-03-16", "B,B,2,0,0,0,1,10,2022-03-16")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="liquidity_core.ingest"):
         (r,) = ingest_paths([new], settings=settings)
     waited = time.monotonic() - started
     assert (r.status, r.rows_loaded, r.rows_existing, r.rows_rejected) == ("loaded", 2, 0, 0)
-    assert snapshots(engine) == 2 and inserts_tried(engine) == 3
+    assert snapshots(engine) == 2 and inserts_tried(engine) == 4
     (row,) = rows(engine)
     assert (row["status"], row["rows_loaded"], row["id"]) == ("loaded", 2, r.file_id)
     assert retry_warnings(caplog) == [
-        f"retrying {new} after deadlock detected (attempt 1)",
-        f"retrying {new} after deadlock detected (attempt 2)",
+        f"retrying {new} after deadlock detected (attempt {n})" for n in (1, 2, 3)
     ]
-    # It backs off (0.2 s, then 0.4 s) but does not stall the run.
-    assert 0.6 <= waited < 3.0
+    # It backs off (0.2 s, 0.4 s, 0.6 s) but does not stall the run ...
+    assert 1.2 <= waited < 4.5
+    # ... and the ledger says when the load finished, retries included (whole seconds).
+    took = pd.Timestamp(row["finished_at"]) - pd.Timestamp(row["started_at"])
+    assert took >= pd.Timedelta(seconds=1)
 
 
 def test_an_overlapping_load_that_hits_a_serialization_failure_is_retried(
