@@ -254,6 +254,23 @@ def test_two_concurrent_loads_either_side_of_a_rename_record_it(settings, engine
     assert mapping(engine) == {"foo-two": "foo"}
 
 
+def test_the_decision_time_is_utc_whatever_the_local_zone(settings, engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
+    time.tzset()
+    try:
+        rows = (
+            background(DAYS) + series("Foo", "ABC", DAYS[:5]) + series("Foo Two", "ABC", DAYS[5:])
+        )
+        ingest(settings, [cg_file(tmp_path / "all.csv", rows)])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    with engine.connect() as conn:
+        (decided,) = conn.execute(sa.select(identity.coin_aliases.c.decided_at)).scalars()
+    age = pd.Timestamp.now(tz="UTC") - pd.Timestamp(decided)
+    assert pd.Timedelta(0) <= age < pd.Timedelta(minutes=5)
+
+
 def test_decide_is_order_free():
     spans = pd.DataFrame(
         {
