@@ -194,7 +194,11 @@ def test_two_concurrent_loads_of_the_same_file_load_it_once(settings, engine, tm
             "WHERE NOT granted AND relation = 'ingest_files'::regclass"
         )
         deadline = time.monotonic() + 60
-        while gate.exec_driver_sql(waiting).scalar() < 2 and time.monotonic() < deadline:
+        while (
+            gate.exec_driver_sql(waiting).scalar() < 2
+            and all(r.is_alive() for r in runs)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         assert gate.exec_driver_sql(waiting).scalar() == 2
         gate.commit()

@@ -244,7 +244,7 @@ def test_two_concurrent_loads_either_side_of_a_rename_record_it(settings, engine
         for run in runs:
             run.start()
         deadline = time.monotonic() + 60
-        while blocked() < 2 and time.monotonic() < deadline:
+        while blocked() < 2 and all(r.is_alive() for r in runs) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert blocked() == 2
         gate.commit()
