@@ -75,6 +75,12 @@ def test_a_name_starting_at_the_first_snapshot_renames_nothing():
     assert aliases(spans(("a", 1, 1, "X", 1.0, "X", 1.0), ("b", 1, 9, "X", 1.0, "X", 1.0))) == {}
 
 
+def test_a_name_seen_only_at_the_first_snapshot_can_be_renamed_at_the_second():
+    assert aliases(spans(("a", 1, 1, "X", 1.0, "X", 1.0), ("b", 2, 9, "X", 1.0, "X", 1.0))) == {
+        "b": "a"
+    }
+
+
 def test_the_symbol_must_be_the_same_at_both_ends():
     assert aliases(spans(("a", 1, 4, "X", 1.0, "Y", 1.0), ("b", 5, 9, "X", 1.0, "X", 1.0))) == {}
     got = aliases(spans(("a", 1, 4, "Y", 1.0, "X", 1.0), ("b", 5, 9, "X", 1.0, "Z", 1.0)))
