@@ -102,7 +102,9 @@ def test_the_market_caps_may_differ_by_the_factor_either_way(ratio, linked):
     assert got == {}
 
 
-@pytest.mark.parametrize("caps", [(0.0, 1.0), (1.0, 0.0), (-1.0, -1.0), (float("nan"), 1.0)])
+@pytest.mark.parametrize(
+    "caps", [(0.0, 1.0), (1.0, 0.0), (0.0, 0.0), (-1.0, -1.0), (float("nan"), 1.0)]
+)
 def test_a_missing_or_zero_cap_is_no_link(caps):
     got = aliases(spans(("a", 1, 4, "X", 1.0, "X", caps[0]), ("b", 5, 9, "X", caps[1], "X", 1.0)))
     assert got == {}
