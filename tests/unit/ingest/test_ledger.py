@@ -80,6 +80,23 @@ def test_a_quarantined_file_is_recorded_with_its_format_and_rejected_rows(
     assert (row["status"], row["file_format"], row["rows_rejected"]) == ("quarantined", None, 0)
 
 
+def test_the_ledger_times_are_utc_whatever_the_local_zone(settings, engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
+    time.tzset()
+    try:
+        ingest_paths(
+            [write(tmp_path / "one.csv", "A,A,1,0,0,0,1,10,2022-03-16")], settings=settings
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    (row,) = rows(engine)
+    now = pd.Timestamp.now(tz="UTC")
+    for column in ("started_at", "finished_at"):
+        age = now - pd.Timestamp(row[column])
+        assert pd.Timedelta(0) <= age < pd.Timedelta(minutes=5), column
+
+
 # --- conflicts with a concurrent load (PostgreSQL) ---------------------------------------------
 
 
