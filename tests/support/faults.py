@@ -36,6 +36,32 @@ if not LIQUIDITY.exists():  # pragma: no cover - a venv elsewhere
 HEADER = "coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date\n"
 
 
+# --- database faults (PostgreSQL) ---------------------------------------------------------
+
+
+def fail_inserts(engine, times: int, sqlstate: str = "40P01", message: str = "deadlock detected"):
+    """The next ``times`` inserts into ``market_snapshots`` fail with ``sqlstate``, as when a
+    concurrent load deadlocks with this one. A statement trigger raises it; a sequence counts
+    the inserts tried, since a sequence keeps its value when the transaction rolls back."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SEQUENCE inserts_tried")
+        conn.exec_driver_sql(
+            "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF nextval('inserts_tried') <= {times} THEN "
+            f"RAISE EXCEPTION '{message}' USING ERRCODE = '{sqlstate}'; END IF; "
+            "RETURN NULL; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER injected_fault BEFORE INSERT ON market_snapshots "
+            "FOR EACH STATEMENT EXECUTE FUNCTION injected_fault()"
+        )
+
+
+def inserts_tried(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT last_value FROM inserts_tried").scalar()
+
+
 # --- data ----------------------------------------------------------------------------------
 
 

@@ -140,3 +140,14 @@ def test_order_by_time_sorts_by_time_then_value(top):
     assert sorted(order.tolist()) == list(range(50))
     keys = list(zip(t[order].tolist(), values[order].tolist(), strict=True))
     assert keys == sorted(keys)
+
+
+def test_the_longest_window_never_reaches_into_the_previous_coins_rows():
+    # Coin 0 at times 0, 1 and 5; coin 1 at time 0 only.
+    coin, t = np.array([0, 0, 0, 1]), np.array([0, 1, 5, 0])
+    key = windows.coin_time_key(coin, t)
+    assert (np.diff(key) > 0).all()
+    values = np.array([1.0, 2.0, 4.0, 8.0])
+    total, _, count = windows.window_sums(values, key, windows.MAX_WINDOW, np.array([2, 3]))
+    assert total.tolist() == [7.0, 8.0] and count.tolist() == [3, 1]
+    assert windows.coin_time_key(np.array([], dtype=int), np.array([], dtype=int)).size == 0

@@ -6,17 +6,21 @@ outcome must be what the whole-file parse (:func:`parse_csv`) says, row for row.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from support.faults import fail_inserts, inserts_tried
 
 from liquidity_core import ingest, progress
+from liquidity_core.errors import DatabaseError
 from liquidity_core.ingest import stream
 from liquidity_core.inputs.demo import generate_panel
 from liquidity_core.inputs.reader import parse_csv
+from liquidity_core.store import db
 
 PIECE = 4096
 
@@ -86,6 +90,40 @@ def test_a_file_in_pieces_loads_what_the_whole_file_parse_says(
         zip(want.rejected["line"], want.rejected["reason"], want.rejected["raw_line"], strict=True)
     )
     assert any("duplicate of line" in r[1] for r in rejected)
+
+
+def test_a_file_in_pieces_that_deadlocks_is_retried_and_loads_each_row_once(
+    settings, engine, small_pieces, tmp_path, caplog
+):
+    path = _messy_file(tmp_path / "messy.csv")
+    want = parse_csv(path.read_bytes())
+    fail_inserts(engine, 1)
+    with caplog.at_level(logging.WARNING, logger="liquidity_core.ingest"):
+        (result,) = ingest.ingest_paths([path], settings=settings)
+    assert (result.status, result.rows_loaded) == ("loaded", len(want.rows))
+    assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == [
+        f"retrying {path} after deadlock detected (attempt 1)"
+    ]
+    assert _rows(engine, "SELECT COUNT(*) FROM market_snapshots") == [(len(want.rows),)]
+    assert _rows(engine, "SELECT status, rows_loaded FROM ingest_files") == [
+        ("loaded", len(want.rows))
+    ]
+
+
+def test_a_file_in_pieces_that_keeps_deadlocking_stores_nothing(
+    settings, engine, small_pieces, tmp_path
+):
+    path = _messy_file(tmp_path / "messy.csv")
+    fail_inserts(engine, 100)
+    with pytest.raises(DatabaseError) as caught:
+        ingest.ingest_paths([path], settings=settings)
+    assert str(caught.value) == (
+        f"the database at {db.describe_url(settings.database_url)} kept reporting 'deadlock "
+        "detected' while loading messy.csv (5 attempts); nothing from it was stored"
+    )
+    assert inserts_tried(engine) == 5
+    assert _rows(engine, "SELECT COUNT(*) FROM market_snapshots") == [(0,)]
+    assert _rows(engine, "SELECT COUNT(*) FROM ingest_files") == [(0,)]
 
 
 def test_an_overlapping_big_file_adds_only_new_rows(settings, engine, small_pieces, tmp_path):

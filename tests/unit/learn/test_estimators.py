@@ -9,10 +9,16 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score
 
 from liquidity_core.learn.estimators import (
+    BLEND_WEIGHTS,
     HAR_COLUMNS,
     AnchoredPipeline,
+    DropEmpty,
+    best_blend,
+    blend_key,
+    blend_scoring,
     har_challenger,
     har_design,
+    pick_blend,
 )
 
 
@@ -214,3 +220,62 @@ def test_the_har_challenger_reads_only_the_har_columns():
     a = model.predict(X.assign(noise=0.0))
     b = model.predict(X.assign(noise=100.0))
     np.testing.assert_array_equal(a, b)
+
+
+# --- the blend weight: anchor + w * change, w chosen by the grid search ------------------------
+
+
+def learned_change(blend=1.0):
+    """A pipeline that learns a constant change of +0.5 from the level."""
+    X = frame([-3.0, -2.0, -1.0, 0.0])
+    pipe = AnchoredPipeline([("model", DummyRegressor())], base_columns=None, blend=blend)
+    return pipe.fit(X, X["log_turnover"] + 0.5)
+
+
+def test_a_model_pickled_before_the_blend_existed_adds_the_whole_change():
+    state = learned_change().__getstate__()
+    del state["blend"]  # what unpickling a model saved before the blend existed does:
+    old = AnchoredPipeline.__new__(AnchoredPipeline)
+    old.__setstate__(state)
+    assert old.blend == 1.0
+    np.testing.assert_allclose(old.predict(frame([1.0])), [1.5])
+    np.testing.assert_allclose(learned_change(blend=0.5).predict(frame([1.0])), [1.25])
+
+
+def test_each_blend_weight_is_scored_on_the_same_fitted_model():
+    pipe = learned_change()
+    X, y = frame([0.0, 1.0, 2.0, 3.0]), np.array([0.1, 1.4, 2.2, 3.0])
+    scoring = blend_scoring()
+    assert list(scoring) == ["blend_0", "blend_25", "blend_50", "blend_75", "blend_100"]
+    for w, scorer in zip(BLEND_WEIGHTS, scoring.values(), strict=True):
+        want = r2_score(y, X["log_turnover"] + w * 0.5)
+        assert scorer(pipe, X, y) == pytest.approx(want)
+    assert scoring["blend_100"](pipe, X, y) == pytest.approx(pipe.score(X, y))
+    assert list(blend_scoring((0.3,))) == ["blend_30"]
+
+
+def test_the_best_blend_is_the_best_mean_score_over_every_weight_and_parameter():
+    cv = {
+        "mean_test_blend_0": np.array([0.10, 0.20, np.nan]),
+        "mean_test_blend_50": np.array([0.30, 0.15, 0.35]),
+        "mean_test_blend_100": np.array([0.25, np.nan, 0.05]),
+    }
+    assert best_blend(cv, weights=(0.0, 0.5, 1.0)) == (2, 0.5)
+    cv["mean_test_blend_0"][1] = 0.9
+    assert best_blend(cv, weights=(0.0, 0.5, 1.0)) == (1, 0.0)
+    everything = {f"mean_test_{blend_key(w)}": np.array([0.1, 0.2]) for w in BLEND_WEIGHTS}
+    everything["mean_test_blend_75"] = np.array([0.1, 0.8])
+    assert best_blend(everything) == (1, 0.75)
+    assert pick_blend(everything) == 1
+    assert isinstance(best_blend(everything)[0], int)
+
+
+def test_columns_with_no_finite_value_in_training_are_dropped_for_good():
+    X = np.array([[1.0, np.nan, np.inf, 4.0], [2.0, np.nan, np.nan, np.nan]])
+    drop = DropEmpty().fit(X)
+    np.testing.assert_array_equal(drop.transform(X), [[1.0, 4.0], [2.0, np.nan]])
+    later = [[5, 6, 7, 8]]
+    got = drop.transform(later)
+    np.testing.assert_array_equal(got, [[5.0, 8.0]])
+    assert got.dtype == np.float64
+    assert DropEmpty().fit(pd.DataFrame({"a": ["1", None]}, dtype=object)).keep_.tolist() == [0]

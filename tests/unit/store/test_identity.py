@@ -8,6 +8,8 @@ the training panel, predictions, the coin page.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +208,67 @@ def test_a_late_file_can_undo_a_link(settings, engine, tmp_path):
     assert mapping(engine) == {"foo-two": "foo"}
     ingest(settings, [cg_file(tmp_path / "late.csv", series("Other", "ABC", DAYS[4:6]))])
     assert mapping(engine) == {}
+
+
+def test_two_concurrent_loads_either_side_of_a_rename_record_it(settings, engine, tmp_path):
+    """Each load recomputes the aliases in its own transaction; on PostgreSQL the second
+    must see the first's committed rows, or neither records the rename."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: loads never overlap there")
+    old = cg_file(tmp_path / "old.csv", background(DAYS[:5]) + series("Foo", "ABC", DAYS[:5]))
+    new = cg_file(tmp_path / "new.csv", background(DAYS[5:]) + series("Foo Two", "ABC", DAYS[5:]))
+    results: list = []
+    # The loads waiting for the gate, directly or behind one that does.
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity a WHERE :gate = ANY(pg_blocking_pids(a.pid)) "
+        "OR EXISTS (SELECT 1 FROM pg_stat_activity b WHERE :gate = ANY(pg_blocking_pids(b.pid))"
+        " AND b.pid = ANY(pg_blocking_pids(a.pid)))"
+    )
+    with engine.connect() as gate:
+        # Hold the aliases table: both loads store their rows and reach the recompute
+        # before either commits, the worst case for a recompute that ignores the other.
+        gate.exec_driver_sql("LOCK TABLE coin_aliases IN ACCESS EXCLUSIVE MODE")
+        me = {"gate": gate.exec_driver_sql("SELECT pg_backend_pid()").scalar()}
+
+        def blocked() -> int:
+            # pg_stat_activity is read once per transaction unless its snapshot is cleared
+            gate.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            return gate.execute(waiting, me).scalar()
+
+        runs = [
+            threading.Thread(
+                target=lambda f=f: results.extend(ingest_paths([f], settings=settings))
+            )
+            for f in (old, new)
+        ]
+        for run in runs:
+            run.start()
+        deadline = time.monotonic() + 60
+        while blocked() < 2 and all(r.is_alive() for r in runs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert blocked() == 2
+        gate.commit()
+    for run in runs:
+        run.join(timeout=60)
+    assert sorted(r.status for r in results) == ["loaded", "loaded"]
+    assert mapping(engine) == {"foo-two": "foo"}
+
+
+def test_the_decision_time_is_utc_whatever_the_local_zone(settings, engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14
+    time.tzset()
+    try:
+        rows = (
+            background(DAYS) + series("Foo", "ABC", DAYS[:5]) + series("Foo Two", "ABC", DAYS[5:])
+        )
+        ingest(settings, [cg_file(tmp_path / "all.csv", rows)])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    with engine.connect() as conn:
+        (decided,) = conn.execute(sa.select(identity.coin_aliases.c.decided_at)).scalars()
+    age = pd.Timestamp.now(tz="UTC") - pd.Timestamp(decided)
+    assert pd.Timedelta(0) <= age < pd.Timedelta(minutes=5)
 
 
 def test_decide_is_order_free():

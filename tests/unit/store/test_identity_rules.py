@@ -75,6 +75,12 @@ def test_a_name_starting_at_the_first_snapshot_renames_nothing():
     assert aliases(spans(("a", 1, 1, "X", 1.0, "X", 1.0), ("b", 1, 9, "X", 1.0, "X", 1.0))) == {}
 
 
+def test_a_name_seen_only_at_the_first_snapshot_can_be_renamed_at_the_second():
+    assert aliases(spans(("a", 1, 1, "X", 1.0, "X", 1.0), ("b", 2, 9, "X", 1.0, "X", 1.0))) == {
+        "b": "a"
+    }
+
+
 def test_the_symbol_must_be_the_same_at_both_ends():
     assert aliases(spans(("a", 1, 4, "X", 1.0, "Y", 1.0), ("b", 5, 9, "X", 1.0, "X", 1.0))) == {}
     got = aliases(spans(("a", 1, 4, "Y", 1.0, "X", 1.0), ("b", 5, 9, "X", 1.0, "Z", 1.0)))
@@ -96,7 +102,9 @@ def test_the_market_caps_may_differ_by_the_factor_either_way(ratio, linked):
     assert got == {}
 
 
-@pytest.mark.parametrize("caps", [(0.0, 1.0), (1.0, 0.0), (-1.0, -1.0), (float("nan"), 1.0)])
+@pytest.mark.parametrize(
+    "caps", [(0.0, 1.0), (1.0, 0.0), (0.0, 0.0), (-1.0, -1.0), (float("nan"), 1.0)]
+)
 def test_a_missing_or_zero_cap_is_no_link(caps):
     got = aliases(spans(("a", 1, 4, "X", 1.0, "X", caps[0]), ("b", 5, 9, "X", caps[1], "X", 1.0)))
     assert got == {}

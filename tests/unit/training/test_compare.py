@@ -9,6 +9,7 @@ from liquidity_core.ingest import ingest_paths
 from liquidity_core.inputs.demo import write_demo_drops
 from liquidity_core.monitoring.forecasts import forecast_new_snapshots
 from liquidity_core.registry import champion as registry
+from liquidity_core.training.compare import fitted_through
 from liquidity_core.training.cycle import run_training_cycle
 
 FAST = {"grid": "fast", "candidates": False}
@@ -80,3 +81,12 @@ def test_a_refit_champion_has_seen_its_holdout_and_is_judged_after_it(settings, 
     # The same panel again: every holdout row is one the champion was fitted on.
     second = run_training_cycle(settings, panel=panel, **FAST)
     assert not second["promoted"] and "refused" in second["reason"], second["reason"]
+
+
+def test_a_version_from_before_fitted_through_was_fitted_up_to_its_holdout():
+    start = "2024-03-01T00:00:00+00:00"
+    old = {"params": {"alpha": 1.0}, "holdout_start": start}
+    assert fitted_through(old) == pd.Timestamp(start) - pd.Timedelta(1, "ns")
+    assert fitted_through({"params": None, "holdout_start": None}) is None
+    recorded = {"params": {"fitted_through": "2024-04-01T00:00:00+00:00"}, "holdout_start": start}
+    assert fitted_through(recorded) == pd.Timestamp("2024-04-01", tz="UTC")
