@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from support.panels import make_learnable_panel
 
 from liquidity_core.ingest import ingest_paths
@@ -90,3 +91,91 @@ def test_a_version_from_before_fitted_through_was_fitted_up_to_its_holdout():
     assert fitted_through({"params": None, "holdout_start": None}) is None
     recorded = {"params": {"fitted_through": "2024-04-01T00:00:00+00:00"}, "holdout_start": start}
     assert fitted_through(recorded) == pd.Timestamp("2024-04-01", tz="UTC")
+
+
+def _staged_challenger(settings, run_id: str, panel=None):
+    """A challenger staged (data and challenger stages) without the decision."""
+    from liquidity_core.training.cycle import prepare_data, train_challenger
+    from liquidity_core.training.staging import staging_dir
+
+    prepare_data(settings, run_id=run_id, panel=panel)
+    train_challenger(settings, run_id=run_id, **FAST)
+    return staging_dir(settings, run_id)
+
+
+def test_the_stored_forecasts_path_scores_both_models_on_the_rows_the_champion_forecast(
+    settings, engine, tmp_path
+):
+    import numpy as np
+
+    from liquidity_core.learn.metrics import r2
+    from liquidity_core.training.compare import judge_champion
+    from liquidity_core.training.staging import HOLDOUT_PREDICTIONS, load_stage_data
+
+    drops = write_demo_drops(tmp_path / "d", coins=30, snapshots=30, seed=4)
+    ingest_paths(drops[:24], settings=settings)
+    first = run_training_cycle(settings, **FAST)
+    # The champion forecasts only the first 4 of the 6 later snapshots: the holdout's
+    # newest rows have no stored forecast, so they must be left out of both scores.
+    for path in drops[24:28]:
+        ingest_paths([path], settings=settings)
+        forecast_new_snapshots(settings)
+    for path in drops[28:]:
+        ingest_paths([path], settings=settings)
+    stage = _staged_challenger(settings, "judge-stored")
+
+    judged = judge_champion(engine, registry.load_verified_model(settings, first["version"]), stage)
+
+    data = load_stage_data(stage)
+    hold = data["holdout"]
+    y = data["y"].to_numpy()[hold]
+    meta = data["meta"].iloc[hold]
+    mine = np.load(stage / HOLDOUT_PREDICTIONS)
+    with engine.connect() as conn:
+        stored = pd.read_sql_query(
+            "SELECT coin_id, snapshot_ts, predicted_log_turnover FROM forecasts "
+            f"WHERE model_version = '{first['version']}'",
+            conn,
+        )
+    stored["snapshot_ts"] = pd.to_datetime(stored["snapshot_ts"], utc=True, format="ISO8601")
+    theirs = (
+        stored.set_index(["coin_id", "snapshot_ts"])["predicted_log_turnover"]
+        .reindex(
+            pd.MultiIndex.from_arrays(
+                [meta["coin_id"], pd.to_datetime(meta["snapshot_ts"], utc=True)]
+            )
+        )
+        .to_numpy()
+    )
+    seen = np.isfinite(theirs)
+    assert 0 < seen.sum() < len(y)  # some holdout rows were forecast, not all
+    assert judged["how"] == "stored forecasts"
+    assert judged["rows"] == int(seen.sum())
+    assert judged["champion_r2"] == pytest.approx(r2(y[seen], theirs[seen]), abs=1e-12)
+    assert judged["challenger_r2"] == pytest.approx(r2(y[seen], mine[seen]), abs=1e-12)
+
+
+def test_a_refusal_says_why_and_scores_nothing(settings, engine):
+    from liquidity_core.training.compare import judge_champion
+
+    panel = make_learnable_panel(coins=30, snapshots=30)
+    # Refitted on its holdout too, so the same panel's holdout is all in its sample.
+    first = run_training_cycle(settings.with_overrides(refit=True), panel=panel, **FAST)
+    stage = _staged_challenger(settings, "judge-refused", panel=panel)
+    loaded = registry.load_verified_model(settings, first["version"])
+
+    judged = judge_champion(engine, loaded, stage)
+
+    assert judged["how"] == "refused"
+    assert judged["rows"] == 0
+    assert judged["champion_r2"] is None and judged["challenger_r2"] is None
+    through = registry.get_version(engine, first["version"])["params"]["fitted_through"]
+    assert pd.Timestamp(through).isoformat() in judged["why"]
+    assert "stored no forecast of the holdout" in judged["why"]
+    assert "in sample" in judged["why"]
+
+    # A version that records neither its fit end nor its holdout start: never re-scored.
+    loaded.metadata["params"].pop("fitted_through")
+    loaded.metadata["holdout_start"] = None
+    unknown = judge_champion(engine, loaded, stage)
+    assert unknown["how"] == "refused" and "an unknown time" in unknown["why"]
