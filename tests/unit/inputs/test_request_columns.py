@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from support.fuzz_inputs import HEADERS
 
 from liquidity_core.inputs import records
 from liquidity_core.inputs.records import (
@@ -18,21 +19,11 @@ from liquidity_core.inputs.records import (
     request_columns,
 )
 
-CG_KEYS = ("coin", "symbol", "price", "1h", "24h", "7d", "24h_volume", "mkt_cap", "date")
-CMC_KEYS = (
-    "Rank",
-    "Name",
-    "Symbol",
-    "Market Cap",
-    "Price",
-    "Circulating Supply",
-    "Volume (24h)",
-    "% 1h",
-    "% 24h",
-    "% 7d",
-    "snapshot_date",
-)
-OHLCV_KEYS = ("Name", "Symbol", "Date", "High", "Low", "Open", "Close", "Volume", "Marketcap")
+# The three formats' columns, as the fuzzing helpers write them (an OHLCV row's SNo is
+# optional and left out).
+CG_KEYS = tuple(HEADERS["coingecko"])
+CMC_KEYS = tuple(HEADERS["cmc"])
+OHLCV_KEYS = tuple(k for k in HEADERS["ohlcv"] if k != "SNo")
 NAME_KEYS = {"coin", "symbol", "Name", "Symbol"}
 TIME_KEYS = {"date", "snapshot_date", "Date"}
 

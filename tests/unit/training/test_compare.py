@@ -28,13 +28,7 @@ def test_the_champion_is_judged_by_its_stored_forecasts(settings, engine, tmp_pa
     eager = settings.with_overrides(promotion_margin=-100.0)
     second = run_training_cycle(eager, **FAST)
     assert "scored by the champion's stored forecasts" in second["reason"], second["reason"]
-    with engine.connect() as conn:
-        stored = pd.read_sql_query(
-            "SELECT coin_id, snapshot_ts, predicted_log_turnover FROM forecasts "
-            f"WHERE model_version = '{first['version']}'",
-            conn,
-        )
-    stored["snapshot_ts"] = pd.to_datetime(stored["snapshot_ts"], utc=True, format="ISO8601")
+    stored = _stored_forecasts_of(engine, first["version"])
     # The champion's R² comes from those stored numbers, not from a re-score.
     assert len(stored) and second["champion_holdout_r2"] is not None
 
@@ -93,6 +87,18 @@ def test_a_version_from_before_fitted_through_was_fitted_up_to_its_holdout():
     assert fitted_through(recorded) == pd.Timestamp("2024-04-01", tz="UTC")
 
 
+def _stored_forecasts_of(engine, version: str) -> pd.DataFrame:
+    """Every forecast ``version`` stored: coin_id, snapshot_ts (UTC), predicted_log_turnover."""
+    with engine.connect() as conn:
+        stored = pd.read_sql_query(
+            "SELECT coin_id, snapshot_ts, predicted_log_turnover FROM forecasts "
+            f"WHERE model_version = '{version}'",
+            conn,
+        )
+    stored["snapshot_ts"] = pd.to_datetime(stored["snapshot_ts"], utc=True, format="ISO8601")
+    return stored
+
+
 def _staged_challenger(settings, run_id: str, panel=None):
     """A challenger staged (data and challenger stages) without the decision."""
     from liquidity_core.training.cycle import prepare_data, train_challenger
@@ -131,13 +137,7 @@ def test_the_stored_forecasts_path_scores_both_models_on_the_rows_the_champion_f
     y = data["y"].to_numpy()[hold]
     meta = data["meta"].iloc[hold]
     mine = np.load(stage / HOLDOUT_PREDICTIONS)
-    with engine.connect() as conn:
-        stored = pd.read_sql_query(
-            "SELECT coin_id, snapshot_ts, predicted_log_turnover FROM forecasts "
-            f"WHERE model_version = '{first['version']}'",
-            conn,
-        )
-    stored["snapshot_ts"] = pd.to_datetime(stored["snapshot_ts"], utc=True, format="ISO8601")
+    stored = _stored_forecasts_of(engine, first["version"])
     theirs = (
         stored.set_index(["coin_id", "snapshot_ts"])["predicted_log_turnover"]
         .reindex(
