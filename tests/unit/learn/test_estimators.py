@@ -15,10 +15,9 @@ from liquidity_core.learn.estimators import (
     DropEmpty,
     best_blend,
     blend_key,
-    blend_scoring,
+    blend_scores,
     har_challenger,
     har_design,
-    pick_blend,
 )
 
 
@@ -242,16 +241,17 @@ def test_a_model_pickled_before_the_blend_existed_adds_the_whole_change():
     np.testing.assert_allclose(learned_change(blend=0.5).predict(frame([1.0])), [1.25])
 
 
-def test_each_blend_weight_is_scored_on_the_same_fitted_model():
+def test_each_blend_weight_is_scored_from_one_prediction_of_the_change():
     pipe = learned_change()
     X, y = frame([0.0, 1.0, 2.0, 3.0]), np.array([0.1, 1.4, 2.2, 3.0])
-    scoring = blend_scoring()
-    assert list(scoring) == ["blend_0", "blend_25", "blend_50", "blend_75", "blend_100"]
-    for w, scorer in zip(BLEND_WEIGHTS, scoring.values(), strict=True):
+    anchor, change = pipe.anchor_of(X), pipe.predict_change(X)
+    scores = blend_scores(y, anchor, change)
+    assert list(scores) == ["blend_0", "blend_25", "blend_50", "blend_75", "blend_100"]
+    for w in BLEND_WEIGHTS:
         want = r2_score(y, X["log_turnover"] + w * 0.5)
-        assert scorer(pipe, X, y) == pytest.approx(want)
-    assert scoring["blend_100"](pipe, X, y) == pytest.approx(pipe.score(X, y))
-    assert list(blend_scoring((0.3,))) == ["blend_30"]
+        assert scores[blend_key(w)] == pytest.approx(want)
+    assert scores["blend_100"] == pytest.approx(pipe.score(X, y))
+    assert list(blend_scores(y, anchor, change, (0.3,))) == ["blend_30"]
 
 
 def test_the_best_blend_is_the_best_mean_score_over_every_weight_and_parameter():
@@ -266,7 +266,6 @@ def test_the_best_blend_is_the_best_mean_score_over_every_weight_and_parameter()
     everything = {f"mean_test_{blend_key(w)}": np.array([0.1, 0.2]) for w in BLEND_WEIGHTS}
     everything["mean_test_blend_75"] = np.array([0.1, 0.8])
     assert best_blend(everything) == (1, 0.75)
-    assert pick_blend(everything) == 1
     assert isinstance(best_blend(everything)[0], int)
 
 
