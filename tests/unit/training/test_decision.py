@@ -248,6 +248,7 @@ def test_the_reason_gives_every_score_and_the_log_says_the_decision(champion, ca
     r2 = champion["c_r2"] + 0.2
     stage_challenger(settings, "next", r2=r2, p_r2=r2 - 0.3)
     decision = compare_with_champion(settings, run_id="next")
+    assert decision["comparison"] == "re-score after its window"
     rows = decision["comparison_rows"]
     assert decision["reason"] == (
         f"promoted: on {rows} holdout rows scored by the champion's re-score after its "
