@@ -114,11 +114,13 @@ def pieces(path: Path, *, piece_bytes: int | None = None) -> Iterator[tuple[byte
             raise NotStreamable("the header spans lines or ends in a bare carriage return")
         before, offset, rest = 1, len(head), b""
         # A small first piece: it is parsed before the COPY starts (format, span check);
-        # the later ones are parsed while the server stores the earlier ones.
+        # the later ones are parsed while the server stores the earlier ones. Each piece
+        # is twice the one before, up to ``piece_bytes``, so that the server is not left
+        # waiting for one big second piece while it has only the small first one to store.
         size = min(piece_bytes, FIRST_PIECE_BYTES)
         while True:
             block = f.read(size)
-            size = piece_bytes
+            size = min(2 * size, piece_bytes)
             buf = rest + block
             cut = _record_end(buf) if block else len(buf)
             if block and cut == 0:

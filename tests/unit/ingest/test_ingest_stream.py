@@ -203,6 +203,25 @@ def test_chunks_made_ahead_come_in_order_with_errors_in_place_and_stop_with_the_
     assert len(made) <= 5
 
 
+def test_pieces_double_from_the_small_first_one_and_cut_at_record_ends(monkeypatch, tmp_path):
+    """The first piece is small (parsed before the COPY starts); each later one is twice
+    the one before, up to the piece size, so the server never waits long for the next;
+    every piece ends at a line end and together they are the whole file."""
+    monkeypatch.setattr(stream, "FIRST_PIECE_BYTES", 1024)
+    lines = _panel_lines(coins=40, snapshots=60)
+    path = tmp_path / "panel.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = list(stream.pieces(path, piece_bytes=8192))
+    assert b"".join(piece for _h, piece, _b in got) == path.read_bytes()[len(got[0][0]) :]
+    pieces = [piece for _head, piece, _before in got if piece]  # the last may be empty
+    assert all(piece.endswith(b"\n") for piece in pieces)
+    sizes = [len(piece) for piece in pieces]
+    line = max(len(x) for x in lines) + 1  # a piece is cut at most one line short
+    for size, limit in zip(sizes[:-1], (1024, 2048, 4096, 8192), strict=False):
+        assert limit - line < size <= limit + line, sizes
+    assert max(sizes) <= 8192 + line and len(sizes) > 5, sizes
+
+
 class _Recorder(progress.Sink):
     def __init__(self):
         self.updates: list[tuple[str, float, int]] = []
