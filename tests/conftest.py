@@ -32,6 +32,17 @@ from liquidity_core.store import db
 __all__ = ["PG_URL", "REPO", "SHARED_DATA", "airflow_env", "fresh_database"]
 
 
+@pytest.fixture(autouse=True)
+def _data_version_asked_on_every_call():
+    """A web app made by a test trusts a data version it found for a while
+    (:func:`liquidity_core.serving.recent.set_check_interval`, for the whole process); the
+    next test starts again from the default, which asks on every call."""
+    yield
+    from liquidity_core.serving import recent
+
+    recent.set_check_interval(0.0)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """A fresh, empty database URL on each backend."""

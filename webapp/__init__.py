@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BATCH_ROWS": 5000,
     # Seconds between two cheap stat() checks of MODEL_DIR/current.json.
     "MODEL_CHECK_INTERVAL": 2.0,
+    # Seconds a checked data version of the store is trusted before it is asked again (one
+    # database round trip): a new ingest is served at most this long after it commits.
+    "DATA_CHECK_INTERVAL": 1.0,
     # Seconds before a pointer that failed to load is tried again unchanged.
     "MODEL_RETRY_INTERVAL": 30.0,
     # Import the model libraries and load the champion when the app is created, so a
@@ -74,6 +77,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         retry_interval=float(app.config["MODEL_RETRY_INTERVAL"]),
     )
     app.extensions["liquidity_models"] = holder
+    from liquidity_core.serving import recent
+
+    recent.set_check_interval(float(app.config["DATA_CHECK_INTERVAL"]))
     if app.config["PRELOAD_MODEL"]:
         import liquidity_core.serving.predict  # noqa: F401 - pandas and scikit-learn, once
 

@@ -4,11 +4,18 @@ Every coin's snapshots at the newest ``HISTORY_ROWS`` snapshot times, keyed by t
 store's data version: the number of ingest ledger rows and the newest snapshot time
 (one small query, :func:`db.probe_row`). The history itself is read again only after an
 ingest has changed that version. Snapshots are only ever written by an ingest, which adds
-its ledger row in the same transaction, so a stale copy cannot be served.
+its ledger row in the same transaction, so a copy of an older version is never mistaken
+for the current one.
+
+By default the version is asked on every call. A server answering many requests a second
+(the web app) sets :func:`set_check_interval`: the version found is then trusted for that
+many seconds, so a request costs no database round trip, and an ingest is served at most
+that long after it commits (the web app's ``DATA_CHECK_INTERVAL``, 1 s).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -162,13 +169,25 @@ def _data_version(engine) -> tuple:
 
 
 _recent: dict[str, RecentHistory] = {}
+_checked_at: dict[str, float] = {}  # URL -> _clock() when its version was last asked
 _key_of: dict[int, tuple] = {}  # id(engine) -> (engine, its URL as text)
 _recent_lock = threading.Lock()
+_check_interval = 0.0
+_clock = time.monotonic
+
+
+def set_check_interval(seconds: float) -> None:
+    """Trust a data version found for ``seconds`` before asking the store again (0: ask
+    on every call, the default). For this process, every store."""
+    global _check_interval
+    seconds = float(seconds)
+    if not seconds >= 0:
+        raise ValueError(f"the data check interval must be 0 or more seconds, not {seconds}")
+    _check_interval = seconds
 
 
 def recent_history(engine) -> RecentHistory:
     """This process's copy of the store's recent history, read again when it changed."""
-    version = _data_version(engine)
     known = _key_of.get(id(engine))
     if known is None or known[0] is not engine:  # rendering the URL costs, once per engine
         if len(_key_of) >= 64:
@@ -176,12 +195,18 @@ def recent_history(engine) -> RecentHistory:
         known = _key_of[id(engine)] = (engine, str(engine.url))
     key = known[1]
     cached = _recent.get(key)
+    now = _clock()
+    if cached is not None and now - _checked_at.get(key, -math.inf) < _check_interval:
+        return cached
+    version = _data_version(engine)
     if cached is not None and cached.version == version:
+        _checked_at[key] = now
         return cached
     with _recent_lock:  # one reader per process; the others wait for its result
         cached = _recent.get(key)
         if cached is None or cached.version != version:
             cached = _recent[key] = RecentHistory.read(engine, version)
+        _checked_at[key] = now
         return cached
 
 
