@@ -14,7 +14,7 @@ ready in a fraction of a full grid search (``tiny`` scale: the ``fast`` grid). T
 - The forecast step then stores A's forecasts of the newest snapshot, as the forecast DAG
   does after a promotion, so ``GET /api/v1/coins/<symbol>/prediction`` serves stored
   forecasts (``source: stored``).
-- gunicorn with 2 workers, run as docker-compose runs it (``gthread``, 4 threads each),
+- gunicorn with 2 workers, run as docker-compose runs it (:mod:`webapp.gunicorn_conf`),
   on a free port of 127.0.0.1:
   - ``http_1row_median``: one connection, one request at a time (ratio vs in process);
   - ``http_1000rows_median``: a batch of 1,000 rows (goal < 100 ms);
@@ -232,8 +232,8 @@ def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> N
 
 
 class Gunicorn:
-    """``gunicorn --workers 2 --worker-class gthread --threads 4 'webapp:create_app()'`` (as
-    docker-compose runs the web app) on a free port of 127.0.0.1."""
+    """``gunicorn --workers 2 --config python:webapp.gunicorn_conf 'webapp:create_app()'``
+    (as docker-compose runs the web app) on a free port of 127.0.0.1."""
 
     def __init__(self, settings, log_path: Path, *, workers: int = 2):
         self.settings = settings
@@ -253,13 +253,9 @@ class Gunicorn:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
+                "--config",  # the serving settings docker-compose runs with
+                "python:webapp.gunicorn_conf",
                 "--no-control-socket",
-                "--access-logfile",
-                "-",
                 "webapp:create_app()",
             ],
             cwd=str(REPO),

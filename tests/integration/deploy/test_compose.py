@@ -8,6 +8,7 @@ server (under throw-away role and database names) to prove the web app's role ca
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -171,6 +172,39 @@ def test_every_service_has_a_healthcheck(raw, name):
     test = check["test"]
     assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
     assert check.get("interval") and check.get("retries")
+
+
+_GUNICORN_CONFIG = """
+import json, sys
+from gunicorn.app.wsgiapp import WSGIApplication
+sys.argv = ["gunicorn", *json.loads(sys.argv[1])]
+cfg = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").cfg
+print(json.dumps({"worker_class": cfg.worker_class_str, "threads": cfg.threads,
+                  "accesslog": cfg.accesslog, "worker_tmp_dir": cfg.worker_tmp_dir}))
+"""
+
+
+def test_the_web_app_runs_with_the_serving_settings_of_its_gunicorn_file(compose, tmp_path):
+    """gunicorn reads the compose command as it would (in a process of its own: the file
+    sets the metrics folder's variable): gthread with 2 threads, heartbeats in memory and
+    no access log, which /metrics replaces (webapp/gunicorn_conf.py)."""
+    command = compose["services"]["webapp"]["command"]
+    assert "--config=python:webapp.gunicorn_conf" in command
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", _GUNICORN_CONFIG, json.dumps(command[1:])],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == {
+        "worker_class": "gthread",
+        "threads": 2,
+        "accesslog": None,
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+    }
 
 
 def test_healthchecks_probe_the_ports_the_services_listen_on(compose):
