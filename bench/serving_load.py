@@ -14,9 +14,12 @@ Every phase keeps 8 connections busy (closed loop) on the 2 gunicorn workers of
   two ``wrk`` runs above (goals: <= 2 ms for a one-row predict, <= 0.5 ms for a stored
   forecast; the coin route serves the forecasts the forecast step stored).
 - ``http_fixed_*``: one-row ``POST /api/v1/predict`` at a fixed offered rate of
-  :data:`FIXED_RATE` req/s from ``hey`` (:mod:`bench.hey`; goals p99 < 30 ms, 0 errors),
-  for ``Scale.fixed_rate_seconds``. Without ``hey`` on the PATH these figures are recorded
-  as not measured, with the reason.
+  :data:`FIXED_RATE` req/s, evenly spaced, from :data:`FIXED_CONNECTIONS` ``hey``
+  processes started in turn (:func:`bench.hey.run_hey_even`; goals p99 < 30 ms, 0 errors),
+  for ``Scale.fixed_rate_seconds``; ``http_burst_p99``: the same rate from one ``hey -c 10
+  -q 15``, whose workers send their requests together, 10 at a time (no goal: it shows
+  what bursts cost). Without ``hey`` on the PATH these figures are recorded as not
+  measured, with the reason.
 - ``http_reload_*``: a Python threaded generator (it reads each answer's model version)
   posts rows while ``current.json`` is switched to the rejected version B halfway:
   failed requests from then on (goal 0) and seconds until B answers.
@@ -68,6 +71,7 @@ def figure_names() -> list[str]:
         "http_fixed_p99",
         "http_fixed_errors",
         "http_fixed_rps",
+        "http_burst_p99",
         "http_reload_errors",
         "http_reload_seconds",
     ]
@@ -217,7 +221,7 @@ def _wrk_phases(scale: Scale, server, rows, symbols, results: Results) -> None:
 
 
 def _fixed_rate_phase(scale: Scale, server, rows, results: Results) -> None:
-    names = [n for n in figure_names() if n.startswith("http_fixed_")]
+    names = [n for n in figure_names() if n.startswith(("http_fixed_", "http_burst_"))]
     if not hey.available():
         for name in names:
             results.add(
@@ -227,19 +231,21 @@ def _fixed_rate_phase(scale: Scale, server, rows, results: Results) -> None:
                 note="not measured: hey is not installed (Debian: apt-get install hey)",
             )
         return
+    offer = {
+        "url": f"http://127.0.0.1:{server.port}/api/v1/predict",
+        "seconds": scale.fixed_rate_seconds,
+        "rate": FIXED_RATE,
+        "connections": FIXED_CONNECTIONS,
+        "method": "POST",
+        "body": json.dumps(rows[0]),
+    }
     cpu0 = server.workers_cpu()
-    run = hey.run_hey(
-        f"http://127.0.0.1:{server.port}/api/v1/predict",
-        seconds=scale.fixed_rate_seconds,
-        rate=FIXED_RATE,
-        connections=FIXED_CONNECTIONS,
-        method="POST",
-        body=json.dumps(rows[0]),
-    )
+    run = hey.run_hey_even(**offer)
     per_request = 1000 * (server.workers_cpu() - cpu0) / max(1, run.requests)
     note = (
-        f"hey -q {FIXED_RATE / FIXED_CONNECTIONS:g} -c {FIXED_CONNECTIONS} "
-        f"-z {scale.fixed_rate_seconds:g}s: {FIXED_RATE} req/s offered, {run.requests:,} "
+        f"{FIXED_CONNECTIONS} x hey -c 1 -q {FIXED_RATE / FIXED_CONNECTIONS:g} "
+        f"-z {scale.fixed_rate_seconds:g}s started 1/{FIXED_RATE} s apart: {FIXED_RATE} req/s "
+        f"offered evenly, {run.requests:,} "
         f"answered in {run.seconds:.1f}s, p90 {run.p90_ms:.1f} ms, slowest "
         f"{run.slowest_ms:.0f} ms; workers' CPU {per_request:.2f} ms/request; hey used "
         f"{run.cpu_share:.1%} of a core; {_load_note()}"
@@ -255,6 +261,21 @@ def _fixed_rate_phase(scale: Scale, server, rows, results: Results) -> None:
         run.rps,
         "req/s",
         note=f"answered req/s at {FIXED_RATE} req/s offered",
+    )
+    cpu0 = server.workers_cpu()
+    burst = hey.run_hey(**offer)
+    per_request = 1000 * (server.workers_cpu() - cpu0) / max(1, burst.requests)
+    results.add(
+        "http_burst_p99",
+        burst.p99_ms,
+        "ms",
+        reference="http_fixed_p99",
+        note=(
+            f"hey -c {FIXED_CONNECTIONS} -q {FIXED_RATE / FIXED_CONNECTIONS:g} "
+            f"-z {scale.fixed_rate_seconds:g}s: the same rate in bursts of "
+            f"{FIXED_CONNECTIONS}; p50 {burst.p50_ms:.1f} ms, {burst.requests:,} answered, "
+            f"{burst.errors} errors; workers' CPU {per_request:.2f} ms/request; {_load_note()}"
+        ),
     )
 
 
