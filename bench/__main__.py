@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import AREAS
-from .common import Results, get_scale, machine_note
+from .common import Results, get_scale, machine_note, python_speed
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
@@ -40,7 +40,12 @@ def main() -> int:
     out = Path(os.environ.get("BENCH_RESULTS") or RESULTS_PATH)
     results = Results(scale)
     started = datetime.now(UTC)
-    print(f"bench scale={scale.name} areas={','.join(areas)} ({machine_note()})", flush=True)
+    speed = python_speed()
+    print(
+        f"bench scale={scale.name} areas={','.join(areas)} ({machine_note()}; a million turns "
+        f"of a Python loop take {speed} ms of CPU here)",
+        flush=True,
+    )
     failed: list[str] = []
     timings: dict[str, float] = {}
 
@@ -52,6 +57,7 @@ def main() -> int:
             "area_seconds": timings,
             "failed": failed,
             "machine": machine_note(),
+            "python_loop_ms_per_million": speed,
             "python": sys.version.split()[0],
             **results.as_dict(),
         }
