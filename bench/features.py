@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .panels import PANELS, panel_store
+from .panels import PANELS, panel_store, staged_rows
 
 #: The fold forests: the nightly search's trees (SEARCH_TREES["default"]) with the
 #: "default" grid's deeper, larger-leaved combination.
@@ -143,19 +143,9 @@ def review_panel(panel, seed: int) -> PanelReview:
     """Stage ``panel`` as the trainer does, fit its folds and permute every column."""
     from sklearn.inspection import permutation_importance
 
-    from liquidity_core.training.challenger import split_rows
-    from liquidity_core.training.cycle import MAX_SEARCH_ROWS, prepare_data
-    from liquidity_core.training.staging import load_stage_data, staging_dir
-
     started = time.perf_counter()
     with panel_store(panel, LIQUIDITY_N_JOBS=1, LIQUIDITY_SEED=seed) as (settings, _engine):
-        run_id = f"features-{panel.name}"
-        prepare_data(settings, run_id=run_id)
-        rows = split_rows(
-            load_stage_data(staging_dir(settings, run_id)),
-            max_search_rows=MAX_SEARCH_ROWS,
-            seed=settings.random_seed,
-        )
+        rows = staged_rows(settings, f"features-{panel.name}")
     folds = fold_models(settings, rows)
     columns = list(rows.X_tune.columns)
     drops = {c: [] for c in columns}

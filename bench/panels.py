@@ -86,6 +86,22 @@ def panel_store(panel: Panel, **env):
             engine.dispose()
 
 
+def staged_rows(settings, run_id: str):
+    """The trainer's own first stage on ``settings``' store: the features prepared and
+    cut into tuning and holdout rows (:class:`~liquidity_core.training.challenger.Rows`),
+    as the nightly's search gets them."""
+    from liquidity_core.training.challenger import split_rows
+    from liquidity_core.training.cycle import MAX_SEARCH_ROWS, prepare_data
+    from liquidity_core.training.staging import load_stage_data, staging_dir
+
+    prepare_data(settings, run_id=run_id)
+    return split_rows(
+        load_stage_data(staging_dir(settings, run_id)),
+        max_search_rows=MAX_SEARCH_ROWS,
+        seed=settings.random_seed,
+    )
+
+
 def measure(panel: Panel, grid: str) -> dict:
     """Skill, coverage and the chosen form of the trainer's challenger on ``panel``.
 

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from .common import Results, Scale
-from .panels import PANELS, panel_store
+from .panels import PANELS, panel_store, staged_rows
 
 
 def figure_names(scale: Scale) -> list[str]:
@@ -76,19 +76,11 @@ def compare(panel) -> dict:
     from liquidity_core.learn.estimators import best_blend, blend_key
     from liquidity_core.learn.splits import PanelTimeSeriesSplit
     from liquidity_core.training.candidates import GRIDS, run_search, search_grid
-    from liquidity_core.training.challenger import split_rows
-    from liquidity_core.training.cycle import GAP, MAX_SEARCH_ROWS, prepare_data
-    from liquidity_core.training.staging import load_stage_data, staging_dir
+    from liquidity_core.training.cycle import GAP
 
     logging.getLogger("liquidity_core").setLevel(logging.WARNING)
     with panel_store(panel) as (settings, _engine):
-        run_id = f"search-{panel.name}"
-        prepare_data(settings, run_id=run_id)
-        rows = split_rows(
-            load_stage_data(staging_dir(settings, run_id)),
-            max_search_rows=MAX_SEARCH_ROWS,
-            seed=settings.random_seed,
-        )
+        rows = staged_rows(settings, f"search-{panel.name}")
         cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
         searches = {}
         for name, grid in (("cheap", search_grid("default")), ("full", GRIDS["default"])):
