@@ -190,7 +190,9 @@ def run_hey_even(
     ``connections`` ``hey`` processes, each with one connection sending ``rate /
     connections`` requests a second, are started ``1 / rate`` seconds apart, so their
     requests interleave instead of arriving together. The percentiles are those of every
-    request of every process; the CPU is theirs added up.
+    request of every process; the CPU is theirs added up. ``errors`` counts the non-2xx
+    answers: a request with no answer is not in ``hey``'s CSV, so it shows as answered
+    requests a second (``rps``) below ``rate``.
     """
     if not available():
         raise RuntimeError("hey is not installed (Debian: apt-get install hey)")

@@ -56,6 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     -------
     flask.Flask
     """
+    from liquidity_core.serving import recent
     from liquidity_core.serving.model_cache import ModelHolder
     from webapp import api, apikeys, errors, limits, logs, metrics, views
 
@@ -77,8 +78,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         retry_interval=float(app.config["MODEL_RETRY_INTERVAL"]),
     )
     app.extensions["liquidity_models"] = holder
-    from liquidity_core.serving import recent
-
     recent.set_check_interval(float(app.config["DATA_CHECK_INTERVAL"]))
     if app.config["PRELOAD_MODEL"]:
         import liquidity_core.serving.predict  # noqa: F401 - pandas and scikit-learn, once
