@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from liquidity_core.learn.estimators import ANCHOR_FALLBACKS, DEFAULT_ANCHOR, HAR_COLUMNS
+
 from .panels import PANELS, panel_store, staged_rows
 
 #: The fold forests: the nightly search's trees (SEARCH_TREES["default"]) with the
@@ -55,14 +57,8 @@ SHAPE = {
 }
 #: Permutations of each column on each fold.
 N_REPEATS = 5
-#: Columns the HAR anchor reads (estimators.DEFAULT_ANCHOR, ANCHOR_FALLBACKS, HAR_COLUMNS).
-ANCHOR_COLUMNS = (
-    "log_turnover",
-    "log_turnover_mean_3",
-    "log_turnover_mean_7",
-    "log_turnover_mean_30",
-    "log_turnover_mean_60",
-)
+#: Columns the HAR anchor reads (its level and the HAR base's columns).
+ANCHOR_COLUMNS = tuple(dict.fromkeys((DEFAULT_ANCHOR, *ANCHOR_FALLBACKS, *HAR_COLUMNS)))
 
 
 @dataclass(frozen=True)
