@@ -77,10 +77,21 @@ def champion(trained, tmp_path):
 
 
 def predictions_with_r2(y: np.ndarray, r2: float | None) -> np.ndarray:
-    """Forecasts of ``y`` whose R² is ``r2`` (a constant offset); NaN for no score."""
+    """Forecasts of ``y`` whose R² is ``r2`` (a constant offset); NaN for no score.
+
+    The R² the comparison computes from them (:func:`liquidity_core.learn.metrics.r2`) can
+    land a rounding step above ``r2`` (-1.9426111287775032 for -1.9426111287775035 on one
+    machine), which would make a challenger that equals a threshold beat it; the offset
+    is widened by its last bits until that R² is ``r2`` or the float just below.
+    """
     if r2 is None:
         return np.full(len(y), np.nan)
-    return y + np.sqrt((1.0 - r2) * np.sum((y - y.mean()) ** 2) / len(y))
+    offset = np.sqrt((1.0 - r2) * np.sum((y - y.mean()) ** 2) / len(y))
+    for _ in range(1000):
+        if r2_of(y, y + offset) <= r2:
+            break
+        offset = np.nextafter(offset, np.inf)
+    return y + offset
 
 
 def stage_challenger(settings, run_id, *, r2, p_r2, fingerprint="new-data"):
