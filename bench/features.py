@@ -209,7 +209,7 @@ def cell(review: PanelReview, column: str) -> str:
     if column in review.all_nan:
         return "all NaN"
     mean, se = mean_se(review.drops[column])
-    mark = "*" if mean <= se else " "
+    mark = "*" if carries_nothing(review.drops[column]) else " "
     return f"{mean:+.5f} ± {se:.5f}{mark}"
 
 

@@ -128,11 +128,9 @@ def run_hey(
     if not available():
         raise RuntimeError("hey is not installed (Debian: apt-get install hey)")
     with tempfile.TemporaryDirectory(prefix="liquidity-hey-") as tmp:
-        cmd = _hey_command(seconds, rate / connections, connections, method, timeout)
-        if body is not None:
-            path = Path(tmp) / "body.json"
-            path.write_text(body, encoding="utf-8")
-            cmd += ["-T", "application/json", "-D", str(path)]
+        cmd = _hey_command(
+            Path(tmp), seconds, rate / connections, connections, method, timeout, body
+        )
         out_path = Path(tmp) / "out.txt"
         with open(out_path, "wb") as out:
             proc = subprocess.Popen([*cmd, url], stdout=out, stderr=subprocess.STDOUT)
@@ -159,8 +157,10 @@ def run_hey(
     )
 
 
-def _hey_command(seconds: float, per_worker: float, connections: int, method: str, timeout):
-    return [
+def _hey_command(tmp: Path, seconds, per_worker, connections, method, timeout, body) -> list:
+    """``hey``'s arguments but the URL; ``body`` (JSON text, or None) goes in a file in
+    ``tmp``, as ``hey -D`` takes it."""
+    cmd = [
         "hey",
         "-z",
         f"{max(1, round(seconds))}s",
@@ -173,6 +173,11 @@ def _hey_command(seconds: float, per_worker: float, connections: int, method: st
         "-m",
         method,
     ]
+    if body is not None:
+        path = tmp / "body.json"
+        path.write_text(body, encoding="utf-8")
+        cmd += ["-T", "application/json", "-D", str(path)]
+    return cmd
 
 
 def run_hey_even(
@@ -197,11 +202,8 @@ def run_hey_even(
     if not available():
         raise RuntimeError("hey is not installed (Debian: apt-get install hey)")
     with tempfile.TemporaryDirectory(prefix="liquidity-hey-") as tmp:
-        cmd = _hey_command(seconds, rate / connections, 1, method, timeout) + ["-o", "csv"]
-        if body is not None:
-            path = Path(tmp) / "body.json"
-            path.write_text(body, encoding="utf-8")
-            cmd += ["-T", "application/json", "-D", str(path)]
+        cmd = _hey_command(Path(tmp), seconds, rate / connections, 1, method, timeout, body)
+        cmd += ["-o", "csv"]
         procs, outs = [], []
         t0 = time.perf_counter()
         for i in range(connections):

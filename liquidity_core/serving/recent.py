@@ -50,6 +50,9 @@ class RecentHistory:
         Upper-case symbol -> coin_id; among coins sharing a symbol the largest cap wins.
     aliases : dict
         Later name slug -> the coin_id it continues (:mod:`liquidity_core.store.identity`).
+    checked_at : float
+        When (``time.monotonic()``) the store last gave this version when asked; a
+        :func:`set_check_interval` long after it, it is asked again.
     stored_answers : dict
         Answers built from this data version and rows of the store that are never
         changed once written (a stored forecast), kept by their reader for the next
@@ -58,6 +61,7 @@ class RecentHistory:
 
     def __init__(self, version: tuple, panel: pd.DataFrame, aliases: dict | None = None):
         self.version = version
+        self.checked_at = -math.inf
         self.aliases = dict(aliases or {})  # coin identity: later name -> coin_id
         self.columns = {c: panel[c].to_numpy() for c in panel.columns if c != "snapshot_ts"}
         self.columns["snapshot_ts"] = utc_ns(panel["snapshot_ts"])
@@ -169,7 +173,6 @@ def _data_version(engine) -> tuple:
 
 
 _recent: dict[str, RecentHistory] = {}
-_checked_at: dict[str, float] = {}  # URL -> _clock() when its version was last asked
 _key_of: dict[int, tuple] = {}  # id(engine) -> (engine, its URL as text)
 _recent_lock = threading.Lock()
 _check_interval = 0.0
@@ -196,17 +199,17 @@ def recent_history(engine) -> RecentHistory:
     key = known[1]
     cached = _recent.get(key)
     now = _clock()
-    if cached is not None and now - _checked_at.get(key, -math.inf) < _check_interval:
+    if cached is not None and now - cached.checked_at < _check_interval:
         return cached
     version = _data_version(engine)
     if cached is not None and cached.version == version:
-        _checked_at[key] = now
+        cached.checked_at = now
         return cached
     with _recent_lock:  # one reader per process; the others wait for its result
         cached = _recent.get(key)
         if cached is None or cached.version != version:
             cached = _recent[key] = RecentHistory.read(engine, version)
-        _checked_at[key] = now
+        cached.checked_at = now
         return cached
 
 
