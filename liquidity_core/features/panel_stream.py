@@ -9,7 +9,10 @@ at once:
   way; both yield panels (:func:`~liquidity_core.store.snapshots.panel_from_rows` form)
   holding whole snapshot times, oldest first.
 - :func:`scan` makes one pass over them for what the split needs: the snapshot times, the
-  rows and the rows with a target at each time, coins, and the data fingerprint.
+  rows and the rows with a target at each time, and coins. It needs four columns only,
+  which :func:`stored_chunks` reads alone when given ``columns=SCAN_COLUMNS``.
+- :func:`fingerprinted` hashes the chunks of the pass that reads every column, as they
+  go by, into the data fingerprint.
 - :func:`windowed_features` runs :func:`~liquidity_core.features.build.build_features` on
   a sliding window: the rows of each new chunk plus the ``HISTORY_ROWS - 1`` snapshot
   times before it, and the next time for the target; features are computed for the new
@@ -24,7 +27,6 @@ by the number of snapshots.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -47,12 +49,14 @@ from liquidity_core.store.snapshots import (
 #: Rows read per chunk: the window holds this plus HISTORY_ROWS - 1 snapshot times.
 CHUNK_ROWS = 500_000
 _RAW_COLUMNS = [*SNAPSHOT_COLUMNS, "extras"]
+#: The columns :func:`scan` reads: a row's coin and time and its log turnover's measures.
+SCAN_COLUMNS = ("coin_id", "snapshot_ts", "volume_24h", "market_cap")
 
 
 # --- reading ----------------------------------------------------------------------------
 
 
-def stored_chunks(engine, *, until=None, since=None, chunk_rows: int = CHUNK_ROWS):
+def stored_chunks(engine, *, until=None, since=None, chunk_rows: int = CHUNK_ROWS, columns=None):
     """Stored snapshots (``since <= snapshot_ts <= until``) as panels of whole times.
 
     Parameters
@@ -63,6 +67,9 @@ def stored_chunks(engine, *, until=None, since=None, chunk_rows: int = CHUNK_ROW
         Time bounds (inclusive; naive = UTC); None = unbounded.
     chunk_rows : int, default=CHUNK_ROWS
         About how many rows each panel holds (a snapshot time is never split).
+    columns : tuple of str, default=None
+        ``SCAN_COLUMNS``: read those columns only (typed as in a panel, in time order but
+        not sorted by coin within a time), what :func:`scan` needs; None: every column.
 
     Yields
     ------
@@ -74,31 +81,46 @@ def stored_chunks(engine, *, until=None, since=None, chunk_rows: int = CHUNK_ROW
         "until": None if until is None else format_ts(to_utc(until, name="until")),
         "since": None if since is None else format_ts(to_utc(since, name="since")),
     }
-    if db.dialect_of(engine) == "postgresql":
-        raw = _postgres_frames(engine, params, chunk_rows)
+    if columns is None:
+        query, names, typed = "model_panel_chunks", _RAW_COLUMNS, panel_from_rows
+    elif tuple(columns) == SCAN_COLUMNS:
+        query, names, typed = "model_panel_scan", list(SCAN_COLUMNS), _scan_from_rows
     else:
-        raw = _cursor_frames(engine, params, chunk_rows)
-    return _whole_times(panel_from_rows(f) for f in raw)
+        raise ValueError(f"columns must be None or SCAN_COLUMNS {SCAN_COLUMNS}, not {columns!r}")
+    if db.dialect_of(engine) == "postgresql":
+        raw = _postgres_frames(engine, params, chunk_rows, query, names)
+    else:
+        raw = _cursor_frames(engine, params, chunk_rows, query, names)
+    return _whole_times(typed(f) for f in raw)
 
 
-def _cursor_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _scan_from_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Raw rows of ``model_panel_scan`` typed as in a panel (UTC times, float measures)."""
+    frame["coin_id"] = frame["coin_id"].astype(str)
+    frame["snapshot_ts"] = pd.to_datetime(frame["snapshot_ts"], utc=True, format="ISO8601")
+    for col in ("volume_24h", "market_cap"):
+        frame[col] = pd.to_numeric(frame[col]).astype(float)
+    return frame
+
+
+def _cursor_frames(
+    engine, params: dict, chunk_rows: int, query: str, names: list[str]
+) -> Iterator[pd.DataFrame]:
     with db.transaction(engine, readonly=True) as conn:
-        result = conn.execute(db.query("model_panel_chunks"), params)
+        result = conn.execute(db.query(query), params)
         while rows := result.fetchmany(chunk_rows):
-            yield pd.DataFrame(rows, columns=_RAW_COLUMNS)
+            yield pd.DataFrame(rows, columns=names)
 
 
-def _postgres_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _postgres_frames(
+    engine, params: dict, chunk_rows: int, query: str, names: list[str]
+) -> Iterator[pd.DataFrame]:
     """``COPY (query) TO STDOUT`` written by a thread into a pipe that pandas reads."""
     with db.transaction(engine, readonly=True) as conn:
         cursor = conn.connection.driver_connection.cursor()
         # COPY takes no parameters: the driver binds the values into the statement's text
         # (psycopg2's own quoting, as for any parameter); no value is formatted in here.
-        select = (
-            db.query("model_panel_chunks")
-            .text.replace(":until", "%(until)s")
-            .replace(":since", "%(since)s")
-        )
+        select = db.query(query).text.replace(":until", "%(until)s").replace(":since", "%(since)s")
         copy_sql = cursor.mogrify(
             "COPY (" + select + ") TO STDOUT WITH (FORMAT csv)", params
         ).decode("utf-8")
@@ -120,10 +142,12 @@ def _postgres_frames(engine, params: dict, chunk_rows: int) -> Iterator[pd.DataF
                 reader = pd.read_csv(
                     source,
                     header=None,
-                    names=_RAW_COLUMNS,
-                    dtype={"coin_id": str, "coin_name": str, "symbol": str, "extras": str},
+                    names=names,
+                    dtype={
+                        c: str for c in ("coin_id", "coin_name", "symbol", "extras") if c in names
+                    },
                     keep_default_na=False,
-                    na_values={c: [""] for c in _RAW_COLUMNS},
+                    na_values={c: [""] for c in names},
                     chunksize=chunk_rows,
                     engine="c",
                 )
@@ -165,7 +189,7 @@ def _whole_times(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         current = following
 
 
-# --- one pass: times, targets, fingerprint ----------------------------------------------
+# --- one pass: times and targets; the fingerprint on the way ------------------------------
 
 
 @dataclass
@@ -180,8 +204,6 @@ class PanelScan:
         Rows at each time, and rows whose coin has a finite log turnover at the next
         time (the rows with a target, as :func:`build_features` defines it).
     n_rows, n_coins : int
-    fingerprint : str
-        sha256 over the rows (as :func:`liquidity_core.training.data.data_fingerprint`).
     """
 
     times: pd.DatetimeIndex
@@ -189,19 +211,16 @@ class PanelScan:
     targets_at: np.ndarray
     n_rows: int
     n_coins: int
-    fingerprint: str
 
 
 def scan(chunks: Iterable[pd.DataFrame]) -> PanelScan:
-    """One pass over time-ordered chunks; memory grows with the coins and times only."""
-    hasher = hashlib.sha256()
+    """One pass over chunks of whole snapshot times, oldest first (only
+    :data:`SCAN_COLUMNS` are read); memory grows with the coins and times only."""
     coins = pd.Index([], dtype=object)
     last_t = np.empty(0, dtype=np.int64)  # time code of each coin's newest row
     times, rows_at, targets_at = [], [], []
     n_rows = 0
     for chunk in chunks:
-        ordered = chunk[sorted(chunk.columns)]
-        hasher.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
         ids = chunk["coin_id"].to_numpy(dtype=object)
         code = coins.get_indexer(ids)
         if (code < 0).any():
@@ -227,8 +246,17 @@ def scan(chunks: Iterable[pd.DataFrame]) -> PanelScan:
         targets_at=np.asarray(targets_at, dtype=np.int64),
         n_rows=n_rows,
         n_coins=len(coins),
-        fingerprint=hasher.hexdigest(),
     )
+
+
+def fingerprinted(chunks: Iterable[pd.DataFrame], hasher) -> Iterator[pd.DataFrame]:
+    """``chunks`` as they are, each hashed into ``hasher`` (a ``hashlib.sha256()``) as it
+    goes by: once the chunks of a whole panel have passed, in :func:`stored_chunks` order,
+    ``hasher.hexdigest()`` is its :func:`~liquidity_core.training.data.data_fingerprint`."""
+    for chunk in chunks:
+        ordered = chunk[sorted(chunk.columns)]
+        hasher.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+        yield chunk
 
 
 # --- features over a sliding window -------------------------------------------------------

@@ -18,6 +18,8 @@ from liquidity_core.errors import NotEnoughData
 from liquidity_core.features.build import build_features
 from liquidity_core.features.panel_stream import (
     CHUNK_ROWS,
+    SCAN_COLUMNS,
+    fingerprinted,
     frame_chunks,
     scan,
     stored_chunks,
@@ -104,8 +106,9 @@ def prepare_data(
     """Stage 1: read the panel, check it, and stage the features the next stages use.
 
     Memory is bounded by the work, not by the data: the panel is read twice in
-    time-ordered chunks (:mod:`liquidity_core.features.panel_stream`), once for the
-    snapshot times, targets and fingerprint, once for the features over a sliding window,
+    time-ordered chunks (:mod:`liquidity_core.features.panel_stream`), once (four columns)
+    for the snapshot times and targets, once (every column) for the features over a
+    sliding window and the fingerprint,
     and only the rows the next stages use are kept: at most ``max_tuning_rows`` tuning
     rows, drawn at random (seeded) from all of them, and every holdout row.
 
@@ -137,11 +140,14 @@ def prepare_data(
     registry.reconcile_pointer(settings)
     remove_stale_staging(settings)
     chunks = _chunk_source(settings, until=until, panel=panel, chunk_rows=chunk_rows)
-    seen = scan(chunks())
+    seen = scan(chunks(SCAN_COLUMNS))
     tuning_t, holdout_t = _split_times(seen, settings)
     n_tuning = int(seen.targets_at[tuning_t].sum())
     picked = _tuning_sample(n_tuning, max_tuning_rows, settings.random_seed)
-    X, y, meta, tuning, holdout = _kept_rows(chunks, tuning_t, holdout_t, picked)
+    fingerprint = hashlib.sha256()
+    X, y, meta, tuning, holdout = _kept_rows(
+        fingerprinted(chunks(), fingerprint), tuning_t, holdout_t, picked
+    )
     stage = staging_dir(settings, run_id)
     stage.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -155,7 +161,7 @@ def prepare_data(
         "n_holdout_rows": int(len(holdout)),
         "data_window_start": seen.times[0].isoformat(),
         "data_window_end": seen.times[-1].isoformat(),
-        "data_fingerprint": seen.fingerprint,
+        "data_fingerprint": fingerprint.hexdigest(),
     }
     pd.to_pickle(
         {"X": X, "y": y, "meta": meta, "tuning": tuning, "holdout": holdout},
@@ -175,18 +181,19 @@ def prepare_data(
 
 
 def _chunk_source(settings: Settings, *, until, panel, chunk_rows: int):
-    """A function that reads the panel afresh, in time-ordered chunks each call: from
-    ``panel`` when given, else from the database (its schema checked first)."""
+    """A function that reads the panel afresh, in time-ordered chunks each call (only
+    ``columns`` of it when given, see :func:`stored_chunks`): from ``panel`` when given,
+    else from the database (its schema checked first)."""
     if panel is None:
         engine = db.get_engine(settings.database_url)
         db.require_schema(engine)
 
-        def chunks():
-            return stored_chunks(engine, until=until, chunk_rows=chunk_rows)
+        def chunks(columns=None):
+            return stored_chunks(engine, until=until, chunk_rows=chunk_rows, columns=columns)
 
     else:
 
-        def chunks():
+        def chunks(columns=None):
             return frame_chunks(panel, chunk_rows=chunk_rows)
 
     return chunks
@@ -204,11 +211,12 @@ def _tuning_sample(n_tuning: int, max_tuning_rows: int, seed) -> np.ndarray | No
 
 
 def _kept_rows(chunks, tuning_t, holdout_t, picked: np.ndarray | None):
-    """The rows with a target at the tuning times (only the ``picked`` ordinals, when
-    given) and at the holdout times: ``X`` (extras last, sorted), ``y``, ``meta`` and the
-    positions of the tuning and of the holdout rows in them."""
+    """The rows of ``chunks`` (the whole panel, time-ordered) with a target at the tuning
+    times (only the ``picked`` ordinals, when given) and at the holdout times: ``X``
+    (extras last, sorted), ``y``, ``meta`` and the positions of the tuning and of the
+    holdout rows in them."""
     parts, counted = [], 0
-    for fs in windowed_features(chunks()):
+    for fs in windowed_features(chunks):
         t = fs.meta["t"].to_numpy()
         has = np.isfinite(fs.y.to_numpy())
         tune = has & np.isin(t, tuning_t)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,8 @@ from support.panels import make_panel as feature_panel
 from liquidity_core import ingest
 from liquidity_core.features.build import HISTORY_ROWS, build_features
 from liquidity_core.features.panel_stream import (
+    SCAN_COLUMNS,
+    fingerprinted,
     frame_chunks,
     scan,
     stored_chunks,
@@ -58,18 +62,29 @@ def test_windowed_features_see_the_newest_history_rows_times_like_prediction():
         pd.testing.assert_frame_equal(got.iloc[rows].reset_index(drop=True), want)
 
 
-def test_scan_counts_times_targets_and_fingerprints_like_the_whole_panel():
+def test_scan_counts_times_and_targets_like_the_whole_panel():
     panel = make_panel(coins=5, snapshots=30)
     panel = panel.drop(index=[3, 4, 40]).reset_index(drop=True)  # coins missing at times
     panel.loc[10, "market_cap"] = 0.0  # no finite turnover: the row before has no target
-    seen = scan(frame_chunks(panel, chunk_rows=11))
     fs = build_features(panel)
     has = np.isfinite(fs.y.to_numpy())
     t = fs.meta["t"].to_numpy()
-    assert seen.n_rows == len(panel) and seen.n_coins == 5
-    assert seen.rows_at.tolist() == np.bincount(t).tolist()
-    assert seen.targets_at.tolist() == np.bincount(t[has], minlength=30).tolist()
-    assert seen.fingerprint == data_fingerprint(panel)
+    # Rows of a time in any coin order, and only the columns scan reads.
+    shuffled = panel.sample(frac=1.0, random_state=0).sort_values("snapshot_ts", kind="stable")
+    for chunks in (frame_chunks(panel, chunk_rows=11), [shuffled[list(SCAN_COLUMNS)]]):
+        seen = scan(chunks)
+        assert seen.n_rows == len(panel) and seen.n_coins == 5
+        assert seen.rows_at.tolist() == np.bincount(t).tolist()
+        assert seen.targets_at.tolist() == np.bincount(t[has], minlength=30).tolist()
+
+
+def test_chunks_hashed_as_they_go_by_give_the_whole_panels_fingerprint():
+    panel = make_panel(coins=5, snapshots=30)
+    hasher = hashlib.sha256()
+    passed = list(fingerprinted(frame_chunks(panel, chunk_rows=11), hasher))
+    assert len(passed) > 3
+    pd.testing.assert_frame_equal(pd.concat(passed, ignore_index=True), panel)
+    assert hasher.hexdigest() == data_fingerprint(panel)
 
 
 def test_stored_chunks_read_the_stored_panel_in_order(settings, engine, tmp_path):
@@ -83,7 +98,19 @@ def test_stored_chunks_read_the_stored_panel_in_order(settings, engine, tmp_path
         assert c["snapshot_ts"].nunique() == len(np.unique(c["snapshot_ts"]))
     got = pd.concat(chunks, ignore_index=True)
     pd.testing.assert_frame_equal(got, whole, check_dtype=False)
-    assert data_fingerprint(whole) == scan(stored_chunks(engine, chunk_rows=25)).fingerprint
+    hasher = hashlib.sha256()
+    for _ in fingerprinted(stored_chunks(engine, chunk_rows=25), hasher):
+        pass
+    assert hasher.hexdigest() == data_fingerprint(whole)
+    light = list(stored_chunks(engine, chunk_rows=25, columns=SCAN_COLUMNS))
+    assert [list(c.columns) for c in light] == [list(SCAN_COLUMNS)] * len(light)
+    got = pd.concat(light, ignore_index=True)
+    key = ["snapshot_ts", "coin_id"]
+    got = got.sort_values(key, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, whole[list(SCAN_COLUMNS)], check_dtype=False)
+    assert scan(light).rows_at.tolist() == whole.groupby("snapshot_ts").size().tolist()
+    with pytest.raises(ValueError, match="SCAN_COLUMNS"):
+        stored_chunks(engine, columns=("coin_id",))
     until = whole["snapshot_ts"].iloc[200]
     since = whole["snapshot_ts"].iloc[100]
     part = pd.concat(stored_chunks(engine, since=since, until=until), ignore_index=True)
