@@ -123,7 +123,9 @@ def fold_models(settings, rows) -> list[Fold]:
 
     cap = settings.max_train_rows_per_tree  # as run_search
     max_samples = cap if len(rows.y_tune) > cap else None
-    template = forest_pipeline(settings, max_samples=max_samples).set_params(**SHAPE)
+    # Every column goes to the forest here, those it is left out of too, to review them.
+    template = forest_pipeline(settings, max_samples=max_samples)
+    template.set_params(**SHAPE, select__drop=())
     cv = PanelTimeSeriesSplit(settings.cv_splits, gap=GAP)
     folds = []
     for train, test in cv.split(rows.X_tune, groups=rows.t_tune):

@@ -81,3 +81,20 @@ BASE_FEATURES = [
     "gap_days",
     "target_weekday",
 ]
+
+#: Features built (and stored, and read by the anchor, the intervals' buckets and the
+#: report) but left out of the forest's input: each carried nothing on the CV folds of
+#: every dev panel at two seeds, and leaving these seven out together cost no holdout
+#: skill on any dev panel at three forest seeds (docs/model.md, "Features that carry
+#: nothing", reviewed 2026-12-07 with ``python -m bench.features``). ``snapshots_seen``
+#: carried nothing on the folds too, but leaving it out cost monthly_dev's holdout 0.008-
+#: 0.010 skill at each seed, so the forest keeps it; ``log_turnover_mean_60`` stays too.
+LEFT_OUT_OF_FOREST = (
+    "change_1h",
+    "log_market_cap",
+    "log_mcap_rel",
+    "mcap_rank",
+    "gap_days",
+    "log_turnover_ewm_2",
+    "log_turnover_ewm_8",
+)

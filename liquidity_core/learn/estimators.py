@@ -205,6 +205,65 @@ def best_blend(cv_results: dict, weights=BLEND_WEIGHTS) -> tuple[int, float]:
     return int(pi), float(weights[wi])
 
 
+class DropColumns(TransformerMixin, BaseEstimator):
+    """A transformer that leaves out the named columns of the frame it is fitted on.
+
+    The forest's pipeline starts with one (:data:`~liquidity_core.features.columns.
+    LEFT_OUT_OF_FOREST`): those features are still built, stored and read by the anchor,
+    the intervals and the report, but the trees never split on them. It is fitted on a
+    DataFrame and later applied to rows with the same columns in the same order (the
+    model's ``feature_names``); names it does not find are ignored.
+
+    Parameters
+    ----------
+    drop : tuple of str, default=()
+        The columns to leave out.
+
+    Attributes
+    ----------
+    keep_ : ndarray of int
+        Positions of the columns kept, in their order.
+    feature_names_out_ : ndarray of str
+        Their names.
+    """
+
+    def __init__(self, drop=()):
+        self.drop = drop
+
+    def fit(self, X, y=None):
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("DropColumns needs a DataFrame with named feature columns")
+        names = np.asarray(X.columns, dtype=object)
+        self.keep_ = np.flatnonzero(~np.isin(names, list(self.drop)))
+        self.feature_names_out_ = names[self.keep_]
+        self.n_features_in_ = len(names)
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"DropColumns was fitted on {self.n_features_in_} columns, "
+                f"got an array of shape {X.shape}"
+            )
+        return X[:, self.keep_]
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_out_
+
+
+def forest_inputs(pipeline, names) -> list[str]:
+    """The names of the columns the last step of ``pipeline`` is fitted on, given the
+    pipeline's input columns ``names``: the steps that leave columns out (``keep_``)
+    applied in turn."""
+    names = list(names)
+    for _name, step in pipeline.steps[:-1]:
+        keep = getattr(step, "keep_", None)
+        if keep is not None:
+            names = [names[i] for i in keep]
+    return names
+
+
 class DropEmpty(TransformerMixin, BaseEstimator):
     """A transformer that drops the columns with no finite value in its training rows.
 

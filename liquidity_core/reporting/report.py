@@ -249,8 +249,11 @@ def _residuals_by_market_cap_plot(actual: np.ndarray, pred: np.ndarray, market_c
 
 def _importances_plot(model) -> str:
     """The champion's impurity feature importances, smallest at the bottom."""
+    from liquidity_core.learn.estimators import forest_inputs
+
     forest = model.pipeline[-1]
-    importances = pd.Series(forest.feature_importances_, index=model.feature_names)
+    names = forest_inputs(model.pipeline, model.feature_names)
+    importances = pd.Series(forest.feature_importances_, index=names)
     importances = importances.sort_values()
     fig, ax = _figure(7, max(2.5, 0.25 * len(importances)))
     ax.barh(importances.index, importances.to_numpy(), color="#3b6ea5")

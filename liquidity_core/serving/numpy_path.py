@@ -8,7 +8,8 @@ the same order, as the step's own ``transform``/``predict``:
 
 - ``StandardScaler``: ``X -= mean_``, then ``X /= scale_``;
 - ``SimpleImputer`` (NaN as missing, no indicator): NaN becomes ``statistics_``;
-- ``Ridge``/``RidgeCV``/``LinearRegression``: ``X @ coef_.T + intercept_``.
+- ``Ridge``/``RidgeCV``/``LinearRegression``: ``X @ coef_.T + intercept_``;
+- ``DropColumns``/``DropEmpty`` (:mod:`liquidity_core.learn.estimators`): ``X[:, keep_]``.
 
 A step of any other kind, or set up otherwise, goes through scikit-learn itself, so the
 result never depends on whether the fast path applies; ``tests/test_predict_fast_path.py``
@@ -40,13 +41,21 @@ def _linear(step, X: np.ndarray) -> np.ndarray:
     return X @ step.coef_.T + step.intercept_
 
 
+def _columns(step, X: np.ndarray) -> np.ndarray:
+    return X[:, step.keep_]
+
+
 def _kind(step):
     """The NumPy application of ``step``, or None when scikit-learn must apply it."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
     from sklearn.preprocessing import StandardScaler
 
+    from liquidity_core.learn.estimators import DropColumns, DropEmpty
+
     kind = type(step)
+    if kind in (DropColumns, DropEmpty):
+        return _columns
     if kind is StandardScaler:
         return _scaler
     if kind is SimpleImputer:

@@ -116,16 +116,21 @@ def fold_logger(label: str):
 
 
 def forest_pipeline(settings: Settings, *, max_samples):
-    """``AnchoredPipeline([("scale", StandardScaler()), ("model", RandomForestRegressor())])``:
-    a Pipeline fitted on the change from the current log turnover (see target.py)."""
+    """``AnchoredPipeline([("select", DropColumns()), ("scale", StandardScaler()),
+    ("model", RandomForestRegressor())])``: a Pipeline fitted on the change from the
+    current log turnover (see estimators.py), on every feature but
+    :data:`~liquidity_core.features.columns.LEFT_OUT_OF_FOREST`."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.preprocessing import StandardScaler
 
-    from liquidity_core.learn.estimators import AnchoredPipeline
+    from liquidity_core.features.columns import LEFT_OUT_OF_FOREST
+    from liquidity_core.learn.estimators import AnchoredPipeline, DropColumns
 
     # The forest predicts the change from today's log turnover; predict() adds it back.
+    # The anchor reads its columns from the whole input, before the steps.
     return AnchoredPipeline(
         [
+            ("select", DropColumns(drop=LEFT_OUT_OF_FOREST)),
             ("scale", StandardScaler()),
             (
                 "model",

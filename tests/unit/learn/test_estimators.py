@@ -7,6 +7,7 @@ from sklearn.base import clone
 from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score
+from sklearn.pipeline import Pipeline
 
 from liquidity_core.learn.estimators import (
     BLEND_WEIGHTS,
@@ -278,3 +279,41 @@ def test_columns_with_no_finite_value_in_training_are_dropped_for_good():
     np.testing.assert_array_equal(got, [[5.0, 8.0]])
     assert got.dtype == np.float64
     assert DropEmpty().fit(pd.DataFrame({"a": ["1", None]}, dtype=object)).keep_.tolist() == [0]
+
+
+def test_named_columns_are_left_out_and_their_names_followed():
+    from liquidity_core.learn.estimators import DropColumns, forest_inputs
+
+    X = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, np.nan]})
+    drop = DropColumns(drop=("b", "not_there")).fit(X)
+    np.testing.assert_array_equal(drop.transform(X), [[1.0, 5.0], [2.0, np.nan]])
+    np.testing.assert_array_equal(drop.transform(X.to_numpy()), [[1.0, 5.0], [2.0, np.nan]])
+    assert list(drop.get_feature_names_out()) == ["a", "c"]
+    with pytest.raises(ValueError, match="fitted on 3 columns"):
+        drop.transform(X[["a", "b"]])
+    with pytest.raises(TypeError, match="DataFrame"):
+        DropColumns(drop=("b",)).fit(X.to_numpy())
+    pipe = Pipeline([("select", drop), ("empty", DropEmpty().fit(X[["a", "c"]].iloc[[0]]))])
+    pipe.steps.append(("model", DummyRegressor()))
+    assert forest_inputs(pipe, X.columns) == ["a", "c"]
+    pipe.steps[1][1].keep_ = np.array([1])
+    assert forest_inputs(pipe, X.columns) == ["c"]
+
+
+def test_the_anchor_reads_a_column_the_steps_leave_out():
+    from sklearn.ensemble import RandomForestRegressor
+
+    from liquidity_core.learn.estimators import DropColumns
+
+    rng = np.random.default_rng(3)
+    X = frame(rng.normal(size=300), log_turnover_mean_60=rng.normal(size=300))
+    X["x"] = rng.normal(size=300)
+    y = X["log_turnover"] + 0.5 * (X["log_turnover_mean_60"] - X["log_turnover"])
+    steps = [
+        ("select", DropColumns(drop=("log_turnover_mean_60",))),
+        ("model", RandomForestRegressor(n_estimators=3, random_state=0)),
+    ]
+    pipe = AnchoredPipeline(steps, base_columns=("log_turnover_mean_60",)).fit(X, y)
+    assert pipe.named_steps["model"].n_features_in_ == 2
+    assert pipe.base_.named_steps["ridge"].coef_[1] != 0  # the base used the column
+    np.testing.assert_allclose(pipe.anchor_of(X), y, atol=0.05)

@@ -12,7 +12,7 @@ from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from liquidity_core.learn.estimators import AnchoredPipeline, har_ridge
+from liquidity_core.learn.estimators import AnchoredPipeline, DropColumns, DropEmpty, har_ridge
 from liquidity_core.serving import numpy_path as lean
 
 NAMES = [f"f{i}" for i in range(6)]
@@ -37,6 +37,14 @@ def _data(seed: int, n: int, nan_share: float = 0.2):
                 ("i", SimpleImputer(strategy="median", keep_empty_features=True)),
                 ("s", StandardScaler(with_mean=False)),
                 ("r", RidgeCV(alphas=(0.1, 1.0, 10.0))),
+            ]
+        ),
+        lambda: Pipeline(
+            [
+                ("d", DropColumns(drop=("f1", "f3"))),
+                ("e", DropEmpty()),
+                ("i", SimpleImputer(keep_empty_features=True)),
+                ("r", Ridge()),
             ]
         ),
         # Not handled with NumPy: the whole pipeline goes through scikit-learn.
