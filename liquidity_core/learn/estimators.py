@@ -208,11 +208,13 @@ def best_blend(cv_results: dict, weights=BLEND_WEIGHTS) -> tuple[int, float]:
 class DropColumns(TransformerMixin, BaseEstimator):
     """A transformer that leaves out the named columns of the frame it is fitted on.
 
-    The forest's pipeline starts with one (:data:`~liquidity_core.features.columns.
-    LEFT_OUT_OF_FOREST`): those features are still built, stored and read by the anchor,
-    the intervals and the report, but the trees never split on them. It is fitted on a
-    DataFrame and later applied to rows with the same columns in the same order (the
-    model's ``feature_names``); names it does not find are ignored.
+    The forest's pipeline starts with one
+    (:data:`~liquidity_core.features.columns.LEFT_OUT_OF_FOREST`): those features are
+    still built, stored and read by the anchor, the intervals and the report, but the
+    trees never split on them. It is fitted on a DataFrame and later applied to rows with
+    the same columns in the same order (the model's ``feature_names``; a DataFrame with
+    other columns is refused, as scikit-learn's own steps refuse it); names in ``drop``
+    that it does not find are ignored.
 
     Parameters
     ----------
@@ -223,8 +225,8 @@ class DropColumns(TransformerMixin, BaseEstimator):
     ----------
     keep_ : ndarray of int
         Positions of the columns kept, in their order.
-    feature_names_out_ : ndarray of str
-        Their names.
+    feature_names_in_, feature_names_out_ : ndarray of str
+        The names of the columns it was fitted on, and of those kept.
     """
 
     def __init__(self, drop=()):
@@ -235,11 +237,17 @@ class DropColumns(TransformerMixin, BaseEstimator):
             raise TypeError("DropColumns needs a DataFrame with named feature columns")
         names = np.asarray(X.columns, dtype=object)
         self.keep_ = np.flatnonzero(~np.isin(names, list(self.drop)))
+        self.feature_names_in_ = names
         self.feature_names_out_ = names[self.keep_]
         self.n_features_in_ = len(names)
         return self
 
     def transform(self, X):
+        if isinstance(X, pd.DataFrame) and not np.array_equal(X.columns, self.feature_names_in_):
+            raise ValueError(
+                "DropColumns was fitted on other columns, or in another order: "
+                f"expected {list(self.feature_names_in_)}, got {list(X.columns)}"
+            )
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(

@@ -290,7 +290,9 @@ def test_named_columns_are_left_out_and_their_names_followed():
     np.testing.assert_array_equal(drop.transform(X.to_numpy()), [[1.0, 5.0], [2.0, np.nan]])
     assert list(drop.get_feature_names_out()) == ["a", "c"]
     with pytest.raises(ValueError, match="fitted on 3 columns"):
-        drop.transform(X[["a", "b"]])
+        drop.transform(X[["a", "b"]].to_numpy())
+    with pytest.raises(ValueError, match="another order"):
+        drop.transform(X[["c", "b", "a"]])
     with pytest.raises(TypeError, match="DataFrame"):
         DropColumns(drop=("b",)).fit(X.to_numpy())
     pipe = Pipeline([("select", drop), ("empty", DropEmpty().fit(X[["a", "c"]].iloc[[0]]))])
