@@ -257,19 +257,13 @@ class DropColumns(TransformerMixin, BaseEstimator):
         return X[:, self.keep_]
 
     def get_feature_names_out(self, input_features=None):
+        """The names of the columns kept (``input_features``, when given, must be the
+        columns it was fitted on): what ``Pipeline.get_feature_names_out`` passes on."""
+        if input_features is not None and not np.array_equal(
+            input_features, self.feature_names_in_
+        ):
+            raise ValueError(f"DropColumns was fitted on {list(self.feature_names_in_)}")
         return self.feature_names_out_
-
-
-def forest_inputs(pipeline, names) -> list[str]:
-    """The names of the columns the last step of ``pipeline`` is fitted on, given the
-    pipeline's input columns ``names``: the steps that leave columns out (``keep_``)
-    applied in turn."""
-    names = list(names)
-    for _name, step in pipeline.steps[:-1]:
-        keep = getattr(step, "keep_", None)
-        if keep is not None:
-            names = [names[i] for i in keep]
-    return names
 
 
 class DropEmpty(TransformerMixin, BaseEstimator):

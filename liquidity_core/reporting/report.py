@@ -249,10 +249,9 @@ def _residuals_by_market_cap_plot(actual: np.ndarray, pred: np.ndarray, market_c
 
 def _importances_plot(model) -> str:
     """The champion's impurity feature importances, smallest at the bottom."""
-    from liquidity_core.learn.estimators import forest_inputs
-
     forest = model.pipeline[-1]
-    names = forest_inputs(model.pipeline, model.feature_names)
+    # The columns the forest saw: the steps before it may leave some out (DropColumns).
+    names = model.pipeline[:-1].get_feature_names_out(model.feature_names)
     importances = pd.Series(forest.feature_importances_, index=names)
     importances = importances.sort_values()
     fig, ax = _figure(7, max(2.5, 0.25 * len(importances)))

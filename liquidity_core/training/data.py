@@ -181,9 +181,9 @@ def prepare_data(
 
 
 def _chunk_source(settings: Settings, *, until, panel, chunk_rows: int):
-    """A function that reads the panel afresh, in time-ordered chunks each call (only
-    ``columns`` of it when given, see :func:`stored_chunks`): from ``panel`` when given,
-    else from the database (its schema checked first)."""
+    """A function that reads the panel afresh, in time-ordered chunks each call: from
+    ``panel`` when given (whole chunks), else from the database (its schema checked
+    first; only ``columns`` of it when given, see :func:`stored_chunks`)."""
     if panel is None:
         engine = db.get_engine(settings.database_url)
         db.require_schema(engine)
