@@ -72,8 +72,35 @@ SECURITY_HEADERS_JSON = (*SECURITY_HEADERS, ("Cache-Control", "cache-control", "
 
 def wants_json() -> bool:
     """True for API, probe and metrics paths, whose errors are JSON."""
-    path = request.path
+    return _json_path(request.path)
+
+
+def _json_path(path: str) -> bool:
     return path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics")
+
+
+class SecurityHeaders:
+    """WSGI middleware: every response gets the headers of :data:`SECURITY_HEADERS` (and
+    :data:`SECURITY_HEADERS_JSON` on the JSON paths) that it does not set itself.
+
+    Added to the header list the app hands to the server, after Flask has built it: going
+    through the response's ``Headers`` object (an ``after_request`` hook) checked and
+    copied each value again, a tenth of a one-row GET's CPU in the app.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        json_path = _json_path(environ.get("PATH_INFO") or "/")
+
+        def start(status, headers, exc_info=None):
+            present = {name.lower() for name, _value in headers}
+            wanted = SECURITY_HEADERS_JSON if json_path else SECURITY_HEADERS
+            headers.extend((name, value) for name, lower, value in wanted if lower not in present)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict:
@@ -177,11 +204,4 @@ def init_app(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(500, "internal_error", "internal error; the server log has details")
 
-    @app.after_request
-    def _security_headers(response):
-        h = response.headers
-        # One pass over the response's few headers instead of a scan per setdefault.
-        present = {name.lower() for name, _ in h.items()}
-        wanted = SECURITY_HEADERS_JSON if wants_json() else SECURITY_HEADERS
-        h.extend([(name, value) for name, lower, value in wanted if lower not in present])
-        return response
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)

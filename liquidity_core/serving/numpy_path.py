@@ -12,14 +12,19 @@ the same order, as the step's own ``transform``/``predict``:
 - ``DropColumns``/``DropEmpty`` (:mod:`liquidity_core.learn.estimators`): ``X[:, keep_]``.
 
 A step of any other kind, or set up otherwise, goes through scikit-learn itself, so the
-result never depends on whether the fast path applies; ``tests/test_predict_fast_path.py``
-compares both on random rows.
+result never depends on whether the fast path applies;
+``tests/unit/serving/test_predict_fast_path.py`` compares both on random rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
+from sklearn.preprocessing import StandardScaler
+
+from liquidity_core.learn.estimators import DropColumns, DropEmpty, har_matrix
 
 
 def _scaler(step, X: np.ndarray) -> np.ndarray:
@@ -47,12 +52,6 @@ def _columns(step, X: np.ndarray) -> np.ndarray:
 
 def _kind(step):
     """The NumPy application of ``step``, or None when scikit-learn must apply it."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
-    from sklearn.preprocessing import StandardScaler
-
-    from liquidity_core.learn.estimators import DropColumns, DropEmpty
-
     kind = type(step)
     if kind in (DropColumns, DropEmpty):
         return _columns
@@ -109,8 +108,6 @@ def transform(pipeline, X: np.ndarray, names: list[str]) -> np.ndarray:
 
 def anchor_of(pipeline, X: np.ndarray, names: list[str]) -> np.ndarray:
     """``AnchoredPipeline.anchor_of(X)`` for a float64 matrix with columns ``names``."""
-    from liquidity_core.learn.estimators import har_matrix
-
     columns = {c: X[:, i] for i, c in enumerate(names)}
     level = pipeline.level_of(columns, len(X))
     base = getattr(pipeline, "base_", None)
