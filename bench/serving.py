@@ -14,6 +14,10 @@ ready in a fraction of a full grid search (``tiny`` scale: the ``fast`` grid). T
 - The forecast step then stores A's forecasts of the newest snapshot, as the forecast DAG
   does after a promotion, so ``GET /api/v1/coins/<symbol>/prediction`` serves stored
   forecasts (``source: stored``).
+- ``app_healthz_cpu`` / ``app_coin_cpu`` / ``app_predict_cpu``: the web app's own CPU per
+  ``GET /healthz``, stored-forecast GET and one-row predict, called through its WSGI entry
+  point in this process (no sockets, no server). The workers' CPU per request under
+  gunicorn is given as a ratio to these: the rest is the HTTP stack.
 - gunicorn with 2 workers, run as docker-compose runs it (:mod:`webapp.gunicorn_conf`),
   on a free port of 127.0.0.1:
   - ``http_1row_median``: one connection, one request at a time (ratio vs in process);
@@ -59,6 +63,9 @@ def figure_names(scale: Scale) -> list[str]:
         "predict_inprocess_1row",
         "predict_inprocess_1row_cpu",
         "predict_inprocess_1000rows",
+        "app_healthz_cpu",
+        "app_coin_cpu",
+        "app_predict_cpu",
         "http_1row_median",
         "http_1000rows_median",
         *serving_load.figure_names(),
@@ -78,6 +85,7 @@ def run(scale: Scale, results: Results) -> None:
         row_b = registry.get_version(engine, version_b)
         _in_process(scale, settings, rows, results)
         _store_forecasts(settings, results)
+        _app_in_process(scale, settings, rows, results)
         with Gunicorn(settings, root / "gunicorn.log") as server:
             _warm(server, rows)
             _sequential(scale, server, rows, results)
@@ -226,6 +234,61 @@ def _in_process(scale: Scale, settings, rows: list[dict], results: Results) -> N
         note=f"median of {len(times)} (CPU {1000 * statistics.median(cpu):.1f} ms)",
         cpu_ms=1000 * statistics.median(cpu),
     )
+
+
+def _wsgi(app, method: str, path: str, body: bytes = b"") -> str:
+    """One request through the app's WSGI entry point; its status line."""
+    import io
+
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+    status = []
+    b"".join(app(environ, lambda line, headers, exc_info=None: status.append(line)))
+    return status[0]
+
+
+def _app_in_process(scale: Scale, settings, rows: list[dict], results: Results) -> None:
+    """The app's own CPU per request, without a server (see the module docstring)."""
+    from liquidity_core.serving import recent
+    from webapp import create_app
+
+    app = create_app({"SETTINGS": settings})  # trusts a data version for 1 s, as a worker
+    symbols = sorted({r["symbol"] for r in rows})
+    bodies = [json.dumps(r).encode() for r in rows]
+    requests = {
+        "healthz": (lambda i: ("GET", "/healthz", b""), 2000),
+        "coin": (lambda i: ("GET", f"/api/v1/coins/{symbols[i % len(symbols)]}/prediction"), 2000),
+        "predict": (lambda i: ("POST", "/api/v1/predict", bodies[i % len(bodies)]), 500),
+    }
+    try:
+        for name, (request_of, n) in requests.items():
+            for i in range(max(100, len(symbols))):  # every symbol's stored answer, once
+                status = _wsgi(app, *request_of(i))
+                if not status.startswith("200"):
+                    raise RuntimeError(f"in-process {name}: {status}")
+            c0 = time.process_time()
+            for i in range(n):
+                _wsgi(app, *request_of(i))
+            results.add(
+                f"app_{name}_cpu",
+                1000 * (time.process_time() - c0) / n,
+                "ms",
+                note=f"the web app's CPU per request over {n} calls through its WSGI entry "
+                "point in this process, no server (prometheus_client in single-process mode)",
+            )
+    finally:
+        recent.set_check_interval(0.0)  # this process's default again
 
 
 # --- HTTP ------------------------------------------------------------------------------------
