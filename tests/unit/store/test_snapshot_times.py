@@ -15,17 +15,15 @@ from liquidity_core.store.snapshots import (
     _distinct_times,
     recent_snapshots_query,
 )
+from tests.support.market_files import cg_file
 
 _ts = schema.market_snapshots.c.snapshot_ts
 
 
 def _store(settings, tmp_path: Path, days: list[str], coins_at) -> None:
-    """One CoinGecko file: at each day, the coins ``coins_at(day)`` names."""
-    lines = ["coin,symbol,price,1h,24h,7d,24h_volume,mkt_cap,date"]
-    for d in days:
-        lines += [f"Coin {c},C{c},1.0,0.0,0.0,0.0,{10 + c},{1000 + c},{d}" for c in coins_at(d)]
-    path = tmp_path / "drop.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """One CoinGecko file: at each day, the coins ``coins_at(day)`` numbers."""
+    rows = [(f"Coin {c}", f"C{c}", d, 1000 + c, 10 + c) for d in days for c in coins_at(d)]
+    path = cg_file(tmp_path / "drop.csv", rows)
     (result,) = ingest_paths([path], settings=settings)
     assert result.status == "loaded", result.as_dict()
 
