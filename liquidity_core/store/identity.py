@@ -47,8 +47,6 @@ from liquidity_core.store.snapshots import SNAPSHOT_TIMES
 #: Day-to-day caps rarely move 3x; a bigger jump means a different coin took the ticker.
 MCAP_FACTOR = 3.0
 
-#: Advisory lock key serialising recomputes on PostgreSQL (each sees all committed rows).
-_LOCK_KEY = 727275
 
 _DECISION = ("alias_id", "coin_id", "previous_id", "symbol", "previous_last_ts", "alias_first_ts")
 
@@ -221,7 +219,11 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
     deleted or inserted. Returns ``{"aliases": n, "added": n, "removed": n}``.
     """
     if db.dialect_of(conn) == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        # Recomputes of this store wait for each other, so each sees the rows the other
+        # committed. A lock on its own aliases table (SHARE ROW EXCLUSIVE conflicts with
+        # itself, not with readers) and not a database-wide advisory key: stores in other
+        # schemas of the same database do not queue behind it.
+        conn.exec_driver_sql(f"LOCK TABLE {coin_aliases.name} IN SHARE ROW EXCLUSIVE MODE")
     spans = _frame(conn, _spans_query())
     times = _frame(conn, SNAPSHOT_TIMES)["snapshot_ts"]
     # Rule 4 needs the shared tickers only where a link could start or end: counting
