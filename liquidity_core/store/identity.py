@@ -223,7 +223,7 @@ def recompute(conn: Connection, *, factor: float = MCAP_FACTOR) -> dict:
         # committed. A lock on its own aliases table (SHARE ROW EXCLUSIVE conflicts with
         # itself, not with readers) and not a database-wide advisory key: stores in other
         # schemas of the same database do not queue behind it.
-        conn.exec_driver_sql(f"LOCK TABLE {coin_aliases.name} IN SHARE ROW EXCLUSIVE MODE")
+        conn.exec_driver_sql("LOCK TABLE coin_aliases IN SHARE ROW EXCLUSIVE MODE")
     spans = _frame(conn, _spans_query())
     times = _frame(conn, SNAPSHOT_TIMES)["snapshot_ts"]
     # Rule 4 needs the shared tickers only where a link could start or end: counting
