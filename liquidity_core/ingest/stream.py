@@ -78,15 +78,16 @@ class Totals:
         return frame.sort_values("line", kind="stable").reset_index(drop=True)
 
 
-def _record_end(buf: bytes) -> int:
-    """Position just after the last line end of ``buf`` that is outside quotes (0: none)."""
-    if b'"' not in buf:
+def _record_end(buf: bytes, *, open_quote: int = 0) -> int:
+    """Position just after the last line end of ``buf`` that is outside quotes (0: none);
+    ``open_quote`` 1 when ``buf`` starts inside a quoted field."""
+    if b'"' not in buf and not open_quote:
         return buf.rfind(b"\n") + 1
     arr = np.frombuffer(buf, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
     if not len(ends):
         return 0
-    quotes = np.cumsum(arr == 34)
+    quotes = np.cumsum(arr == 34) + open_quote
     outside = ends[quotes[ends] % 2 == 0]
     return int(outside[-1]) + 1 if len(outside) else 0
 
@@ -121,14 +122,15 @@ def pieces(path: Path, *, piece_bytes: int | None = None) -> Iterator[tuple[byte
         while True:
             block = f.read(size)
             size = min(2 * size, piece_bytes)
-            buf = rest + block
-            cut = _record_end(buf) if block else len(buf)
+            # The cut is found in the block, with the quotes ``rest`` left open, so that
+            # the piece is made by one copy, not by joining and then slicing.
+            cut = _record_end(block, open_quote=rest.count(b'"') % 2) if block else 0
             if block and cut == 0:
-                rest = buf
+                rest += block
                 continue
-            piece, rest = buf[:cut], buf[cut:]
+            piece, rest = rest + memoryview(block)[:cut], block[cut:]
             _check_text(piece, offset)
-            if b"\r" in piece.replace(b"\r\n", b""):
+            if b"\r" in piece and b"\r" in piece.replace(b"\r\n", b""):
                 raise NotStreamable("bare carriage returns as line ends")
             yield head, piece, before
             before += _line_count(piece)

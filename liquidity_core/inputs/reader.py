@@ -142,7 +142,8 @@ def _read_header(text: str) -> list[str]:
         raise FileRejected(
             f"empty file: no header and no rows; expected one of: {expected_formats_text()}"
         )
-    first = _LINE_BREAK.split(text, maxsplit=1)[0]
+    end = _LINE_BREAK.search(text)
+    first = text[: end.start()] if end else text
     try:
         # newline="": the csv module sees \r, \n and \r\n line ends as they are.
         source = io.StringIO(text if first.count('"') % 2 else first, newline="")
@@ -259,9 +260,12 @@ def _blank_line_numbers(text: str) -> list[int]:
     without blank lines costs one quick scan.
     """
     numbers, line, pos = [], 1, 0
-    if text[:1] == "\n" or (text and text.split("\n", 1)[0].strip() == ""):
+    end = text.find("\n")
+    if text and (text if end < 0 else text[:end]).strip() == "":
         numbers.append(1)
     for m in _BLANK_AFTER.finditer(text):
+        if m.start() == len(text) - 1:
+            break  # the final line end: nothing follows it, so no line to number
         line += text.count("\n", pos, m.start() + 1)
         pos = m.start() + 1
         numbers.append(line)

@@ -222,6 +222,31 @@ def test_pieces_double_from_the_small_first_one_and_cut_at_record_ends(monkeypat
     assert max(sizes) <= 8192 + line and len(sizes) > 5, sizes
 
 
+def test_pieces_never_cut_inside_a_quoted_field(monkeypatch, tmp_path):
+    """A quoted field may hold line ends and run over several reads: a piece still ends
+    only at a line end outside quotes, even when a read starts inside a quoted field."""
+    monkeypatch.setattr(stream, "FIRST_PIECE_BYTES", 16)
+    header = b"coin,symbol,price\n"
+    rows = [
+        b'"Plain",P,1\n',
+        b'"Two\nlines",T,2\n',
+        b'"' + b"long\n" * 40 + b'",L,3\n',  # longer than any read
+        b'"a ""quote"" and\nmore",Q,4\n',
+        b"bare,B,5\n",
+    ] * 3
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(header + b"".join(rows))
+    got = list(stream.pieces(path, piece_bytes=64))
+    assert b"".join(piece for _h, piece, _b in got) == b"".join(rows)
+    pieces = [piece for _head, piece, _before in got if piece]
+    assert len(pieces) > 3
+    for piece in pieces:
+        assert piece.count(b'"') % 2 == 0 and piece.endswith(b"\n"), piece
+    # Each piece is whole records: the line count before each is that of the file.
+    starts = [before for _h, piece, before in got if piece]
+    assert starts == [1 + b"".join(pieces[:k]).count(b"\n") for k in range(len(pieces))]
+
+
 class _Recorder(progress.Sink):
     def __init__(self):
         self.updates: list[tuple[str, float, int]] = []
