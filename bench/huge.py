@@ -83,7 +83,13 @@ def panel_file(coins: int, snapshots: int) -> Path:
 
 
 def run_measured(args: list[str], env: dict, *, timeout: float) -> dict:
-    """Run a process; its wall time, exit code, output tail and peak memory (MiB)."""
+    """Run a process; its wall time, exit code, output tail and peak memory (MiB).
+
+    The wall time ends when ``wait4`` returns (not at the next poll of the memory, which a
+    thread takes every 0.1 s), so a short run is not rounded up by up to a poll's interval.
+    """
+    import threading
+
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         args, env=env, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -91,32 +97,39 @@ def run_measured(args: list[str], env: dict, *, timeout: float) -> dict:
     ps = psutil.Process(proc.pid)
     peak_tree = 0
     out_chunks: list[bytes] = []
-    import threading
+    done = threading.Event()
+
+    def poll_memory() -> None:
+        nonlocal peak_tree
+        while not done.is_set():
+            try:
+                total = 0
+                for p in [ps, *ps.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak_tree = max(peak_tree, total)
+            except psutil.Error:
+                pass
+            done.wait(0.1)
 
     reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
-    rusage = None
-    while True:
-        try:
-            procs = [ps, *ps.children(recursive=True)]
-            total = 0
-            for p in procs:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak_tree = max(peak_tree, total)
-        except psutil.Error:
-            pass
-        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            break
-        if time.perf_counter() - t0 > timeout:
-            proc.kill()
-            raise RuntimeError(f"{' '.join(args[:3])} ran over {timeout:.0f}s")
-        time.sleep(0.1)
-    seconds = time.perf_counter() - t0
+    poller = threading.Thread(target=poll_memory, daemon=True)
+    poller.start()
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _pid, status, rusage = os.wait4(proc.pid, 0)
+    finally:
+        seconds = time.perf_counter() - t0
+        killer.cancel()
+        done.set()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if seconds > timeout:
+        raise RuntimeError(f"{' '.join(args[:3])} ran over {timeout:.0f}s")
+    poller.join()
     reader.join(timeout=10)
     output = b"".join(out_chunks).decode("utf-8", "replace")
     return {
