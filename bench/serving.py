@@ -85,7 +85,7 @@ def run(scale: Scale, results: Results) -> None:
         row_b = registry.get_version(engine, version_b)
         _in_process(scale, settings, rows, results)
         _store_forecasts(settings, results)
-        _app_in_process(scale, settings, rows, results)
+        _app_in_process(settings, rows, results)
         with Gunicorn(settings, root / "gunicorn.log") as server:
             _warm(server, rows)
             _sequential(scale, server, rows, results)
@@ -258,7 +258,7 @@ def _wsgi(app, method: str, path: str, body: bytes = b"") -> str:
     return status[0]
 
 
-def _app_in_process(scale: Scale, settings, rows: list[dict], results: Results) -> None:
+def _app_in_process(settings, rows: list[dict], results: Results) -> None:
     """The app's own CPU per request, without a server (see the module docstring)."""
     from liquidity_core.serving import recent
     from webapp import create_app
@@ -266,14 +266,20 @@ def _app_in_process(scale: Scale, settings, rows: list[dict], results: Results) 
     app = create_app({"SETTINGS": settings})  # trusts a data version for 1 s, as a worker
     symbols = sorted({r["symbol"] for r in rows})
     bodies = [json.dumps(r).encode() for r in rows]
+    # name: (request i, calls measured, calls first: the coin route reads every
+    # symbol's stored answer once, as each server worker does before its steady state)
     requests = {
-        "healthz": (lambda i: ("GET", "/healthz", b""), 2000),
-        "coin": (lambda i: ("GET", f"/api/v1/coins/{symbols[i % len(symbols)]}/prediction"), 2000),
-        "predict": (lambda i: ("POST", "/api/v1/predict", bodies[i % len(bodies)]), 500),
+        "healthz": (lambda i: ("GET", "/healthz", b""), 2000, 100),
+        "coin": (
+            lambda i: ("GET", f"/api/v1/coins/{symbols[i % len(symbols)]}/prediction"),
+            2000,
+            max(100, len(symbols)),
+        ),
+        "predict": (lambda i: ("POST", "/api/v1/predict", bodies[i % len(bodies)]), 500, 100),
     }
     try:
-        for name, (request_of, n) in requests.items():
-            for i in range(max(100, len(symbols))):  # every symbol's stored answer, once
+        for name, (request_of, n, first) in requests.items():
+            for i in range(first):
                 status = _wsgi(app, *request_of(i))
                 if not status.startswith("200"):
                     raise RuntimeError(f"in-process {name}: {status}")
