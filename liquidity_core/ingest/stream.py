@@ -41,8 +41,7 @@ from liquidity_core.store.snapshots import format_ts
 
 #: Files larger than this are loaded a piece of about this size at a time. A piece is
 #: parsed whole before its first rows are sent, so the server waits while a big one is
-#: parsed: 16 MB against 32 took a 1M-row ingest from 0.672-0.739x to 0.726-0.766x of
-#: ``psql \copy`` in six paired runs, and 10M rows from 0.895x to 0.90-0.92x (2026-12-08).
+#: parsed (16 MB against 32: docs/performance.md, "The re-run of 2026-12-08").
 PIECE_BYTES = 16 << 20
 #: ... except the first piece, which is read before the COPY starts.
 FIRST_PIECE_BYTES = 2 << 20
